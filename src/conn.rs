@@ -1,0 +1,394 @@
+//! One connection's state: which phase of HTTP it is in, what it has read
+//! but not yet parsed, what it must still write, and when it next needs the
+//! loop's attention. Pure apart from [`WriteQueue::flush`], which writes to
+//! any `io::Write` it is given.
+//!
+//! ```text
+//!            head parsed              handler opens a stream
+//!  Head ─────────────────► Body ──► (handler) ──────────────► Streaming
+//!   ▲   (body to read)          │                               │ end()
+//!   │                           │ plain response                ▼
+//!   └───── keep-alive ◄─────────┴────────────────────── ◄── (last chunk)
+//!                               │ close / error / HTTP/1.0 end
+//!                               ▼
+//!                            Draining ──(queue flushed)──► removed
+//! ```
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use crate::frame::Frame;
+use crate::http::{BodyReader, Request, Version};
+use crate::timer::TimerKey;
+
+/// Where a connection is in its life.
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// Reading the body of a request whose head has been parsed.
+    Body(Box<(Request, BodyReader)>),
+    /// An SSE response is open; `chunked` on HTTP/1.1.
+    Streaming { chunked: bool },
+    /// Nothing more will be read; close once the queue is written.
+    Draining,
+}
+
+/// The timeouts a connection's deadlines are computed from, in ms.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    /// A request head (or body) must arrive within this.
+    pub head: u64,
+    /// A stream on which nothing was written for this long is closed.
+    pub idle: u64,
+    /// Send a heartbeat comment after this long without a write.
+    pub heartbeat: Option<u64>,
+}
+
+/// What a connection needs when its timer fires.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// Nothing yet: look again at this time.
+    Later(u64),
+    /// Write a heartbeat comment.
+    Heartbeat,
+    /// The request did not arrive in time.
+    HeadTimeout,
+    /// Nothing could be written for the idle timeout.
+    Idle,
+}
+
+/// Why a connection was closed; also the eviction reasons in the stats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed its side or reset the connection.
+    ClientGone,
+    /// The response ended and the connection was not kept alive.
+    Done,
+    /// Nothing was written to the stream for the server timeout.
+    Idle,
+    /// The client fell further behind than the send-queue cap.
+    QueueFull,
+    /// The server shut down.
+    Shutdown,
+    /// The request head or body did not arrive within the deadline.
+    HeadTimeout,
+    /// The request was refused with a 4xx/5xx and the connection closed.
+    BadRequest,
+    /// A socket error other than the client leaving.
+    IoError,
+}
+
+/// How long a draining connection waits for the client's EOF after the
+/// last byte was written (a "lingering close").
+pub(crate) const LINGER_MS: u64 = 2_000;
+
+/// One piece of queued output.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    /// A shared frame, written as a chunk (`true`) or as bare SSE bytes.
+    Frame(Frame, bool),
+    Owned(Vec<u8>),
+    Static(&'static [u8]),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Frame(f, chunked) => f.wire(*chunked),
+            Chunk::Owned(v) => v,
+            Chunk::Static(s) => s,
+        }
+    }
+}
+
+/// The most slices handed to one `writev`; far above what a flush needs
+/// and well under every platform's `IOV_MAX`.
+const MAX_IOVECS: usize = 64;
+
+/// Output the socket has not taken yet. Frames are queued by reference, so
+/// queueing a broadcast copies nothing; one flush is one `writev` of
+/// everything queued.
+#[derive(Debug, Default)]
+pub(crate) struct WriteQueue {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the front chunk already written.
+    offset: usize,
+    /// Bytes queued and not yet written.
+    len: usize,
+}
+
+/// What one flush did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Flushed {
+    pub bytes: usize,
+    pub chunks: usize,
+    pub syscalls: usize,
+}
+
+impl WriteQueue {
+    pub(crate) fn push(&mut self, chunk: Chunk) {
+        let n = chunk.bytes().len();
+        if n > 0 {
+            self.len += n;
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drops everything queued (the connection is going away).
+    pub(crate) fn clear(&mut self) {
+        *self = WriteQueue::default();
+    }
+
+    /// Writes as much as `w` takes. Stops at `WouldBlock` or at a short
+    /// write (the socket's buffer is full, so the next write would only
+    /// say `WouldBlock`; writable readiness will bring us back).
+    pub(crate) fn flush(&mut self, w: &mut impl Write) -> io::Result<Flushed> {
+        let mut done = Flushed::default();
+        while !self.chunks.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            let mut want = 0;
+            for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+                let bytes = if i == 0 {
+                    &chunk.bytes()[self.offset..]
+                } else {
+                    chunk.bytes()
+                };
+                slices[i] = IoSlice::new(bytes);
+                want += bytes.len();
+                count += 1;
+            }
+            let n = match w.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                // Not an error: the socket's buffer is full for now.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // Not an error: a signal arrived mid-call; try again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            done.syscalls += 1;
+            done.bytes += n;
+            self.advance(n, &mut done.chunks);
+            if n < want {
+                break;
+            }
+        }
+        if self.chunks.is_empty() && self.chunks.capacity() > 16 {
+            // A burst grew the queue; an idle stream should not keep it.
+            self.chunks = VecDeque::new();
+        }
+        Ok(done)
+    }
+
+    fn advance(&mut self, mut n: usize, finished: &mut usize) {
+        self.len -= n;
+        while n > 0 {
+            let front = self.chunks.front().map_or(0, |c| c.bytes().len());
+            let left = front - self.offset;
+            if n >= left {
+                n -= left;
+                self.offset = 0;
+                self.chunks.pop_front();
+                *finished += 1;
+            } else {
+                self.offset += n;
+                n = 0;
+            }
+        }
+    }
+}
+
+/// One connection's state.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// Distinguishes this connection from earlier ones in the same slab slot.
+    pub generation: u64,
+    pub peer: SocketAddr,
+    pub phase: Phase,
+    /// Bytes read and not yet consumed by the request parser. Empty (and
+    /// unallocated) on an idle stream.
+    pub read_buf: Vec<u8>,
+    pub queue: WriteQueue,
+    /// Whether the connection stays open after the current response.
+    pub keep_alive: bool,
+    /// The version of the current request (how to answer it).
+    pub version: Version,
+    /// When the current phase began or, reading a body, last made progress.
+    pub phase_since: u64,
+    /// When bytes last went out on the socket.
+    pub last_write: u64,
+    /// The connection's one timer, and the time it is set for.
+    pub timer: Option<(TimerKey, u64)>,
+    /// The stream's seid while streaming.
+    pub seid: Option<Rc<str>>,
+    /// Topic memberships while streaming: (topic, key in that topic's set).
+    pub topics: Vec<(Rc<str>, usize)>,
+    /// Queued output waiting for the end-of-pass flush.
+    pub dirty: bool,
+    /// The client will send nothing more.
+    pub read_closed: bool,
+    /// Set once the connection is to be removed at the end of the pass.
+    pub closing: Option<CloseReason>,
+}
+
+impl Conn {
+    pub(crate) fn new(generation: u64, peer: SocketAddr, now: u64) -> Self {
+        Conn {
+            generation,
+            peer,
+            phase: Phase::Head,
+            read_buf: Vec::new(),
+            queue: WriteQueue::default(),
+            keep_alive: true,
+            version: Version::Http11,
+            phase_since: now,
+            last_write: now,
+            timer: None,
+            seid: None,
+            topics: Vec::new(),
+            dirty: false,
+            read_closed: false,
+            closing: None,
+        }
+    }
+
+    pub(crate) fn is_streaming(&self) -> bool {
+        matches!(self.phase, Phase::Streaming { .. })
+    }
+
+    /// Changes phase and restarts the phase clock.
+    pub(crate) fn set_phase(&mut self, phase: Phase, now: u64) {
+        self.phase = phase;
+        self.phase_since = now;
+    }
+
+    /// When the connection next needs attention.
+    pub(crate) fn deadline(&self, t: &Timeouts) -> u64 {
+        match self.phase {
+            Phase::Head | Phase::Body(_) => self.phase_since + t.head,
+            Phase::Streaming { .. } => {
+                let idle = self.last_write + t.idle;
+                match t.heartbeat {
+                    // A heartbeat is only worth queueing behind nothing.
+                    Some(h) if self.queue.is_empty() => idle.min(self.last_write + h),
+                    _ => idle,
+                }
+            }
+            // Once everything is written we have half-closed; wait briefly
+            // for the client's EOF so unread input cannot turn our close into
+            // a reset that destroys the response in flight.
+            Phase::Draining if self.queue.is_empty() => self.last_write + LINGER_MS.min(t.idle),
+            Phase::Draining => self.last_write + t.idle,
+        }
+    }
+
+    /// What the connection needs at time `now`.
+    pub(crate) fn due(&self, now: u64, t: &Timeouts) -> Due {
+        let at = self.deadline(t);
+        if at > now {
+            return Due::Later(at);
+        }
+        match self.phase {
+            Phase::Head | Phase::Body(_) => Due::HeadTimeout,
+            Phase::Streaming { .. } if self.last_write + t.idle > now => Due::Heartbeat,
+            _ => Due::Idle,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Event;
+
+    /// A writer that takes at most `room` bytes, then says WouldBlock.
+    struct Throttled {
+        out: Vec<u8>,
+        room: usize,
+        calls: usize,
+    }
+
+    impl Write for Throttled {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.room);
+                self.out.extend_from_slice(&b[..take]);
+                self.room -= take;
+                n += take;
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn many_frames_one_write() {
+        let mut q = WriteQueue::default();
+        let f = Event::new("x").encode().unwrap();
+        for _ in 0..10 {
+            q.push(Chunk::Frame(f.clone(), true));
+        }
+        let mut w = Throttled { out: Vec::new(), room: usize::MAX, calls: 0 };
+        let done = q.flush(&mut w).unwrap();
+        assert_eq!((done.syscalls, done.chunks, w.calls), (1, 10, 1));
+        assert_eq!(w.out, f.chunked().repeat(10));
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn partial_writes_resume_exactly() {
+        let mut q = WriteQueue::default();
+        q.push(Chunk::Static(b"abc"));
+        q.push(Chunk::Owned(b"defgh".to_vec()));
+        q.push(Chunk::Static(b""));
+        q.push(Chunk::Static(b"ij"));
+        let mut w = Throttled { out: Vec::new(), room: 4, calls: 0 };
+        let done = q.flush(&mut w).unwrap();
+        assert_eq!((done.bytes, done.chunks, done.syscalls), (4, 1, 1));
+        assert_eq!(q.len(), 6);
+        w.room = 0;
+        assert_eq!(q.flush(&mut w).unwrap(), Flushed::default());
+        w.room = 100;
+        q.flush(&mut w).unwrap();
+        assert_eq!(w.out, b"abcdefghij");
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn deadlines_by_phase() {
+        let t = Timeouts { head: 10, idle: 100, heartbeat: Some(30) };
+        let mut c = Conn::new(1, SocketAddr::from(([127, 0, 0, 1], 1)), 0);
+        assert_eq!(c.due(5, &t), Due::Later(10));
+        assert_eq!(c.due(10, &t), Due::HeadTimeout);
+        c.set_phase(Phase::Streaming { chunked: true }, 10);
+        c.last_write = 10;
+        assert_eq!(c.due(20, &t), Due::Later(40));
+        assert_eq!(c.due(40, &t), Due::Heartbeat);
+        // Stalled: output is queued, so no more heartbeats; idle decides.
+        c.queue.push(Chunk::Static(b":\n\n"));
+        assert_eq!(c.due(40, &t), Due::Later(110));
+        assert_eq!(c.due(110, &t), Due::Idle);
+    }
+}

@@ -1,0 +1,154 @@
+//! The `Send + Sync` handle other threads use to reach the loop: each call
+//! becomes a command on a channel, and a `mio::Waker` wakes the loop to run
+//! it through the same paths a handler uses.
+
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use crate::core::{SendError, Shared};
+use crate::frame::Event;
+
+/// What another thread asks of the loop.
+pub(crate) enum Command {
+    SendTo {
+        seid: String,
+        event: Event,
+        answer: mpsc::SyncSender<Result<(), SendError>>,
+    },
+    End {
+        seid: String,
+        answer: mpsc::SyncSender<Result<(), SendError>>,
+    },
+    Broadcast(Event),
+    Publish {
+        topic: String,
+        event: Event,
+    },
+    Shutdown {
+        grace: Option<Duration>,
+    },
+}
+
+/// A cheap, cloneable handle to a running server, usable from any thread.
+///
+/// ```no_run
+/// use sseloop::{Event, Server};
+/// let server = Server::builder().bind("127.0.0.1:0")?.build(|_req: &sseloop::Request, reply: &mut sseloop::Reply<'_>| {
+///     let _ = reply.stream();
+/// })?;
+/// let handle = server.handle();
+/// std::thread::spawn(move || {
+///     handle.broadcast(Event::new("tick")).ok();
+///     handle.shutdown().ok();
+/// });
+/// server.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+    waker: Arc<mio::Waker>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("clients", &self.client_count())
+            .finish()
+    }
+}
+
+impl Handle {
+    pub(crate) fn new(tx: mpsc::Sender<Command>, waker: Arc<mio::Waker>, shared: Arc<Shared>) -> Self {
+        Handle { tx, waker, shared }
+    }
+
+    fn submit(&self, command: Command) -> Result<(), SendError> {
+        self.tx.send(command).map_err(|_| SendError::Stopped)?;
+        self.waker.wake().map_err(|_| SendError::Stopped)
+    }
+
+    fn ask(
+        &self,
+        make: impl FnOnce(mpsc::SyncSender<Result<(), SendError>>) -> Command,
+    ) -> Result<(), SendError> {
+        let (answer, result) = mpsc::sync_channel(1);
+        self.submit(make(answer))?;
+        result.recv().unwrap_or(Err(SendError::Stopped))
+    }
+
+    /// Sends an event to the stream with `seid` and waits for the loop to
+    /// queue it.
+    ///
+    /// # Errors
+    /// [`SendError::UnknownSeid`], [`SendError::Frame`] (checked on the
+    /// calling thread), or [`SendError::Stopped`].
+    pub fn send_to(&self, seid: &str, event: impl Into<Event>) -> Result<(), SendError> {
+        let event = event.into();
+        event.validate()?;
+        self.ask(|answer| Command::SendTo {
+            seid: seid.to_owned(),
+            event,
+            answer,
+        })
+    }
+
+    /// Ends the stream with `seid` and waits for the loop to do it.
+    ///
+    /// # Errors
+    /// [`SendError::UnknownSeid`] or [`SendError::Stopped`].
+    pub fn end(&self, seid: &str) -> Result<(), SendError> {
+        self.ask(|answer| Command::End {
+            seid: seid.to_owned(),
+            answer,
+        })
+    }
+
+    /// Sends an event to every stream (encoded once, in the loop). Does not
+    /// wait.
+    ///
+    /// # Errors
+    /// [`SendError::Frame`] or [`SendError::Stopped`].
+    pub fn broadcast(&self, event: impl Into<Event>) -> Result<(), SendError> {
+        let event = event.into();
+        event.validate()?;
+        self.submit(Command::Broadcast(event))
+    }
+
+    /// Sends an event to every stream subscribed to `topic`. Does not wait.
+    ///
+    /// # Errors
+    /// [`SendError::Frame`] or [`SendError::Stopped`].
+    pub fn publish(&self, topic: &str, event: impl Into<Event>) -> Result<(), SendError> {
+        let event = event.into();
+        event.validate()?;
+        self.submit(Command::Publish {
+            topic: topic.to_owned(),
+            event,
+        })
+    }
+
+    /// How many streams are live.
+    pub fn client_count(&self) -> usize {
+        self.shared.clients.load(Ordering::Relaxed)
+    }
+
+    /// Shuts the server down gracefully within its configured grace period:
+    /// stop accepting, end every stream cleanly, flush, return from `run`.
+    ///
+    /// # Errors
+    /// [`SendError::Stopped`] if it already stopped.
+    pub fn shutdown(&self) -> Result<(), SendError> {
+        self.submit(Command::Shutdown { grace: None })
+    }
+
+    /// As [`shutdown`](Handle::shutdown), with its own grace period.
+    ///
+    /// # Errors
+    /// [`SendError::Stopped`] if it already stopped.
+    pub fn shutdown_within(&self, grace: Duration) -> Result<(), SendError> {
+        self.submit(Command::Shutdown { grace: Some(grace) })
+    }
+}

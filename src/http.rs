@@ -1,0 +1,762 @@
+//! HTTP/1.x on the wire: request heads parsed with `httparse`, request bodies
+//! (`Content-Length` or chunked), query decoding, and response heads. Pure:
+//! bytes in, a typed result out; nothing here touches a socket.
+//!
+//! Every buffer has a limit ([`Limits`]); going past one is an [`HttpError`]
+//! whose [`status`](HttpError::status) is the answer to send before closing.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// Size limits on what a client may send.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most bytes in a request head (request line and headers): past it, `431`.
+    pub max_head: usize,
+    /// Most bytes in a request body: past it, `413`.
+    pub max_body: usize,
+}
+
+/// The default head limit: 8 KiB, as most servers use.
+pub const DEFAULT_MAX_HEAD: usize = 8 * 1024;
+/// The default body limit: 1 MiB.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+/// Most header lines in a request head: past it, `431`.
+pub const MAX_HEADERS: usize = 100;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head: DEFAULT_MAX_HEAD,
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+/// Why a request was refused; each maps to one HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    /// The request head is larger than [`Limits::max_head`] or has more than
+    /// [`MAX_HEADERS`] headers (`431`).
+    HeadTooLarge,
+    /// The request head is not valid HTTP/1.x (`400`).
+    Malformed,
+    /// The query string does not decode to UTF-8 (`400`).
+    BadQuery,
+    /// The body's length cannot be determined safely: `Content-Length` with
+    /// `Transfer-Encoding`, conflicting or non-numeric lengths, chunked on
+    /// HTTP/1.0 (`400`).
+    BadFraming,
+    /// A chunked body is malformed (`400`).
+    BadChunk,
+    /// The body is larger than [`Limits::max_body`] (`413`).
+    BodyTooLarge,
+    /// A transfer coding other than `chunked` (`501`).
+    UnsupportedTransferCoding,
+    /// Not HTTP/1.0 or HTTP/1.1 (`505`).
+    UnsupportedVersion,
+    /// The client did not send a complete request in time (`408`).
+    Timeout,
+}
+
+impl HttpError {
+    /// The status code to answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            HttpError::HeadTooLarge => 431,
+            HttpError::Malformed
+            | HttpError::BadQuery
+            | HttpError::BadFraming
+            | HttpError::BadChunk => 400,
+            HttpError::BodyTooLarge => 413,
+            HttpError::UnsupportedTransferCoding => 501,
+            HttpError::UnsupportedVersion => 505,
+            HttpError::Timeout => 408,
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HttpError::HeadTooLarge => "request head too large",
+            HttpError::Malformed => "malformed request",
+            HttpError::BadQuery => "query string is not valid percent-encoded UTF-8",
+            HttpError::BadFraming => "ambiguous or invalid message framing",
+            HttpError::BadChunk => "malformed chunked body",
+            HttpError::BodyTooLarge => "request body too large",
+            HttpError::UnsupportedTransferCoding => "unsupported transfer coding",
+            HttpError::UnsupportedVersion => "unsupported HTTP version",
+            HttpError::Timeout => "request timed out",
+        })
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// The HTTP version of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0: streams are not chunked and end with a close.
+    Http10,
+    /// HTTP/1.1: streams are chunked and the connection can be reused.
+    Http11,
+}
+
+/// How the request's body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    None,
+    Length(usize),
+    Chunked,
+}
+
+/// A parsed request, handed to the handler with its body already read.
+#[derive(Clone, Debug)]
+pub struct Request {
+    method: String,
+    path: String,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, Vec<u8>)>,
+    version: Version,
+    keep_alive: bool,
+    expects_continue: bool,
+    pub(crate) framing: BodyFraming,
+    body: Vec<u8>,
+    peer: SocketAddr,
+}
+
+impl Request {
+    /// The method, as sent (`GET`, `POST`, …).
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The path of the request target, without the query, not decoded.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of query parameter `name`, in order (`?topic=a&topic=b`).
+    pub fn query_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.query
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every query parameter, decoded, in order.
+    pub fn query_pairs(&self) -> &[(String, String)] {
+        &self.query
+    }
+
+    /// The first header named `name` (any case), if its value is UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The first header named `name` (any case), as raw bytes.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Every header, in order, with names as sent.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Whether the connection stays open after this request's response.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// The request body (empty without one). Chunked bodies are decoded.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub(crate) fn expects_continue(&self) -> bool {
+        self.expects_continue
+    }
+
+    pub(crate) fn set_body(&mut self, body: Vec<u8>) {
+        self.body = body;
+    }
+
+    /// A request built directly, for handlers' unit tests.
+    pub fn for_test(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
+        let (path, query) = split_target(target);
+        Request {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: decode_query(query).unwrap_or_default(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
+                .collect(),
+            version: Version::Http11,
+            keep_alive: true,
+            expects_continue: false,
+            framing: BodyFraming::None,
+            body: body.to_vec(),
+            peer: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+/// Parses a request head from the front of `buf`.
+///
+/// Answers `Ok(None)` while the head is incomplete (read more and call again
+/// with the grown buffer), or the request and the head's length in bytes.
+///
+/// # Errors
+/// [`HttpError`] for a head that is too large, malformed, or whose body
+/// framing is unsafe.
+pub(crate) fn parse_head(
+    buf: &[u8],
+    limits: &Limits,
+    peer: SocketAddr,
+) -> Result<Option<(Request, usize)>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() > limits.max_head {
+                Err(HttpError::HeadTooLarge)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(httparse::Error::Version) => return Err(HttpError::UnsupportedVersion),
+        Err(_) => return Err(HttpError::Malformed),
+    };
+    if len > limits.max_head {
+        return Err(HttpError::HeadTooLarge);
+    }
+    let version = match req.version {
+        Some(0) => Version::Http10,
+        Some(1) => Version::Http11,
+        _ => return Err(HttpError::UnsupportedVersion),
+    };
+    let method = req.method.ok_or(HttpError::Malformed)?.to_owned();
+    let target = req.path.ok_or(HttpError::Malformed)?;
+    let target = origin_form(target).ok_or(HttpError::Malformed)?;
+    let (path, query) = split_target(target);
+    let query = decode_query(query).ok_or(HttpError::BadQuery)?;
+
+    let mut content_length: Option<usize> = None;
+    let mut chunked = false;
+    let mut transfer_encoding = false;
+    let mut connection_close = false;
+    let mut connection_keep_alive = false;
+    let mut expects_continue = false;
+    let mut owned_headers = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = parse_content_length(h.value, limits)?;
+            if content_length.is_some_and(|m| m != n) {
+                return Err(HttpError::BadFraming);
+            }
+            content_length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if transfer_encoding {
+                // Several Transfer-Encoding lines: refuse rather than guess
+                // how an upstream proxy combined them.
+                return Err(HttpError::BadFraming);
+            }
+            transfer_encoding = true;
+            chunked = parse_transfer_encoding(h.value)?;
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                connection_close |= token.eq_ignore_ascii_case(b"close");
+                connection_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            expects_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        }
+        owned_headers.push((h.name.to_owned(), h.value.to_vec()));
+    }
+    let framing = match (content_length, transfer_encoding) {
+        (Some(_), true) => return Err(HttpError::BadFraming),
+        (_, true) if version == Version::Http10 => return Err(HttpError::BadFraming),
+        (None, true) if chunked => BodyFraming::Chunked,
+        (None, true) => return Err(HttpError::UnsupportedTransferCoding),
+        (Some(0), false) | (None, false) => BodyFraming::None,
+        (Some(n), false) => BodyFraming::Length(n),
+    };
+    let keep_alive = match version {
+        Version::Http11 => !connection_close,
+        Version::Http10 => connection_keep_alive && !connection_close,
+    };
+    let request = Request {
+        method,
+        path: path.to_owned(),
+        query,
+        headers: owned_headers,
+        version,
+        keep_alive,
+        expects_continue: expects_continue && version == Version::Http11,
+        framing,
+        body: Vec::new(),
+        peer,
+    };
+    Ok(Some((request, len)))
+}
+
+/// The path-and-query of a request target: origin form as is, absolute form
+/// (`http://host/path`) without its scheme and authority, `*` as is.
+fn origin_form(target: &str) -> Option<&str> {
+    if target.starts_with('/') || target == "*" {
+        return Some(target);
+    }
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))?;
+    Some(rest.find('/').map_or("/", |at| &rest[at..]))
+}
+
+fn split_target(target: &str) -> (&str, &str) {
+    match target.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (target, ""),
+    }
+}
+
+fn parse_content_length(value: &[u8], limits: &Limits) -> Result<usize, HttpError> {
+    let value = value.trim_ascii();
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(HttpError::BadFraming);
+    }
+    // Any length past the limit is refused before a byte of it is read, so an
+    // absurd length never needs to fit in a usize.
+    if value.len() > 19 {
+        return Err(HttpError::BodyTooLarge);
+    }
+    let n: u64 = std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(HttpError::BadFraming)?;
+    if n > limits.max_body as u64 {
+        return Err(HttpError::BodyTooLarge);
+    }
+    Ok(n as usize)
+}
+
+/// `true` for exactly `chunked`; other codings are not supported.
+fn parse_transfer_encoding(value: &[u8]) -> Result<bool, HttpError> {
+    let codings: Vec<&[u8]> = value.split(|&b| b == b',').map(<[u8]>::trim_ascii).collect();
+    match codings.as_slice() {
+        [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(true),
+        // RFC 9112 §6.3: if chunked is not the final coding the length of
+        // the body cannot be known: 400.
+        [.., last] if !last.eq_ignore_ascii_case(b"chunked") => Err(HttpError::BadFraming),
+        _ => Err(HttpError::UnsupportedTransferCoding),
+    }
+}
+
+/// Decodes `a=1&b=x%20y` into pairs; `+` is a space, as in HTML forms.
+/// `None` when a value does not decode to UTF-8 or has a bad `%` escape.
+fn decode_query(query: &str) -> Option<Vec<(String, String)>> {
+    query
+        .split('&')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            Some((percent_decode(k)?, percent_decode(v)?))
+        })
+        .collect()
+}
+
+/// Percent-decodes `s` (`+` as space). `None` on a bad escape or non-UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Reads a request body incrementally, `Content-Length` or chunked, within
+/// a size limit.
+#[derive(Debug)]
+pub(crate) struct BodyReader {
+    state: BodyState,
+    body: Vec<u8>,
+    max_body: usize,
+    /// Bytes of the current chunk-size or trailer line seen so far.
+    line_len: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    /// `remaining` bytes of a `Content-Length` body.
+    Length(usize),
+    /// In a chunk-size line; `size` so far, `digits` seen, `in_ext` past `;`.
+    ChunkSize { size: usize, digits: u8, in_ext: bool },
+    /// Saw CR at the end of a chunk-size line.
+    ChunkSizeLf { size: usize },
+    /// `remaining` bytes of chunk data.
+    ChunkData(usize),
+    /// Expecting the CR after chunk data.
+    ChunkDataCr,
+    /// Expecting the LF after chunk data.
+    ChunkDataLf,
+    /// At the start of a trailer line (or the final empty line).
+    TrailerStart,
+    /// In a trailer line; `cr` when the last byte was CR.
+    Trailer { cr: bool },
+    /// Saw CR of the final empty line.
+    FinalLf,
+    Done,
+}
+
+/// The longest chunk-size line or trailer section accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+
+impl BodyReader {
+    pub(crate) fn new(framing: BodyFraming, limits: &Limits) -> Self {
+        let state = match framing {
+            BodyFraming::None => BodyState::Done,
+            BodyFraming::Length(n) => BodyState::Length(n),
+            BodyFraming::Chunked => BodyState::ChunkSize {
+                size: 0,
+                digits: 0,
+                in_ext: false,
+            },
+        };
+        let capacity = match framing {
+            BodyFraming::Length(n) => n,
+            _ => 0,
+        };
+        BodyReader {
+            state,
+            body: Vec::with_capacity(capacity),
+            max_body: limits.max_body,
+            line_len: 0,
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state == BodyState::Done
+    }
+
+    /// Consumes body bytes from the front of `buf`; answers how many it used.
+    /// Bytes past the end of the body (a pipelined request) are left.
+    pub(crate) fn feed(&mut self, buf: &[u8]) -> Result<usize, HttpError> {
+        let mut i = 0;
+        while i < buf.len() {
+            match self.state {
+                BodyState::Done => break,
+                BodyState::Length(remaining) | BodyState::ChunkData(remaining) => {
+                    let n = remaining.min(buf.len() - i);
+                    self.body.extend_from_slice(&buf[i..i + n]);
+                    i += n;
+                    let left = remaining - n;
+                    self.state = match self.state {
+                        BodyState::Length(_) if left == 0 => BodyState::Done,
+                        BodyState::Length(_) => BodyState::Length(left),
+                        _ if left == 0 => BodyState::ChunkDataCr,
+                        _ => BodyState::ChunkData(left),
+                    };
+                }
+                state => {
+                    self.step(state, buf[i])?;
+                    i += 1;
+                }
+            }
+        }
+        Ok(i)
+    }
+
+    /// One byte of the chunked framing (everything but chunk data).
+    fn step(&mut self, state: BodyState, b: u8) -> Result<(), HttpError> {
+        self.line_len += 1;
+        if self.line_len > MAX_CHUNK_LINE {
+            return Err(HttpError::BadChunk);
+        }
+        self.state = match state {
+            BodyState::ChunkSize { size, digits, in_ext } => match b {
+                b'\r' if digits > 0 => BodyState::ChunkSizeLf { size },
+                _ if in_ext => {
+                    if b == b'\n' || b == 0 {
+                        return Err(HttpError::BadChunk);
+                    }
+                    state
+                }
+                b';' if digits > 0 => BodyState::ChunkSize { size, digits, in_ext: true },
+                _ => {
+                    let d = (b as char).to_digit(16).ok_or(HttpError::BadChunk)? as usize;
+                    if digits >= 16 {
+                        return Err(HttpError::BadChunk);
+                    }
+                    let size = size
+                        .checked_mul(16)
+                        .and_then(|s| s.checked_add(d))
+                        .ok_or(HttpError::BodyTooLarge)?;
+                    if size > self.max_body.saturating_sub(self.body.len()) {
+                        return Err(HttpError::BodyTooLarge);
+                    }
+                    BodyState::ChunkSize {
+                        size,
+                        digits: digits + 1,
+                        in_ext,
+                    }
+                }
+            },
+            BodyState::ChunkSizeLf { size } => {
+                if b != b'\n' {
+                    return Err(HttpError::BadChunk);
+                }
+                self.line_len = 0;
+                if size == 0 {
+                    BodyState::TrailerStart
+                } else {
+                    BodyState::ChunkData(size)
+                }
+            }
+            BodyState::ChunkDataCr if b == b'\r' => BodyState::ChunkDataLf,
+            BodyState::ChunkDataLf if b == b'\n' => {
+                self.line_len = 0;
+                BodyState::ChunkSize {
+                    size: 0,
+                    digits: 0,
+                    in_ext: false,
+                }
+            }
+            BodyState::TrailerStart => match b {
+                b'\r' => BodyState::FinalLf,
+                b'\n' => return Err(HttpError::BadChunk),
+                _ => BodyState::Trailer { cr: false },
+            },
+            BodyState::Trailer { cr } => match (cr, b) {
+                (true, b'\n') => BodyState::TrailerStart,
+                (_, b'\r') => BodyState::Trailer { cr: true },
+                (_, b'\n') | (true, _) => return Err(HttpError::BadChunk),
+                _ => BodyState::Trailer { cr: false },
+            },
+            BodyState::FinalLf if b == b'\n' => BodyState::Done,
+            _ => return Err(HttpError::BadChunk),
+        };
+        Ok(())
+    }
+
+    pub(crate) fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+}
+
+/// The reason phrase for the statuses sseloop and its handlers commonly use.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// Whether `name` is a valid header name and `value` a valid header value
+/// (no CR, LF or NUL), so neither can split the response head.
+pub fn valid_header(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+/// Writes a status line (`HTTP/1.1 200 OK\r\n`).
+pub(crate) fn push_status_line(out: &mut Vec<u8>, version: Version, status: u16) {
+    out.extend_from_slice(match version {
+        Version::Http10 => b"HTTP/1.0 ",
+        Version::Http11 => b"HTTP/1.1 ",
+    });
+    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes one header line.
+pub(crate) fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 1))
+    }
+
+    fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
+        parse_head(buf, &Limits::default(), peer())
+    }
+
+    #[test]
+    fn heads_table() {
+        let input = b"GET /events?topic=a&topic=b%20c&x=1+2 HTTP/1.1\r\nHost: h\r\n\r\nrest";
+        let ok = parse(input).unwrap().unwrap();
+        assert_eq!(ok.1, input.len() - b"rest".len());
+        let r = ok.0;
+        assert_eq!((r.method(), r.path()), ("GET", "/events"));
+        assert_eq!(r.query_all("topic").collect::<Vec<_>>(), ["a", "b c"]);
+        assert_eq!(r.query("x"), Some("1 2"));
+        assert_eq!(r.header("HOST"), Some("h"));
+        assert!(r.keep_alive());
+
+        let table: &[(&[u8], Result<bool, HttpError>)] = &[
+            (b"GET / HTTP/1.1\r\n", Ok(false)),
+            (b"GET / HTTP/1.1\r\n\r\n", Ok(true)),
+            (b"GET / HTTP/1.0\r\n\r\n", Ok(true)),
+            (b"GET / HTTP/2.0\r\n\r\n", Err(HttpError::UnsupportedVersion)),
+            (b"G\0T / HTTP/1.1\r\n\r\n", Err(HttpError::Malformed)),
+            (b"GET /?a=%zz HTTP/1.1\r\n\r\n", Err(HttpError::BadQuery)),
+            (b"GET /?a=%ff HTTP/1.1\r\n\r\n", Err(HttpError::BadQuery)),
+            (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", Err(HttpError::BadFraming)),
+            (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", Err(HttpError::BadFraming)),
+            (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", Err(HttpError::BadFraming)),
+            (b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", Err(HttpError::BodyTooLarge)),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", Err(HttpError::BadFraming)),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Err(HttpError::UnsupportedTransferCoding)),
+            (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Err(HttpError::BadFraming)),
+        ];
+        for (input, want) in table {
+            let got = parse(input).map(|r| r.is_some());
+            assert_eq!(&got, want, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn head_limits() {
+        let mut big = b"GET /".to_vec();
+        big.resize(DEFAULT_MAX_HEAD + 10, b'a');
+        assert_eq!(parse(&big).err(), Some(HttpError::HeadTooLarge));
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&many).err(), Some(HttpError::HeadTooLarge));
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let ka = |b: &[u8]| parse(b).unwrap().unwrap().0.keep_alive();
+        assert!(!ka(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+        assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+    }
+
+    fn read_body(framing: BodyFraming, input: &[u8]) -> Result<(Vec<u8>, usize), HttpError> {
+        let limits = Limits {
+            max_head: 1024,
+            max_body: 64,
+        };
+        let mut r = BodyReader::new(framing, &limits);
+        // Byte by byte, to exercise every state boundary.
+        let mut used = 0;
+        for b in input {
+            used += r.feed(std::slice::from_ref(b))?;
+            if r.is_done() {
+                break;
+            }
+        }
+        assert!(r.is_done(), "incomplete");
+        Ok((r.into_body(), used))
+    }
+
+    #[test]
+    fn chunked_bodies() {
+        let c = BodyFraming::Chunked;
+        assert_eq!(read_body(c, b"5\r\nhello\r\n0\r\n\r\nNEXT").unwrap(), (b"hello".to_vec(), 15));
+        assert_eq!(
+            read_body(c, b"3;ext=1\r\nabc\r\n2\r\n\r\n\r\n0\r\nTrailer: x\r\n\r\n").unwrap().0,
+            b"abc\r\n"
+        );
+        assert_eq!(read_body(c, b"zz\r\n"), Err(HttpError::BadChunk));
+        assert_eq!(read_body(c, b"\r\n"), Err(HttpError::BadChunk));
+        assert_eq!(read_body(c, b"3\r\nabcX"), Err(HttpError::BadChunk));
+        assert_eq!(read_body(c, b"3\nabc"), Err(HttpError::BadChunk));
+        assert_eq!(read_body(c, b"41\r\n"), Err(HttpError::BodyTooLarge));
+        assert_eq!(read_body(c, b"ffffffffffffffffff\r\n"), Err(HttpError::BodyTooLarge));
+        assert_eq!(
+            read_body(c, b"20\r\n................................\r\n21\r\n"),
+            Err(HttpError::BodyTooLarge)
+        );
+        assert_eq!(read_body(BodyFraming::Length(3), b"abcd").unwrap(), (b"abc".to_vec(), 3));
+    }
+
+    #[test]
+    fn header_validation() {
+        assert!(valid_header("X-Ok", "fine value"));
+        assert!(!valid_header("X Bad", "v"));
+        assert!(!valid_header("X-Bad", "a\r\nInjected: 1"));
+    }
+}

@@ -1,0 +1,75 @@
+//! sseloop: a Server-Sent Events server written from the socket up, on one
+//! single-threaded `mio` event loop that a program embeds.
+//!
+//! Each request goes to a [`Handler`], which answers it plainly or turns it
+//! into an event stream. Every stream has a **seid** (server event id), from a
+//! pluggable [`SeidGenerator`], by which any handler or any thread (through a
+//! [`Handle`]) can reach it. Events are encoded once into shared [`Frame`]s,
+//! queued by reference, and written with one `writev` per client per pass of
+//! the loop. Idle, stalled and slow clients are evicted through a timer wheel
+//! and a per-client queue cap, never at the expense of the others.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use sseloop::{Event, Reply, Request, Response, Server};
+//!
+//! let server = Server::builder()
+//!     .bind("127.0.0.1:8080")?
+//!     .build(|req: &Request, reply: &mut Reply<'_>| match req.path() {
+//!         "/events" => {
+//!             // Opens the stream (200, text/event-stream) and sends one event.
+//!             let _ = reply.send(Event::new("hello world").event("greeting"));
+//!             // Tell everyone else who arrived.
+//!             let seid = reply.seid().unwrap_or_default().to_owned();
+//!             let _ = reply.broadcast(Event::new(seid).event("joined"));
+//!         }
+//!         _ => {
+//!             let _ = reply.respond(Response::text(404, "not found\n"));
+//!         }
+//!     })?;
+//! let handle = server.handle(); // Clone + Send + Sync: give it to other threads
+//! # drop(handle);
+//! server.run()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # The seed's API in Rust
+//!
+//! | fastify-se | sseloop |
+//! |---|---|
+//! | `reply.sendEvent(data, event?, id?, retry?)` | [`Reply::send`]`(Event::new(data).event(..).id(..).retry(..))` |
+//! | `reply.sendEventBySeid(seid, …)` | [`Reply::send_to`], [`Handle::send_to`] |
+//! | `reply.endEvent()` | [`Reply::end`], [`Handle::end`] |
+//! | `req.seid` | [`Reply::seid`] |
+//! | `clients` | [`Reply::clients`], [`Reply::client_count`], [`Handle::client_count`] |
+//! | `autoGenerateId` | [`Builder::auto_generate_id`] |
+//! | `serverTimeout` | [`Builder::server_timeout`] |
+//! | `seidGenerator` | [`Builder::seid_generator`] |
+//! | `stream` / `streamOptions` | [`Builder::max_queue_bytes`] |
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod conn;
+mod core;
+pub mod frame;
+mod handle;
+pub mod http;
+pub mod parse;
+mod reply;
+pub mod seid;
+mod server;
+pub mod timer;
+
+pub use crate::conn::CloseReason;
+pub use crate::core::{SendError, Stats};
+pub use crate::frame::{Event, Frame, FrameError};
+pub use crate::handle::Handle;
+pub use crate::http::{HttpError, Request, Version};
+pub use crate::reply::{Reply, Response, StreamError};
+pub use crate::seid::{RandomSeid, SeidError, SeidGenerator};
+pub use crate::server::{
+    Builder, Handler, Server, DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_SERVER_TIMEOUT,
+    DEFAULT_SHUTDOWN_GRACE,
+};

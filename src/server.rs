@@ -1,0 +1,653 @@
+//! The event loop: the only module that does I/O. It accepts, reads, hands
+//! complete requests to the handler, runs commands from other threads, fires
+//! timers, and writes everything queued once per pass.
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::conn::{Chunk, CloseReason, Conn, Due, Phase, Timeouts};
+use crate::core::{Core, Entry, Settings, TICK_MS};
+use crate::handle::{Command, Handle};
+use crate::http::{self, parse_head, BodyReader, HttpError, Limits, Request};
+use crate::reply::{Reply, Response};
+use crate::seid::{RandomSeid, SeidGenerator};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX);
+
+/// How long to stop accepting after the process runs out of file
+/// descriptors (EMFILE/ENFILE), so the loop does not spin on a listener
+/// that stays readable.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Bytes read per `read` call, into one buffer the whole loop shares.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The default server timeout, as in the seed: 120 000 ms.
+pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_millis(120_000);
+/// The default request-head deadline: 10 s.
+pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default per-client send-queue cap: 1 MiB.
+pub const DEFAULT_MAX_QUEUE: usize = 1024 * 1024;
+/// The default grace period of a shutdown: 5 s.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The application's side of the server: called once per request.
+///
+/// Any `FnMut(&Request, &mut Reply)` is a handler. Implement the trait to
+/// also hear when streams close.
+pub trait Handler: 'static {
+    /// Answers one request (plainly or with a stream) through `reply`.
+    fn on_request(&mut self, req: &Request, reply: &mut Reply<'_>);
+
+    /// A stream ended or its client left; its seid is no longer live.
+    fn on_close(&mut self, _seid: &str, _reason: CloseReason) {}
+}
+
+impl<F: FnMut(&Request, &mut Reply<'_>) + 'static> Handler for F {
+    fn on_request(&mut self, req: &Request, reply: &mut Reply<'_>) {
+        self(req, reply)
+    }
+}
+
+/// Configures a [`Server`]; start with [`Server::builder`].
+pub struct Builder {
+    addr: Option<SocketAddr>,
+    listener: Option<std::net::TcpListener>,
+    server_timeout: Duration,
+    head_timeout: Duration,
+    heartbeat: Option<Duration>,
+    max_queue: usize,
+    limits: Limits,
+    auto_generate_id: bool,
+    shutdown_grace: Duration,
+    generator: Box<dyn SeidGenerator>,
+}
+
+impl Builder {
+    /// Listens on `addr` (resolved now; the first address is used).
+    ///
+    /// # Errors
+    /// When `addr` does not resolve.
+    pub fn bind(mut self, addr: impl ToSocketAddrs) -> io::Result<Self> {
+        self.addr = addr.to_socket_addrs()?.next();
+        if self.addr.is_none() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no address"));
+        }
+        Ok(self)
+    }
+
+    /// Uses a listener the program already bound.
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Closes a stream on which nothing could be written for this long
+    /// (the seed's `serverTimeout`; default 120 000 ms). Heartbeats count as
+    /// writes, so with heartbeats on this catches stalled clients.
+    pub fn server_timeout(mut self, timeout: Duration) -> Self {
+        self.server_timeout = timeout;
+        self
+    }
+
+    /// Closes a connection that has not sent a complete request head (or
+    /// made progress on its body) within this (default 10 s; slowloris).
+    pub fn head_timeout(mut self, timeout: Duration) -> Self {
+        self.head_timeout = timeout;
+        self
+    }
+
+    /// Writes a comment (`:`) on a stream after this long without a write,
+    /// so proxies do not close quiet streams (off by default; the spec
+    /// suggests about 15 s).
+    pub fn heartbeat(mut self, every: Option<Duration>) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// The most bytes queued for one client before it is evicted as too slow
+    /// (default 1 MiB). Other clients never wait for it.
+    pub fn max_queue_bytes(mut self, bytes: usize) -> Self {
+        self.max_queue = bytes;
+        self
+    }
+
+    /// The request-head limit (default 8 KiB; past it, `431`).
+    pub fn max_head_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_head = bytes;
+        self
+    }
+
+    /// The request-body limit (default 1 MiB; past it, `413`).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_body = bytes;
+        self
+    }
+
+    /// Whether events without an id get one automatically (default on, as in
+    /// the seed's `autoGenerateId`). Ids are one counter for the whole
+    /// server, so they increase on every stream and a broadcast carries one id.
+    pub fn auto_generate_id(mut self, on: bool) -> Self {
+        self.auto_generate_id = on;
+        self
+    }
+
+    /// How long a shutdown may spend flushing before it closes what is left
+    /// (default 5 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Where seids come from (default [`RandomSeid`]).
+    pub fn seid_generator(mut self, generator: impl SeidGenerator) -> Self {
+        self.generator = Box::new(generator);
+        self
+    }
+
+    /// Binds (if needed) and builds the server; nothing runs until
+    /// [`Server::run`].
+    ///
+    /// # Errors
+    /// Binding or creating the poller failed.
+    pub fn build(self, handler: impl Handler) -> io::Result<Server> {
+        let std_listener = match (self.listener, self.addr) {
+            (Some(l), _) => l,
+            (None, Some(addr)) => std::net::TcpListener::bind(addr)?,
+            (None, None) => std::net::TcpListener::bind(("127.0.0.1", 8080))?,
+        };
+        std_listener.set_nonblocking(true)?;
+        let local_addr = std_listener.local_addr()?;
+        let mut listener = TcpListener::from_std(std_listener);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, commands) = mpsc::channel();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 4);
+        let settings = Settings {
+            timeouts: Timeouts {
+                head: ms(self.head_timeout),
+                idle: ms(self.server_timeout),
+                heartbeat: self.heartbeat.map(ms).filter(|&h| h > 0),
+            },
+            limits: self.limits,
+            max_queue: self.max_queue,
+            auto_generate_id: self.auto_generate_id,
+        };
+        let core = Core::new(settings, self.generator);
+        let handle = Handle::new(tx, waker, core.shared.clone());
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            local_addr,
+            commands,
+            handle,
+            core,
+            handler: Box::new(handler),
+            started: Instant::now(),
+            accept_paused_until: None,
+            shutdown_default: ms(self.shutdown_grace),
+            shutdown_deadline: None,
+            read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
+        })
+    }
+}
+
+/// An SSE server: one `mio` event loop on the thread that calls
+/// [`run`](Server::run).
+pub struct Server {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    commands: mpsc::Receiver<Command>,
+    handle: Handle,
+    core: Core,
+    handler: Box<dyn Handler>,
+    started: Instant,
+    accept_paused_until: Option<u64>,
+    shutdown_default: u64,
+    shutdown_deadline: Option<u64>,
+    read_buf: Box<[u8]>,
+}
+
+impl Server {
+    /// A builder with the defaults.
+    pub fn builder() -> Builder {
+        Builder {
+            addr: None,
+            listener: None,
+            server_timeout: DEFAULT_SERVER_TIMEOUT,
+            head_timeout: DEFAULT_HEAD_TIMEOUT,
+            heartbeat: None,
+            max_queue: DEFAULT_MAX_QUEUE,
+            limits: Limits::default(),
+            auto_generate_id: true,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            generator: Box::new(RandomSeid),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Runs the loop until a [`Handle::shutdown`] completes.
+    ///
+    /// # Errors
+    /// Only if the poller itself fails; errors on single connections close
+    /// those connections.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut fired = Vec::new();
+        loop {
+            let timeout = self.poll_timeout();
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                // Not an error: a signal interrupted the wait.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            self.core.now = self.elapsed_ms();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => self.run_commands(),
+                    Token(key) => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(key);
+                        }
+                        if event.is_writable() {
+                            self.core.flush(key);
+                        }
+                    }
+                }
+            }
+            if self.accept_paused_until.is_some_and(|t| t <= self.core.now) {
+                self.accept_paused_until = None;
+                self.accept();
+            }
+            self.fire_timers(&mut fired);
+            self.resume_pipelined();
+            self.flush_all();
+            self.remove_closed();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.core.conns.is_empty() || self.core.now >= deadline {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX / 4)
+    }
+
+    /// The time to the earliest deadline: a timer, the end of an accept
+    /// back-off, or the end of a shutdown's grace.
+    fn poll_timeout(&self) -> Option<Duration> {
+        let timer = self.core.timers.next_expiry().map(|t| t * TICK_MS);
+        let earliest = [timer, self.accept_paused_until, self.shutdown_deadline]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some(Duration::from_millis(earliest.saturating_sub(self.elapsed_ms())))
+    }
+
+    fn accept(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        loop {
+            let (mut socket, peer) = match listener.accept() {
+                Ok(pair) => pair,
+                // Not an error: every pending connection has been accepted.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // Not an error: a signal arrived mid-call.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The peer gave up before we accepted; try the next one.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(_) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the listener stays
+                    // readable, so accepting again now would spin. Serve the
+                    // clients we have and try again after a pause.
+                    self.core.stats.accept_errors += 1;
+                    self.accept_paused_until = Some(self.core.now + ACCEPT_BACKOFF.as_millis() as u64);
+                    return;
+                }
+            };
+            // SSE frames are small and latency matters more than packet count.
+            let _ = socket.set_nodelay(true);
+            let generation = self.core.next_generation();
+            let entry = self.core.conns.vacant_entry();
+            let key = entry.key();
+            if self
+                .poll
+                .registry()
+                .register(&mut socket, Token(key), Interest::READABLE | Interest::WRITABLE)
+                .is_err()
+            {
+                continue;
+            }
+            entry.insert(Entry {
+                socket,
+                conn: Conn::new(generation, peer, self.core.now),
+            });
+            self.core.stats.accepted += 1;
+            self.core.stats.connections = self.core.conns.len();
+            self.core.schedule(key);
+        }
+    }
+
+    /// Reads everything the socket has, then handles what it completes.
+    fn read(&mut self, key: usize) {
+        let limit = self.core.settings.limits.max_head;
+        let Some(entry) = self.core.conns.get_mut(key) else {
+            // Not an error: a stale event for a connection already removed.
+            return;
+        };
+        let conn = &mut entry.conn;
+        if conn.closing.is_some() {
+            return;
+        }
+        let mut failed = None;
+        while !conn.read_closed {
+            match entry.socket.read(&mut self.read_buf) {
+                Ok(0) => conn.read_closed = true,
+                Ok(n) => {
+                    if matches!(conn.phase, Phase::Draining) {
+                        continue; // nothing more is read on a closing connection
+                    }
+                    conn.read_buf.extend_from_slice(&self.read_buf[..n]);
+                    if let Phase::Body(_) = conn.phase {
+                        conn.phase_since = self.core.now; // progress on the body
+                    }
+                    // Stop reading once more than a request's worth is buffered;
+                    // the parser will refuse it or the stream will end first.
+                    if conn.read_buf.len() > limit + self.core.settings.limits.max_body {
+                        failed = Some(CloseReason::BadRequest);
+                        break;
+                    }
+                }
+                // Not an error: the socket has nothing more for now.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // Not an error: a signal arrived mid-call.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    failed = Some(CloseReason::ClientGone);
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = failed {
+            self.core.close(key, reason);
+            return;
+        }
+        let conn = &self.core.conns[key].conn;
+        if conn.read_closed {
+            if conn.is_streaming() {
+                // A stream's client has gone: nothing will read what we write.
+                self.core.close(key, CloseReason::ClientGone);
+                return;
+            }
+            if matches!(conn.phase, Phase::Draining) && conn.queue.is_empty() {
+                // The lingering close is over: the client saw our FIN.
+                self.core.close(key, CloseReason::Done);
+                return;
+            }
+        }
+        self.handle_requests(key);
+    }
+
+    /// Parses and dispatches every complete request buffered on `key`, until
+    /// one turns the connection into a stream or more bytes are needed.
+    fn handle_requests(&mut self, key: usize) {
+        loop {
+            let Some(entry) = self.core.conns.get_mut(key) else {
+                return;
+            };
+            let conn = &mut entry.conn;
+            if conn.closing.is_some() {
+                return;
+            }
+            let limits = self.core.settings.limits;
+            let request = match &mut conn.phase {
+                Phase::Head => match parse_head(&conn.read_buf, &limits, conn.peer) {
+                    Ok(None) => {
+                        if conn.read_closed {
+                            self.core.close(key, CloseReason::ClientGone);
+                        }
+                        return;
+                    }
+                    Ok(Some((req, len))) => {
+                        conn.read_buf.drain(..len);
+                        conn.keep_alive = req.keep_alive();
+                        conn.version = req.version();
+                        if req.framing == http::BodyFraming::None {
+                            req
+                        } else {
+                            if req.expects_continue() && conn.read_buf.is_empty() {
+                                conn.queue.push(Chunk::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+                                self.core.dirty.push(key);
+                                conn.dirty = true;
+                            }
+                            let reader = BodyReader::new(req.framing, &limits);
+                            conn.set_phase(Phase::Body(Box::new((req, reader))), self.core.now);
+                            continue;
+                        }
+                    }
+                    Err(e) => return self.refuse(key, e),
+                },
+                Phase::Body(body) => {
+                    let used = match body.1.feed(&conn.read_buf) {
+                        Ok(used) => used,
+                        Err(e) => return self.refuse(key, e),
+                    };
+                    conn.read_buf.drain(..used);
+                    if !body.1.is_done() {
+                        if conn.read_closed {
+                            self.core.close(key, CloseReason::ClientGone);
+                        }
+                        return;
+                    }
+                    let Phase::Body(body) = std::mem::replace(&mut conn.phase, Phase::Head) else {
+                        unreachable!("matched Phase::Body above")
+                    };
+                    let (mut req, reader) = *body;
+                    req.set_body(reader.into_body());
+                    req
+                }
+                Phase::Streaming { .. } | Phase::Draining => return,
+            };
+            if !self.dispatch(key, &request) {
+                return;
+            }
+        }
+    }
+
+    /// Calls the handler; answers whether the connection is free for the
+    /// next pipelined request.
+    fn dispatch(&mut self, key: usize, request: &Request) -> bool {
+        self.core.stats.requests += 1;
+        let now = self.core.now;
+        self.core.conns[key].conn.set_phase(Phase::Head, now);
+        let mut reply = Reply::new(&mut self.core, &self.handle, key, request);
+        self.handler.on_request(request, &mut reply);
+        if !reply.answered() {
+            let _ = reply.respond(Response::text(404, "not found\n"));
+        }
+        let ready = reply.conn_ready_for_next();
+        let conn = &mut self.core.conns[key].conn;
+        let keep_alive = conn.keep_alive;
+        if ready && !keep_alive {
+            conn.set_phase(Phase::Draining, now);
+        }
+        self.core.schedule(key);
+        ready && keep_alive
+    }
+
+    /// Answers a request the parser refused, then closes.
+    fn refuse(&mut self, key: usize, error: HttpError) {
+        self.core.stats.bad_requests += 1;
+        let conn = &mut self.core.conns[key].conn;
+        let mut out = Vec::with_capacity(128);
+        http::push_status_line(&mut out, conn.version, error.status());
+        http::push_header(&mut out, "Content-Type", b"text/plain; charset=utf-8");
+        let body = format!("{error}\n");
+        http::push_header(&mut out, "Content-Length", itoa::Buffer::new().format(body.len()).as_bytes());
+        http::push_header(&mut out, "Connection", b"close");
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body.as_bytes());
+        conn.keep_alive = false;
+        conn.read_buf = Vec::new();
+        conn.set_phase(Phase::Draining, self.core.now);
+        self.core.queue_bytes(key, Chunk::Owned(out));
+        self.core.schedule(key);
+    }
+
+    fn run_commands(&mut self) {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::SendTo { seid, event, answer } => {
+                    let _ = answer.send(self.core.send_to(&seid, &event));
+                }
+                Command::End { seid, answer } => {
+                    let _ = answer.send(self.core.end_seid(&seid));
+                }
+                Command::Broadcast(event) => {
+                    if let Ok(frame) = self.core.encode(&event) {
+                        self.core.broadcast_frame(&frame);
+                    }
+                }
+                Command::Publish { topic, event } => {
+                    if let Ok(frame) = self.core.encode(&event) {
+                        self.core.publish_frame(&topic, &frame);
+                    }
+                }
+                Command::Shutdown { grace } => self.begin_shutdown(grace),
+            }
+        }
+    }
+
+    /// Stops accepting and ends every stream cleanly; `run` returns once
+    /// everything is flushed or the grace period is over.
+    fn begin_shutdown(&mut self, grace: Option<Duration>) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        let grace = grace.map_or(self.shutdown_default, |g| g.as_millis() as u64);
+        self.shutdown_deadline = Some(self.core.now + grace);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let keys: Vec<usize> = self.core.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let conn = &mut self.core.conns[key].conn;
+            conn.keep_alive = false;
+            match conn.phase {
+                Phase::Streaming { .. } => self.core.end_stream(key, CloseReason::Shutdown),
+                Phase::Head | Phase::Body(_) => {
+                    if conn.queue.is_empty() {
+                        self.core.close(key, CloseReason::Shutdown);
+                    } else {
+                        conn.set_phase(Phase::Draining, self.core.now);
+                    }
+                }
+                Phase::Draining => {}
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, fired: &mut Vec<(usize, u64)>) {
+        let now = self.core.now;
+        self.core.timers.advance(now / TICK_MS, fired);
+        let timeouts = self.core.settings.timeouts;
+        for (key, generation) in fired.drain(..) {
+            let Some(entry) = self.core.conns.get_mut(key) else {
+                continue;
+            };
+            if entry.conn.generation != generation {
+                continue; // a timer of an earlier connection in this slot
+            }
+            entry.conn.timer = None;
+            match entry.conn.due(now, &timeouts) {
+                Due::Later(_) => {}
+                Due::Heartbeat => {
+                    self.core.heartbeat(key);
+                    // Write it now so the next deadline counts from it.
+                    self.core.flush(key);
+                }
+                Due::HeadTimeout => {
+                    if entry.conn.read_buf.is_empty() && matches!(entry.conn.phase, Phase::Head) {
+                        // An idle keep-alive connection: just close it.
+                        self.core.close(key, CloseReason::HeadTimeout);
+                    } else {
+                        self.core.stats.head_timeouts += 1;
+                        self.refuse(key, HttpError::Timeout);
+                        continue;
+                    }
+                }
+                Due::Idle => self.core.close(key, CloseReason::Idle),
+            }
+            self.core.schedule(key);
+        }
+    }
+
+    /// Connections whose stream ended with a request already buffered behind
+    /// it: handle that request now.
+    fn resume_pipelined(&mut self) {
+        while let Some(key) = self.core.resume.pop() {
+            if self.core.conns.get(key).is_some_and(|e| !e.conn.read_buf.is_empty()) {
+                self.handle_requests(key);
+            } else if let Some(e) = self.core.conns.get_mut(key) {
+                if e.conn.read_buf.capacity() > 0 && e.conn.read_buf.is_empty() {
+                    e.conn.read_buf = Vec::new();
+                }
+            }
+        }
+    }
+
+    fn flush_all(&mut self) {
+        // Flushing never adds to `dirty`, so take the list and give its
+        // allocation back afterwards.
+        let mut dirty = std::mem::take(&mut self.core.dirty);
+        for &key in &dirty {
+            self.core.flush(key);
+        }
+        dirty.clear();
+        self.core.dirty = dirty;
+    }
+
+    /// Removes the connections closed during this pass.
+    fn remove_closed(&mut self) {
+        for (seid, reason) in self.core.closed_streams.drain(..) {
+            self.handler.on_close(&seid, reason);
+        }
+        while let Some(key) = self.core.closing.pop() {
+            if !self.core.conns.get(key).is_some_and(|e| e.conn.closing.is_some()) {
+                continue;
+            }
+            let mut entry = self.core.conns.remove(key);
+            if let Some((timer, _)) = entry.conn.timer {
+                self.core.timers.cancel(timer);
+            }
+            let _ = self.poll.registry().deregister(&mut entry.socket);
+        }
+        self.core.stats.connections = self.core.conns.len();
+    }
+}
