@@ -241,6 +241,11 @@ pub(crate) struct Conn {
     pub read_closed: bool,
     /// Set once the connection is to be removed at the end of the pass.
     pub closing: Option<CloseReason>,
+    /// The client may still be sending (its request was refused part-way):
+    /// after the last write, half-close and wait for its EOF rather than
+    /// close at once, so unread input does not turn the close into a reset
+    /// that destroys the error response in flight.
+    pub linger: bool,
 }
 
 impl Conn {
@@ -261,6 +266,7 @@ impl Conn {
             dirty: false,
             read_closed: false,
             closing: None,
+            linger: false,
         }
     }
 
@@ -286,10 +292,9 @@ impl Conn {
                     _ => idle,
                 }
             }
-            // Once everything is written we have half-closed; wait briefly
-            // for the client's EOF so unread input cannot turn our close into
-            // a reset that destroys the response in flight.
-            Phase::Draining if self.queue.is_empty() => self.last_write + LINGER_MS.min(t.idle),
+            Phase::Draining if self.queue.is_empty() && self.linger => {
+                self.last_write + LINGER_MS.min(t.idle)
+            }
             Phase::Draining => self.last_write + t.idle,
         }
     }
@@ -350,7 +355,11 @@ mod tests {
         for _ in 0..10 {
             q.push(Chunk::Frame(f.clone(), true));
         }
-        let mut w = Throttled { out: Vec::new(), room: usize::MAX, calls: 0 };
+        let mut w = Throttled {
+            out: Vec::new(),
+            room: usize::MAX,
+            calls: 0,
+        };
         let done = q.flush(&mut w).unwrap();
         assert_eq!((done.syscalls, done.chunks, w.calls), (1, 10, 1));
         assert_eq!(w.out, f.chunked().repeat(10));
@@ -364,7 +373,11 @@ mod tests {
         q.push(Chunk::Owned(b"defgh".to_vec()));
         q.push(Chunk::Static(b""));
         q.push(Chunk::Static(b"ij"));
-        let mut w = Throttled { out: Vec::new(), room: 4, calls: 0 };
+        let mut w = Throttled {
+            out: Vec::new(),
+            room: 4,
+            calls: 0,
+        };
         let done = q.flush(&mut w).unwrap();
         assert_eq!((done.bytes, done.chunks, done.syscalls), (4, 1, 1));
         assert_eq!(q.len(), 6);
@@ -378,7 +391,11 @@ mod tests {
 
     #[test]
     fn deadlines_by_phase() {
-        let t = Timeouts { head: 10, idle: 100, heartbeat: Some(30) };
+        let t = Timeouts {
+            head: 10,
+            idle: 100,
+            heartbeat: Some(30),
+        };
         let mut c = Conn::new(1, SocketAddr::from(([127, 0, 0, 1], 1)), 0);
         assert_eq!(c.due(5, &t), Due::Later(10));
         assert_eq!(c.due(10, &t), Due::HeadTimeout);

@@ -377,7 +377,9 @@ impl Core {
 
     fn set_clients(&mut self) {
         self.stats.clients = self.seids.len();
-        self.shared.clients.store(self.stats.clients, Ordering::Relaxed);
+        self.shared
+            .clients
+            .store(self.stats.clients, Ordering::Relaxed);
     }
 
     /// Marks `key` for removal at the end of the pass; from now on it is
@@ -415,15 +417,20 @@ impl Core {
                 self.stats.bytes_written += done.bytes as u64;
                 self.stats.write_calls += done.syscalls as u64;
                 self.stats.frames_written += done.chunks as u64;
-                if entry.conn.queue.is_empty() && matches!(entry.conn.phase, Phase::Draining) {
-                    if entry.conn.read_closed {
-                        self.close(key, CloseReason::Done);
-                    } else {
-                        // Half-close and linger for the client's EOF.
-                        let _ = entry.socket.shutdown(std::net::Shutdown::Write);
-                        self.schedule(key);
-                    }
+                if !entry.conn.queue.is_empty() {
+                    return;
                 }
+                if matches!(entry.conn.phase, Phase::Draining) {
+                    if !entry.conn.linger || entry.conn.read_closed {
+                        self.close(key, CloseReason::Done);
+                        return;
+                    }
+                    // Half-close and linger for the client's EOF.
+                    let _ = entry.socket.shutdown(std::net::Shutdown::Write);
+                }
+                // An empty queue can bring the deadline closer (a heartbeat
+                // is only due behind nothing; a drained close lingers briefly).
+                self.schedule(key);
             }
             Err(e) => {
                 let reason = match e.kind() {

@@ -466,7 +466,10 @@ mod tests {
     fn auto_id_only_without_own_id() {
         let f = Event::new("x").encode_with_auto_id(Some(42)).unwrap();
         assert_eq!(f.payload(), b"id: 42\ndata: x\n\n");
-        let f = Event::new("x").id("own").encode_with_auto_id(Some(42)).unwrap();
+        let f = Event::new("x")
+            .id("own")
+            .encode_with_auto_id(Some(42))
+            .unwrap();
         assert_eq!(f.payload(), b"id: own\ndata: x\n\n");
     }
 
@@ -481,7 +484,10 @@ mod tests {
         let big = Event::new("x".repeat(70_000)).encode().unwrap();
         let text = String::from_utf8_lossy(big.chunked());
         let (size, _) = text.split_once("\r\n").unwrap();
-        assert_eq!(usize::from_str_radix(size, 16).unwrap(), big.payload().len());
+        assert_eq!(
+            usize::from_str_radix(size, 16).unwrap(),
+            big.payload().len()
+        );
     }
 
     #[test]

@@ -61,7 +61,11 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    pub(crate) fn new(tx: mpsc::Sender<Command>, waker: Arc<mio::Waker>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Command>,
+        waker: Arc<mio::Waker>,
+        shared: Arc<Shared>,
+    ) -> Self {
         Handle { tx, waker, shared }
     }
 

@@ -369,7 +369,10 @@ fn parse_content_length(value: &[u8], limits: &Limits) -> Result<usize, HttpErro
 
 /// `true` for exactly `chunked`; other codings are not supported.
 fn parse_transfer_encoding(value: &[u8]) -> Result<bool, HttpError> {
-    let codings: Vec<&[u8]> = value.split(|&b| b == b',').map(<[u8]>::trim_ascii).collect();
+    let codings: Vec<&[u8]> = value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .collect();
     match codings.as_slice() {
         [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(true),
         // RFC 9112 §6.3: if chunked is not the final coding the length of
@@ -434,9 +437,15 @@ enum BodyState {
     /// `remaining` bytes of a `Content-Length` body.
     Length(usize),
     /// In a chunk-size line; `size` so far, `digits` seen, `in_ext` past `;`.
-    ChunkSize { size: usize, digits: u8, in_ext: bool },
+    ChunkSize {
+        size: usize,
+        digits: u8,
+        in_ext: bool,
+    },
     /// Saw CR at the end of a chunk-size line.
-    ChunkSizeLf { size: usize },
+    ChunkSizeLf {
+        size: usize,
+    },
     /// `remaining` bytes of chunk data.
     ChunkData(usize),
     /// Expecting the CR after chunk data.
@@ -446,7 +455,9 @@ enum BodyState {
     /// At the start of a trailer line (or the final empty line).
     TrailerStart,
     /// In a trailer line; `cr` when the last byte was CR.
-    Trailer { cr: bool },
+    Trailer {
+        cr: bool,
+    },
     /// Saw CR of the final empty line.
     FinalLf,
     Done,
@@ -517,7 +528,11 @@ impl BodyReader {
             return Err(HttpError::BadChunk);
         }
         self.state = match state {
-            BodyState::ChunkSize { size, digits, in_ext } => match b {
+            BodyState::ChunkSize {
+                size,
+                digits,
+                in_ext,
+            } => match b {
                 b'\r' if digits > 0 => BodyState::ChunkSizeLf { size },
                 _ if in_ext => {
                     if b == b'\n' || b == 0 {
@@ -525,7 +540,11 @@ impl BodyReader {
                     }
                     state
                 }
-                b';' if digits > 0 => BodyState::ChunkSize { size, digits, in_ext: true },
+                b';' if digits > 0 => BodyState::ChunkSize {
+                    size,
+                    digits,
+                    in_ext: true,
+                },
                 _ => {
                     let d = (b as char).to_digit(16).ok_or(HttpError::BadChunk)? as usize;
                     if digits >= 16 {
@@ -675,17 +694,41 @@ mod tests {
             (b"GET / HTTP/1.1\r\n", Ok(false)),
             (b"GET / HTTP/1.1\r\n\r\n", Ok(true)),
             (b"GET / HTTP/1.0\r\n\r\n", Ok(true)),
-            (b"GET / HTTP/2.0\r\n\r\n", Err(HttpError::UnsupportedVersion)),
+            (
+                b"GET / HTTP/2.0\r\n\r\n",
+                Err(HttpError::UnsupportedVersion),
+            ),
             (b"G\0T / HTTP/1.1\r\n\r\n", Err(HttpError::Malformed)),
             (b"GET /?a=%zz HTTP/1.1\r\n\r\n", Err(HttpError::BadQuery)),
             (b"GET /?a=%ff HTTP/1.1\r\n\r\n", Err(HttpError::BadQuery)),
-            (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", Err(HttpError::BadFraming)),
-            (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", Err(HttpError::BadFraming)),
-            (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", Err(HttpError::BadFraming)),
-            (b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", Err(HttpError::BodyTooLarge)),
-            (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", Err(HttpError::BadFraming)),
-            (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Err(HttpError::UnsupportedTransferCoding)),
-            (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Err(HttpError::BadFraming)),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Err(HttpError::BadFraming),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                Err(HttpError::BadFraming),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                Err(HttpError::BadFraming),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+                Err(HttpError::BodyTooLarge),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Err(HttpError::BadFraming),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                Err(HttpError::UnsupportedTransferCoding),
+            ),
+            (
+                b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Err(HttpError::BadFraming),
+            ),
         ];
         for (input, want) in table {
             let got = parse(input).map(|r| r.is_some());
@@ -735,9 +778,14 @@ mod tests {
     #[test]
     fn chunked_bodies() {
         let c = BodyFraming::Chunked;
-        assert_eq!(read_body(c, b"5\r\nhello\r\n0\r\n\r\nNEXT").unwrap(), (b"hello".to_vec(), 15));
         assert_eq!(
-            read_body(c, b"3;ext=1\r\nabc\r\n2\r\n\r\n\r\n0\r\nTrailer: x\r\n\r\n").unwrap().0,
+            read_body(c, b"5\r\nhello\r\n0\r\n\r\nNEXT").unwrap(),
+            (b"hello".to_vec(), 15)
+        );
+        assert_eq!(
+            read_body(c, b"3;ext=1\r\nabc\r\n2\r\n\r\n\r\n0\r\nTrailer: x\r\n\r\n")
+                .unwrap()
+                .0,
             b"abc\r\n"
         );
         assert_eq!(read_body(c, b"zz\r\n"), Err(HttpError::BadChunk));
@@ -745,12 +793,18 @@ mod tests {
         assert_eq!(read_body(c, b"3\r\nabcX"), Err(HttpError::BadChunk));
         assert_eq!(read_body(c, b"3\nabc"), Err(HttpError::BadChunk));
         assert_eq!(read_body(c, b"41\r\n"), Err(HttpError::BodyTooLarge));
-        assert_eq!(read_body(c, b"ffffffffffffffffff\r\n"), Err(HttpError::BodyTooLarge));
+        assert_eq!(
+            read_body(c, b"ffffffffffffffffff\r\n"),
+            Err(HttpError::BodyTooLarge)
+        );
         assert_eq!(
             read_body(c, b"20\r\n................................\r\n21\r\n"),
             Err(HttpError::BodyTooLarge)
         );
-        assert_eq!(read_body(BodyFraming::Length(3), b"abcd").unwrap(), (b"abc".to_vec(), 3));
+        assert_eq!(
+            read_body(BodyFraming::Length(3), b"abcd").unwrap(),
+            (b"abc".to_vec(), 3)
+        );
     }
 
     #[test]

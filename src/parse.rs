@@ -200,8 +200,14 @@ mod tests {
         assert_eq!(m[0].data, "YHOO\n+2\n10");
         let m = parse_all(b": test stream\n\ndata: first event\nid: 1\n\ndata:second event\nid\n\ndata:  third event\n\n");
         assert_eq!(m.len(), 3);
-        assert_eq!((m[0].data.as_str(), m[0].last_event_id.as_str()), ("first event", "1"));
-        assert_eq!((m[1].data.as_str(), m[1].last_event_id.as_str()), ("second event", ""));
+        assert_eq!(
+            (m[0].data.as_str(), m[0].last_event_id.as_str()),
+            ("first event", "1")
+        );
+        assert_eq!(
+            (m[1].data.as_str(), m[1].last_event_id.as_str()),
+            ("second event", "")
+        );
         assert_eq!(m[2].data, " third event");
         let m = parse_all(b"data\n\ndata\ndata\n\ndata:");
         assert_eq!(m.len(), 2);

@@ -205,12 +205,19 @@ impl<'a> Reply<'a> {
     pub fn stream(&mut self) -> Result<&str, StreamError> {
         if self.state == State::Unanswered {
             let chunked = self.version == Version::Http11;
-            let mut head = if chunked { STREAM_HEAD_11 } else { STREAM_HEAD_10 }.to_vec();
+            let mut head = if chunked {
+                STREAM_HEAD_11
+            } else {
+                STREAM_HEAD_10
+            }
+            .to_vec();
             for (name, value) in &self.headers {
                 push_header(&mut head, name, value.as_bytes());
             }
             head.extend_from_slice(b"\r\n");
-            let seid = self.core.open_stream(self.key, Chunk::Owned(head), chunked)?;
+            let seid = self
+                .core
+                .open_stream(self.key, Chunk::Owned(head), chunked)?;
             self.state = State::Streaming(seid);
         }
         match &self.state {

@@ -54,8 +54,7 @@ impl SeidGenerator for RandomSeid {
 }
 
 fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for group in bytes.chunks(3) {
         let n = group
@@ -138,7 +137,9 @@ mod tests {
         let b = g.generate().unwrap();
         assert_eq!(a.len(), 22);
         assert_ne!(a, b);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
     }
 
     #[test]
@@ -154,7 +155,10 @@ mod tests {
         let a = idx.claim("a".into(), 1).unwrap();
         assert_eq!(idx.claim("a".into(), 2), Err(SeidError::InUse("a".into())));
         assert_eq!(idx.claim("".into(), 2), Err(SeidError::Invalid("".into())));
-        assert_eq!(idx.claim("x\ny".into(), 2), Err(SeidError::Invalid("x\ny".into())));
+        assert_eq!(
+            idx.claim("x\ny".into(), 2),
+            Err(SeidError::Invalid("x\ny".into()))
+        );
         assert_eq!(idx.get("a"), Some(1));
         idx.release(&a);
         assert_eq!(idx.get("a"), None);

@@ -303,7 +303,9 @@ impl Server {
             .into_iter()
             .flatten()
             .min()?;
-        Some(Duration::from_millis(earliest.saturating_sub(self.elapsed_ms())))
+        Some(Duration::from_millis(
+            earliest.saturating_sub(self.elapsed_ms()),
+        ))
     }
 
     fn accept(&mut self) {
@@ -327,7 +329,8 @@ impl Server {
                     // readable, so accepting again now would spin. Serve the
                     // clients we have and try again after a pause.
                     self.core.stats.accept_errors += 1;
-                    self.accept_paused_until = Some(self.core.now + ACCEPT_BACKOFF.as_millis() as u64);
+                    self.accept_paused_until =
+                        Some(self.core.now + ACCEPT_BACKOFF.as_millis() as u64);
                     return;
                 }
             };
@@ -339,7 +342,11 @@ impl Server {
             if self
                 .poll
                 .registry()
-                .register(&mut socket, Token(key), Interest::READABLE | Interest::WRITABLE)
+                .register(
+                    &mut socket,
+                    Token(key),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
                 .is_err()
             {
                 continue;
@@ -442,7 +449,8 @@ impl Server {
                             req
                         } else {
                             if req.expects_continue() && conn.read_buf.is_empty() {
-                                conn.queue.push(Chunk::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+                                conn.queue
+                                    .push(Chunk::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
                                 self.core.dirty.push(key);
                                 conn.dirty = true;
                             }
@@ -509,11 +517,16 @@ impl Server {
         http::push_status_line(&mut out, conn.version, error.status());
         http::push_header(&mut out, "Content-Type", b"text/plain; charset=utf-8");
         let body = format!("{error}\n");
-        http::push_header(&mut out, "Content-Length", itoa::Buffer::new().format(body.len()).as_bytes());
+        http::push_header(
+            &mut out,
+            "Content-Length",
+            itoa::Buffer::new().format(body.len()).as_bytes(),
+        );
         http::push_header(&mut out, "Connection", b"close");
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body.as_bytes());
         conn.keep_alive = false;
+        conn.linger = true;
         conn.read_buf = Vec::new();
         conn.set_phase(Phase::Draining, self.core.now);
         self.core.queue_bytes(key, Chunk::Owned(out));
@@ -523,7 +536,11 @@ impl Server {
     fn run_commands(&mut self) {
         while let Ok(command) = self.commands.try_recv() {
             match command {
-                Command::SendTo { seid, event, answer } => {
+                Command::SendTo {
+                    seid,
+                    event,
+                    answer,
+                } => {
                     let _ = answer.send(self.core.send_to(&seid, &event));
                 }
                 Command::End { seid, answer } => {
@@ -612,7 +629,12 @@ impl Server {
     /// it: handle that request now.
     fn resume_pipelined(&mut self) {
         while let Some(key) = self.core.resume.pop() {
-            if self.core.conns.get(key).is_some_and(|e| !e.conn.read_buf.is_empty()) {
+            if self
+                .core
+                .conns
+                .get(key)
+                .is_some_and(|e| !e.conn.read_buf.is_empty())
+            {
                 self.handle_requests(key);
             } else if let Some(e) = self.core.conns.get_mut(key) {
                 if e.conn.read_buf.capacity() > 0 && e.conn.read_buf.is_empty() {
@@ -639,7 +661,12 @@ impl Server {
             self.handler.on_close(&seid, reason);
         }
         while let Some(key) = self.core.closing.pop() {
-            if !self.core.conns.get(key).is_some_and(|e| e.conn.closing.is_some()) {
+            if !self
+                .core
+                .conns
+                .get(key)
+                .is_some_and(|e| e.conn.closing.is_some())
+            {
                 continue;
             }
             let mut entry = self.core.conns.remove(key);
