@@ -452,7 +452,7 @@ mod tests {
             (Event::new("x").event("a\rb"), FrameError::EventHasLineBreak),
             (Event::new("x").id("1\n"), FrameError::IdHasLineBreak),
             (Event::new("x").id("\r1"), FrameError::IdHasLineBreak),
-            (Event::new("x").id("1\02"), FrameError::IdHasNul),
+            (Event::new("x").id("1\x002"), FrameError::IdHasNul),
         ];
         for (event, err) in table {
             assert_eq!(event.encode(), Err(err));

@@ -131,16 +131,14 @@ impl Parser {
                 self.data.push_str(value);
                 self.data.push('\n');
             }
-            "id" => {
-                if !value.contains('\0') {
-                    value.clone_into(&mut self.last_event_id_buffer);
-                }
-            }
-            "retry" => {
-                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-                    // Digits beyond u64 are still "digits"; saturate.
-                    self.retry = Some(value.parse().unwrap_or(u64::MAX));
-                }
+            // "If the field value does not contain U+0000 NULL, then set the
+            // last event ID buffer to the field value. Otherwise, ignore."
+            "id" if !value.contains('\0') => value.clone_into(&mut self.last_event_id_buffer),
+            // "If the field value consists of only ASCII digits, then
+            // interpret [it] as an integer in base ten." Digits beyond u64
+            // are still digits: saturate.
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry = Some(value.parse().unwrap_or(u64::MAX));
             }
             _ => {}
         }
