@@ -111,6 +111,7 @@ pub(crate) struct Settings {
     pub timeouts: Timeouts,
     pub limits: crate::http::Limits,
     pub max_queue: usize,
+    pub max_clients: Option<usize>,
     pub auto_generate_id: bool,
 }
 
@@ -290,6 +291,13 @@ impl Core {
         chunked: bool,
     ) -> Result<Rc<str>, crate::reply::StreamError> {
         use crate::reply::StreamError;
+        if self
+            .settings
+            .max_clients
+            .is_some_and(|max| self.seids.len() >= max)
+        {
+            return Err(StreamError::TooManyClients);
+        }
         let seid = self
             .generator
             .generate()

@@ -74,6 +74,9 @@ pub enum StreamError {
     Seid(SeidError),
     /// The seid generator failed.
     Generator(String),
+    /// As many streams are live as [`Builder::max_clients`](crate::Builder::max_clients)
+    /// allows; answer `503` with `Retry-After`, say.
+    TooManyClients,
 }
 
 impl fmt::Display for StreamError {
@@ -83,6 +86,7 @@ impl fmt::Display for StreamError {
             StreamError::InvalidHeader(h) => write!(f, "invalid header {h:?}"),
             StreamError::Seid(e) => e.fmt(f),
             StreamError::Generator(e) => write!(f, "seid generator failed: {e}"),
+            StreamError::TooManyClients => f.write_str("too many clients"),
         }
     }
 }

@@ -63,6 +63,7 @@ pub struct Builder {
     head_timeout: Duration,
     heartbeat: Option<Duration>,
     max_queue: usize,
+    max_clients: Option<usize>,
     limits: Limits,
     auto_generate_id: bool,
     shutdown_grace: Duration,
@@ -115,6 +116,13 @@ impl Builder {
     /// (default 1 MiB). Other clients never wait for it.
     pub fn max_queue_bytes(mut self, bytes: usize) -> Self {
         self.max_queue = bytes;
+        self
+    }
+
+    /// The most live streams (default: no limit). Past it, opening a stream
+    /// fails with [`StreamError::TooManyClients`](crate::StreamError::TooManyClients).
+    pub fn max_clients(mut self, max: Option<usize>) -> Self {
+        self.max_clients = max;
         self
     }
 
@@ -179,6 +187,7 @@ impl Builder {
             },
             limits: self.limits,
             max_queue: self.max_queue,
+            max_clients: self.max_clients,
             auto_generate_id: self.auto_generate_id,
         };
         let core = Core::new(settings, self.generator);
@@ -227,6 +236,7 @@ impl Server {
             head_timeout: DEFAULT_HEAD_TIMEOUT,
             heartbeat: None,
             max_queue: DEFAULT_MAX_QUEUE,
+            max_clients: None,
             limits: Limits::default(),
             auto_generate_id: true,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,

@@ -1,0 +1,470 @@
+//! The hub's routes: subscribe, publish, direct sends, ending a client,
+//! replay on reconnect, auth, CORS, health, metrics and the demo page. All
+//! stream work goes through the library; this is routing and policy.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use sseloop::{Event, Frame, Handler, Reply, Request, Response, SendError, StreamError};
+
+use crate::config::Config;
+use crate::history::{History, Replay};
+
+const DEMO_PAGE: &str = include_str!("demo.html");
+
+/// The hub's state between requests.
+pub struct Hub {
+    config: Config,
+    history: History,
+    /// The next id the hub assigns. It starts at the start time in
+    /// microseconds, so ids also increase across restarts and an id from an
+    /// earlier run is never mistaken for one of this run.
+    next_id: u64,
+    retry_frame: Option<Frame>,
+    published: u64,
+    replayed: u64,
+    resets: u64,
+}
+
+impl Hub {
+    pub fn new(config: Config, first_id: u64) -> Self {
+        let retry_frame = config.retry_ms.map(|ms| {
+            Event::default()
+                .retry(ms)
+                .encode()
+                .expect("retry-only frames are valid")
+        });
+        Hub {
+            history: History::new(config.history),
+            config,
+            next_id: first_id,
+            retry_frame,
+            published: 0,
+            replayed: 0,
+            resets: 0,
+        }
+    }
+
+    fn subscribe(&mut self, req: &Request, reply: &mut Reply<'_>) {
+        if let Some(origin) = &self.config.cors_origin {
+            let _ = reply.header("Access-Control-Allow-Origin", origin);
+        }
+        match reply.stream() {
+            Ok(_) => {}
+            Err(StreamError::TooManyClients) => {
+                let _ = reply
+                    .respond(Response::text(503, "too many clients\n").header("Retry-After", "5"));
+                return;
+            }
+            Err(e) => {
+                let _ = reply.respond(Response::text(500, format!("{e}\n")));
+                return;
+            }
+        }
+        if let Some(frame) = &self.retry_frame {
+            let _ = reply.send_frame(frame);
+        }
+        let seid = reply.seid().unwrap_or_default().to_owned();
+        // No id: the seid event must not move the client's last event id.
+        let _ = reply.send(Event::new(seid).event("seid"));
+        let topics: Vec<&str> = req.query_all("topic").filter(|t| !t.is_empty()).collect();
+        for topic in &topics {
+            let _ = reply.subscribe(topic);
+        }
+        let last_id = req
+            .header("Last-Event-ID")
+            .or_else(|| req.query("lastEventId"))
+            .filter(|id| !id.is_empty());
+        if let Some(last_id) = last_id {
+            match self.history.after(last_id, &topics) {
+                Replay::Missed(frames) => {
+                    for frame in frames {
+                        self.replayed += 1;
+                        let _ = reply.send_frame(frame);
+                    }
+                }
+                Replay::Unknown => {
+                    // Say so rather than let the client silently miss events.
+                    self.resets += 1;
+                    let _ = reply.send(Event::new(last_id).event("reset"));
+                }
+            }
+        }
+    }
+
+    fn preflight(&self, reply: &mut Reply<'_>) {
+        let Some(origin) = &self.config.cors_origin else {
+            let _ = reply.respond(allow("GET, HEAD"));
+            return;
+        };
+        let _ = reply.respond(
+            Response::new(204)
+                .header("Access-Control-Allow-Origin", origin)
+                .header("Access-Control-Allow-Methods", "GET")
+                .header(
+                    "Access-Control-Allow-Headers",
+                    "Last-Event-ID, Cache-Control",
+                )
+                .header("Access-Control-Max-Age", "86400"),
+        );
+    }
+
+    /// `Ok` when the request may publish or manage clients.
+    fn authorize(&self, req: &Request) -> Result<(), Response> {
+        match &self.config.publish_token {
+            Some(token) => {
+                let given = req
+                    .header_bytes("Authorization")
+                    .and_then(|v| v.strip_prefix(b"Bearer "))
+                    .unwrap_or_default();
+                if constant_time_eq(given, token.as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(Response::text(401, "a valid bearer token is required\n")
+                        .header("WWW-Authenticate", "Bearer"))
+                }
+            }
+            None if is_loopback(req.peer().ip()) => Ok(()),
+            None => Err(Response::text(
+                403,
+                "publishing is open to loopback peers only; set --publish-token\n",
+            )),
+        }
+    }
+
+    /// The event a publish or direct send describes: the body as data, the
+    /// query's `event`, `id` and `retry`.
+    fn event_from(req: &Request, id: Option<String>) -> Result<Event, Response> {
+        let data = std::str::from_utf8(req.body())
+            .map_err(|_| Response::text(400, "the body must be UTF-8\n"))?;
+        let mut event = Event::new(data);
+        if let Some(name) = req.query("event") {
+            event = event.event(name);
+        }
+        if let Some(id) = id {
+            event = event.id(id);
+        }
+        if let Some(retry) = req.query("retry") {
+            let ms = retry
+                .parse()
+                .map_err(|_| Response::text(400, "retry must be a number of milliseconds\n"))?;
+            event = event.retry(ms);
+        }
+        event
+            .validate()
+            .map_err(|e| Response::text(400, format!("{e}\n")))?;
+        Ok(event)
+    }
+
+    fn publish(&mut self, req: &Request, reply: &mut Reply<'_>) -> Result<Response, Response> {
+        self.authorize(req)?;
+        let id = match req.query("id") {
+            Some(id) => id.to_owned(),
+            None => self.next_id.to_string(),
+        };
+        let event = Self::event_from(req, Some(id.clone()))?;
+        let frame = event
+            .encode()
+            .map_err(|e| Response::text(400, format!("{e}\n")))?;
+        if req.query("id").is_none() {
+            self.next_id += 1;
+        }
+        let topic = req.query("topic").filter(|t| !t.is_empty());
+        match topic {
+            Some(topic) => reply.publish_frame(topic, &frame),
+            None => reply.broadcast_frame(&frame),
+        };
+        self.history.push(id.clone(), topic, frame);
+        self.published += 1;
+        Ok(Response::text(200, id))
+    }
+
+    fn client(
+        &mut self,
+        req: &Request,
+        reply: &mut Reply<'_>,
+        seid: &str,
+    ) -> Result<Response, Response> {
+        self.authorize(req)?;
+        let result = match req.method() {
+            "POST" => {
+                let event = Self::event_from(req, req.query("id").map(str::to_owned))?;
+                reply.send_to(seid, event)
+            }
+            "DELETE" => reply.end_seid(seid),
+            _ => return Err(allow("POST, DELETE")),
+        };
+        match result {
+            Ok(()) => Ok(Response::text(200, "ok\n")),
+            Err(SendError::UnknownSeid) => {
+                Err(Response::text(404, "no live client has this seid\n"))
+            }
+            Err(e) => Err(Response::text(400, format!("{e}\n"))),
+        }
+    }
+
+    fn clients(&self, req: &Request, reply: &Reply<'_>) -> Result<Response, Response> {
+        self.authorize(req)?;
+        let mut seids: Vec<&str> = reply.clients().collect();
+        seids.sort_unstable();
+        let mut json = String::from("[");
+        for (i, seid) in seids.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str("{\"seid\":");
+            push_json_string(&mut json, seid);
+            json.push_str(",\"topics\":[");
+            for (j, topic) in reply.topics_of(seid).iter().enumerate() {
+                if j > 0 {
+                    json.push(',');
+                }
+                push_json_string(&mut json, topic);
+            }
+            json.push_str("]}");
+        }
+        json.push_str("]\n");
+        Ok(Response::new(200)
+            .header("Content-Type", "application/json")
+            .body(json))
+    }
+
+    fn metrics(&self, reply: &Reply<'_>) -> Response {
+        let s = reply.stats();
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, values: &[(&str, u64)]| {
+            let _ = writeln!(
+                out,
+                "# HELP sseloop_{name} {help}\n# TYPE sseloop_{name} {kind}"
+            );
+            for (labels, value) in values {
+                let _ = writeln!(out, "sseloop_{name}{labels} {value}");
+            }
+        };
+        metric(
+            "clients",
+            "gauge",
+            "Live event streams.",
+            &[("", s.clients as u64)],
+        );
+        metric(
+            "connections",
+            "gauge",
+            "Open TCP connections.",
+            &[("", s.connections as u64)],
+        );
+        metric(
+            "connections_accepted_total",
+            "counter",
+            "TCP connections accepted.",
+            &[("", s.accepted)],
+        );
+        metric(
+            "accept_errors_total",
+            "counter",
+            "Accept failures (EMFILE and the like).",
+            &[("", s.accept_errors)],
+        );
+        metric(
+            "requests_total",
+            "counter",
+            "Requests handled.",
+            &[("", s.requests)],
+        );
+        metric(
+            "bad_requests_total",
+            "counter",
+            "Requests refused by the parser.",
+            &[("", s.bad_requests)],
+        );
+        metric(
+            "streams_opened_total",
+            "counter",
+            "Event streams opened.",
+            &[("", s.streams_opened)],
+        );
+        metric(
+            "streams_closed_total",
+            "counter",
+            "Event streams ended or closed.",
+            &[("", s.streams_closed)],
+        );
+        metric(
+            "events_published_total",
+            "counter",
+            "Events published through /publish.",
+            &[("", self.published)],
+        );
+        metric(
+            "frames_queued_total",
+            "counter",
+            "Frames queued to clients (one per client).",
+            &[("", s.frames_queued)],
+        );
+        metric(
+            "frames_written_total",
+            "counter",
+            "Queued pieces completely written.",
+            &[("", s.frames_written)],
+        );
+        metric(
+            "bytes_written_total",
+            "counter",
+            "Bytes written to sockets.",
+            &[("", s.bytes_written)],
+        );
+        metric(
+            "write_calls_total",
+            "counter",
+            "write/writev calls that wrote bytes.",
+            &[("", s.write_calls)],
+        );
+        metric(
+            "heartbeats_total",
+            "counter",
+            "Heartbeat comments sent.",
+            &[("", s.heartbeats)],
+        );
+        metric(
+            "evictions_total",
+            "counter",
+            "Streams closed by the server, by reason.",
+            &[
+                ("{reason=\"idle\"}", s.evicted_idle),
+                ("{reason=\"queue_full\"}", s.evicted_queue_full),
+                ("{reason=\"shutdown\"}", s.evicted_shutdown),
+            ],
+        );
+        metric(
+            "head_timeouts_total",
+            "counter",
+            "Connections closed for not sending a request in time.",
+            &[("", s.head_timeouts)],
+        );
+        metric(
+            "replayed_events_total",
+            "counter",
+            "Events replayed to reconnecting clients.",
+            &[("", self.replayed)],
+        );
+        metric(
+            "replay_resets_total",
+            "counter",
+            "Reconnects whose Last-Event-ID was no longer in the history.",
+            &[("", self.resets)],
+        );
+        metric(
+            "history_events",
+            "gauge",
+            "Events held for replay.",
+            &[("", self.history.len() as u64)],
+        );
+        Response::new(200)
+            .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            .body(out)
+    }
+}
+
+impl Handler for Hub {
+    fn on_request(&mut self, req: &Request, reply: &mut Reply<'_>) {
+        let answer = match (req.method(), req.path()) {
+            ("GET" | "HEAD", "/") => Ok(Response::new(200)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .body(DEMO_PAGE)),
+            ("GET", "/events") => return self.subscribe(req, reply),
+            ("OPTIONS", "/events") => return self.preflight(reply),
+            (_, "/events") => Err(allow("GET, OPTIONS")),
+            ("POST", "/publish") => self.publish(req, reply),
+            (_, "/publish") => Err(allow("POST")),
+            ("GET", "/clients") => self.clients(req, reply),
+            (_, "/clients") => Err(allow("GET")),
+            (_, path) if path.starts_with("/clients/") => {
+                match decode_segment(&path["/clients/".len()..]) {
+                    Some(seid) => self.client(req, reply, &seid),
+                    None => Err(Response::text(400, "bad seid in path\n")),
+                }
+            }
+            ("GET" | "HEAD", "/health") => Ok(Response::text(200, "ok\n")),
+            ("GET", "/metrics") => Ok(self.metrics(reply)),
+            (_, "/" | "/health" | "/metrics") => Err(allow("GET, HEAD")),
+            _ => Err(Response::text(404, "not found\n")),
+        };
+        let _ = reply.respond(answer.unwrap_or_else(|e| e));
+    }
+}
+
+fn allow(methods: &str) -> Response {
+    Response::text(405, "method not allowed\n").header("Allow", methods)
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Compares in time that depends only on the expected token's length, never
+/// on where the first difference is or on the given token's length.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, &e) in expected.iter().enumerate() {
+        let g = given.get(i).copied().unwrap_or(!e);
+        diff |= g ^ e;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// Percent-decodes one path segment (`+` stays `+`).
+fn decode_segment(segment: &str) -> Option<String> {
+    if segment.is_empty() || segment.contains('/') {
+        return None;
+    }
+    sseloop::http::percent_decode(&segment.replace('+', "%2B"))
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secreT", b"secret"));
+        assert!(!constant_time_eq(b"secret-longer", b"secret"));
+        assert!(!constant_time_eq(b"", b"secret"));
+        assert!(!constant_time_eq(b"secre", b"secret"));
+    }
+
+    #[test]
+    fn json_strings_escape() {
+        let mut s = String::new();
+        push_json_string(&mut s, "a\"b\\c\n\u{1}");
+        assert_eq!(s, r#""a\"b\\c\n\u0001""#.replace("\\n", "\\u000a"));
+    }
+
+    #[test]
+    fn path_segments() {
+        assert_eq!(decode_segment("%40user-1").as_deref(), Some("@user-1"));
+        assert_eq!(decode_segment("a+b").as_deref(), Some("a+b"));
+        assert_eq!(decode_segment("a/b"), None);
+        assert_eq!(decode_segment(""), None);
+    }
+}

@@ -1,0 +1,463 @@
+//! The `sseloop` hub binary over real sockets: every route, every error,
+//! auth, CORS, replay, metrics, limits and signals.
+
+mod util;
+
+use std::time::Duration;
+
+use util::{HubProcess, DEADLINE};
+
+#[test]
+fn subscribe_gets_its_seid_first_and_topics_filter() {
+    let hub = HubProcess::start(&[]);
+    let (mut news, news_seid) = hub.subscribe("/events?topic=news");
+    let (mut both, _) = hub.subscribe("/events?topic=news&topic=sport");
+    let (mut none, _) = hub.subscribe("/events");
+    assert_eq!(news_seid.len(), 22);
+
+    assert_eq!(hub.publish("?topic=sport", "goal").0, 200);
+    assert_eq!(hub.publish("?topic=news", "headline").0, 200);
+    assert_eq!(hub.publish("", "to everyone").0, 200);
+
+    assert_eq!(news.next().data, "headline");
+    assert_eq!(news.next().data, "to everyone");
+    assert_eq!(both.next().data, "goal");
+    assert_eq!(both.next().data, "headline");
+    assert_eq!(both.next().data, "to everyone");
+    // No topic: broadcasts only.
+    assert_eq!(none.next().data, "to everyone");
+}
+
+#[test]
+fn publish_carries_event_id_retry_and_multiline_data_exactly() {
+    let hub = HubProcess::start(&[]);
+    let (mut sub, _) = hub.subscribe("/events");
+    let (status, id) = hub.publish("?event=update&id=abc&retry=2500", "one\r\ntwo\rthree\n");
+    assert_eq!((status, id.as_str()), (200, "abc"));
+    let m = sub.next();
+    assert_eq!(
+        (m.event.as_str(), m.data.as_str(), m.last_event_id.as_str()),
+        ("update", "one\ntwo\nthree\n", "abc")
+    );
+    assert_eq!(sub.parser.retry(), Some(2500));
+
+    // Assigned ids increase; empty data still fires.
+    let (_, first) = hub.publish("", "");
+    let (_, second) = hub.publish("", "x");
+    assert!(second.parse::<u64>().unwrap() > first.parse::<u64>().unwrap());
+    let m = sub.next();
+    assert_eq!(
+        (m.data.as_str(), m.last_event_id.as_str()),
+        ("", first.as_str())
+    );
+    assert_eq!(sub.next().last_event_id, second);
+
+    // Percent-encoded names arrive decoded.
+    hub.publish("?event=a%20b", "y");
+    assert_eq!(sub.next().event, "a b");
+}
+
+#[test]
+fn publish_refuses_what_would_inject_or_cannot_be_sent() {
+    let hub = HubProcess::start(&["--max-body", "1000"]);
+    let (mut sub, _) = hub.subscribe("/events");
+    for query in [
+        "?event=a%0Adata:%20x",
+        "?event=a%0Db",
+        "?id=1%0A2",
+        "?id=1%0D",
+        "?id=1%002",
+        "?retry=soon",
+        "?retry=-1",
+    ] {
+        assert_eq!(hub.publish(query, "never").0, 400, "{query}");
+    }
+    let (head, _) = hub.request("POST", "/publish", &[], b"\xff\xfe not utf-8");
+    assert_eq!(head.status, 400);
+    let (head, _) = hub.request("POST", "/publish", &[], &[b'x'; 1001]);
+    assert_eq!(head.status, 413);
+
+    // Both Content-Length and Transfer-Encoding: 400 (smuggling).
+    let mut c = hub.connect();
+    c.send(b"POST /publish HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nnever\r\n0\r\n\r\n");
+    assert_eq!(c.read_head().status, 400);
+
+    // Chunked bodies are accepted.
+    let mut c = hub.connect();
+    c.send(b"POST /publish?event=chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nchun\r\n3\r\nked\r\n0\r\n\r\n");
+    assert_eq!(c.read_response().0.status, 200);
+    // An absurd Content-Length is refused before any of it is read.
+    let mut c = hub.connect();
+    c.send(b"POST /publish HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n");
+    assert_eq!(c.read_head().status, 413);
+
+    // Nothing refused reached the subscriber; the chunked one did.
+    let m = sub.next();
+    assert_eq!((m.event.as_str(), m.data.as_str()), ("chunked", "chunked"));
+}
+
+#[test]
+fn expect_continue_publish_like_curl() {
+    let hub = HubProcess::start(&[]);
+    let (mut sub, _) = hub.subscribe("/events");
+    let mut c = hub.connect();
+    c.send(b"POST /publish HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let head = c.read_head();
+    assert_eq!(head.status, 100);
+    c.send(b"hello");
+    assert_eq!(c.read_response().0.status, 200);
+    assert_eq!(sub.next().data, "hello");
+}
+
+#[test]
+fn direct_send_end_and_list_clients() {
+    let hub = HubProcess::start(&[]);
+    let (mut alice, alice_seid) = hub.subscribe("/events?topic=t1&topic=t2");
+    let (mut bob, bob_seid) = hub.subscribe("/events");
+
+    let (head, _) = hub.request(
+        "POST",
+        &format!("/clients/{alice_seid}?event=dm&id=7"),
+        &[],
+        b"hi alice",
+    );
+    assert_eq!(head.status, 200);
+    let m = alice.next();
+    assert_eq!(
+        (m.event.as_str(), m.data.as_str(), m.last_event_id.as_str()),
+        ("dm", "hi alice", "7")
+    );
+
+    let (head, body) = hub.request("GET", "/clients", &[], b"");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("application/json"));
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut seen: Vec<(String, Vec<String>)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let topics = c["topics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_owned())
+                .collect();
+            (c["seid"].as_str().unwrap().to_owned(), topics)
+        })
+        .collect();
+    seen.sort();
+    let mut want = vec![
+        (alice_seid.clone(), vec!["t1".into(), "t2".into()]),
+        (bob_seid.clone(), vec![]),
+    ];
+    want.sort();
+    assert_eq!(seen, want);
+
+    assert_eq!(
+        hub.request("POST", "/clients/nobody", &[], b"x").0.status,
+        404
+    );
+    assert_eq!(
+        hub.request("DELETE", "/clients/nobody", &[], b"").0.status,
+        404
+    );
+    assert_eq!(
+        hub.request("DELETE", &format!("/clients/{bob_seid}"), &[], b"")
+            .0
+            .status,
+        200
+    );
+    assert!(bob.rest().is_empty(), "bob's stream ends cleanly");
+    assert_eq!(
+        hub.request("POST", &format!("/clients/{bob_seid}"), &[], b"x")
+            .0
+            .status,
+        404
+    );
+    assert_eq!(
+        hub.request(
+            "POST",
+            &format!("/clients/{alice_seid}?id=a%0Ab"),
+            &[],
+            b"x"
+        )
+        .0
+        .status,
+        400
+    );
+}
+
+#[test]
+fn replay_after_reconnect_is_exactly_what_was_missed() {
+    let hub = HubProcess::start(&[]);
+    let (mut sub, _) = hub.subscribe("/events?topic=t");
+    hub.publish("?topic=t", "seen");
+    let last = sub.next().last_event_id;
+    drop(sub);
+
+    let mut missed = Vec::new();
+    for i in 0..5 {
+        let (status, id) = hub.publish("?topic=t", &format!("missed {i}"));
+        assert_eq!(status, 200);
+        missed.push(id);
+        hub.publish("?topic=other", "not for this client");
+    }
+    // Reconnect as a browser does, with the Last-Event-ID header.
+    let mut c = hub.connect();
+    c.send(format!("GET /events?topic=t HTTP/1.1\r\nLast-Event-ID: {last}\r\n\r\n").as_bytes());
+    let mut sub = util::EventStream::from_client(c);
+    assert_eq!(sub.next().event, "seid");
+    for (i, id) in missed.iter().enumerate() {
+        let m = sub.next();
+        assert_eq!((m.data, &m.last_event_id), (format!("missed {i}"), id));
+    }
+    // Exactly those five: the next event is a new one.
+    hub.publish("?topic=t", "live");
+    assert_eq!(sub.next().data, "live");
+
+    // The query parameter works the same (browsers cannot set the header on
+    // a first connect).
+    let (mut sub, _) = hub.subscribe(&format!("/events?topic=t&lastEventId={}", missed[3]));
+    assert_eq!(sub.next().data, "missed 4");
+    assert_eq!(sub.next().data, "live");
+}
+
+#[test]
+fn unknown_last_event_id_is_reported_not_ignored() {
+    let hub = HubProcess::start(&["--history", "2"]);
+    let (_, first) = hub.publish("", "1");
+    hub.publish("", "2");
+    hub.publish("", "3");
+    // `first` fell out of a history of 2.
+    let (mut sub, _) = hub.subscribe(&format!("/events?lastEventId={first}"));
+    let m = sub.next();
+    assert_eq!(
+        (m.event.as_str(), m.data.as_str()),
+        ("reset", first.as_str())
+    );
+}
+
+#[test]
+fn token_auth_guards_publish_and_clients() {
+    let hub = HubProcess::start(&["--publish-token", "s3cret"]);
+    let (mut sub, seid) = hub.subscribe("/events");
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer s3cre"),
+        Some("Bearer s3cret!"),
+        Some("s3cret"),
+        Some("Basic s3cret"),
+    ] {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
+        let (head, _) = hub.request("POST", "/publish", &headers, b"nope");
+        assert_eq!(head.status, 401, "{auth:?}");
+        assert_eq!(head.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(hub.request("GET", "/clients", &headers, b"").0.status, 401);
+        assert_eq!(
+            hub.request("POST", &format!("/clients/{seid}"), &headers, b"x")
+                .0
+                .status,
+            401
+        );
+        assert_eq!(
+            hub.request("DELETE", &format!("/clients/{seid}"), &headers, b"")
+                .0
+                .status,
+            401
+        );
+    }
+    let good = [("Authorization", "Bearer s3cret")];
+    assert_eq!(hub.request("POST", "/publish", &good, b"yes").0.status, 200);
+    assert_eq!(sub.next().data, "yes");
+    // Subscribing needs no token.
+    hub.subscribe("/events");
+}
+
+#[test]
+fn token_from_the_environment() {
+    let hub = HubProcess::start_with_env(&[], &[("SSELOOP_PUBLISH_TOKEN", "envtok")]);
+    assert_eq!(hub.publish("", "x").0, 401);
+    let (head, _) = hub.request(
+        "POST",
+        "/publish",
+        &[("Authorization", "Bearer envtok")],
+        b"x",
+    );
+    assert_eq!(head.status, 200);
+}
+
+#[test]
+fn cors_header_and_preflight() {
+    let hub = HubProcess::start(&["--cors-origin", "https://app.example"]);
+    let (sub, _) = hub.subscribe("/events");
+    assert_eq!(
+        sub.head.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let (head, _) = hub.request(
+        "OPTIONS",
+        "/events",
+        &[
+            ("Origin", "https://app.example"),
+            ("Access-Control-Request-Headers", "last-event-id"),
+        ],
+        b"",
+    );
+    assert_eq!(head.status, 204);
+    assert_eq!(
+        head.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert!(head
+        .header("access-control-allow-headers")
+        .unwrap()
+        .contains("Last-Event-ID"));
+
+    // Without the flag, no CORS header.
+    let hub = HubProcess::start(&[]);
+    let (sub, _) = hub.subscribe("/events");
+    assert_eq!(sub.head.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn retry_flag_sends_retry_first() {
+    let hub = HubProcess::start(&["--retry", "1500"]);
+    let (sub, _) = hub.subscribe("/events");
+    assert_eq!(sub.parser.retry(), Some(1500));
+}
+
+#[test]
+fn health_metrics_page_and_unknown_routes() {
+    let hub = HubProcess::start(&[]);
+    let (head, body) = hub.request("GET", "/health", &[], b"");
+    assert_eq!((head.status, body.as_slice()), (200, &b"ok\n"[..]));
+
+    let (mut sub, _) = hub.subscribe("/events");
+    hub.publish("", "counted");
+    sub.next();
+    let (head, body) = hub.request("GET", "/metrics", &[], b"");
+    assert_eq!(head.status, 200);
+    assert!(head
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(body).unwrap();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert_eq!(value("sseloop_clients"), 1);
+    assert_eq!(value("sseloop_events_published_total"), 1);
+    assert!(value("sseloop_streams_opened_total") >= 1);
+    assert!(value("sseloop_bytes_written_total") > 0);
+    assert!(value("sseloop_frames_written_total") >= 2);
+    for reason in ["idle", "queue_full", "shutdown"] {
+        assert_eq!(
+            value(&format!("sseloop_evictions_total{{reason=\"{reason}\"}}")),
+            0
+        );
+    }
+    assert_eq!(value("sseloop_replayed_events_total"), 0);
+
+    let (head, body) = hub.request("GET", "/", &[], b"");
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains("new EventSource("));
+    assert!(
+        !page.contains("src=") && !page.contains("href="),
+        "no external scripts, styles or fonts"
+    );
+
+    assert_eq!(hub.request("GET", "/nope", &[], b"").0.status, 404);
+    let (head, _) = hub.request("GET", "/publish", &[], b"");
+    assert_eq!((head.status, head.header("allow")), (405, Some("POST")));
+    assert_eq!(hub.request("DELETE", "/events", &[], b"").0.status, 405);
+}
+
+#[test]
+fn max_clients_answers_503_with_retry_after() {
+    let hub = HubProcess::start(&["--max-clients", "2"]);
+    let (_a, _) = hub.subscribe("/events");
+    let (b, _) = hub.subscribe("/events");
+    let (head, _) = hub.request("GET", "/events", &[], b"");
+    assert_eq!(head.status, 503);
+    assert!(head.header("retry-after").is_some());
+    // A slot frees up when a client leaves.
+    drop(b);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let mut c = hub.connect();
+        c.get("/events");
+        let head = c.read_head();
+        if head.status == 200 {
+            break;
+        }
+        assert_eq!(head.status, 503);
+        assert!(std::time::Instant::now() < deadline, "the slot never freed");
+    }
+}
+
+#[test]
+fn sigterm_ends_every_stream_cleanly_and_exits_0() {
+    let mut hub = HubProcess::start(&[]);
+    let mut subs: Vec<_> = (0..3).map(|_| hub.subscribe("/events").0).collect();
+    hub.publish("", "before shutdown");
+    for s in &mut subs {
+        assert_eq!(s.next().data, "before shutdown");
+    }
+    let status = hub.terminate();
+    assert!(status.success(), "{status:?}");
+    for s in &mut subs {
+        assert!(s.rest().is_empty(), "each stream ends with its last chunk");
+    }
+}
+
+#[test]
+fn help_and_bad_flags() {
+    let bin = env!("CARGO_BIN_EXE_sseloop");
+    let out = std::process::Command::new(bin)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--heartbeat",
+        "--timeout",
+        "--history",
+        "--max-clients",
+        "--max-queue",
+        "--publish-token",
+        "--cors-origin",
+        "--retry",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    assert!(help.contains("127.0.0.1:8080") && help.contains("120000") && help.contains("1024"));
+    for bad in [
+        &["--timeout", "soon"][..],
+        &["--listen", "nowhere"],
+        &["--frobnicate", "1"],
+        &["--history"],
+    ] {
+        let out = std::process::Command::new(bin).args(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    }
+}
+
+#[test]
+fn idle_streams_time_out_and_heartbeats_can_be_turned_off() {
+    let hub = HubProcess::start(&["--timeout", "300", "--heartbeat", "0"]);
+    let (mut sub, _) = hub.subscribe("/events");
+    assert!(sub.client.closes_within(Duration::from_secs(3)));
+}
