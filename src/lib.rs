@@ -62,6 +62,11 @@ pub mod seid;
 mod server;
 pub mod timer;
 
+/// The README's Rust examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use crate::conn::CloseReason;
 pub use crate::core::{SendError, Stats};
 pub use crate::frame::{Event, Frame, FrameError};

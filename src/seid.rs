@@ -25,7 +25,7 @@ use std::rc::Rc;
 pub trait SeidGenerator: Send + 'static {
     /// The next seid. It must be non-empty and free of control characters; a
     /// seid already in use makes opening the stream fail with
-    /// [`StreamError::SeidInUse`](crate::StreamError::SeidInUse).
+    /// [`StreamError::Seid`](crate::StreamError::Seid).
     ///
     /// # Errors
     /// An I/O error when no seid can be made (the default generator when the

@@ -671,11 +671,11 @@ impl Server {
             self.handler.on_close(&seid, reason);
         }
         while let Some(key) = self.core.closing.pop() {
-            if !self
+            if self
                 .core
                 .conns
                 .get(key)
-                .is_some_and(|e| e.conn.closing.is_some())
+                .is_none_or(|e| e.conn.closing.is_none())
             {
                 continue;
             }
