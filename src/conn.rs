@@ -124,7 +124,8 @@ pub(crate) struct WriteQueue {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Flushed {
     pub bytes: usize,
-    pub chunks: usize,
+    /// Frames (not heads or other bytes) completely written.
+    pub frames: usize,
     pub syscalls: usize,
 }
 
@@ -180,7 +181,7 @@ impl WriteQueue {
             };
             done.syscalls += 1;
             done.bytes += n;
-            self.advance(n, &mut done.chunks);
+            self.advance(n, &mut done.frames);
             if n < want {
                 break;
             }
@@ -200,8 +201,9 @@ impl WriteQueue {
             if n >= left {
                 n -= left;
                 self.offset = 0;
-                self.chunks.pop_front();
-                *finished += 1;
+                if let Some(Chunk::Frame(..)) = self.chunks.pop_front() {
+                    *finished += 1;
+                }
             } else {
                 self.offset += n;
                 n = 0;
@@ -361,7 +363,7 @@ mod tests {
             calls: 0,
         };
         let done = q.flush(&mut w).unwrap();
-        assert_eq!((done.syscalls, done.chunks, w.calls), (1, 10, 1));
+        assert_eq!((done.syscalls, done.frames, w.calls), (1, 10, 1));
         assert_eq!(w.out, f.chunked().repeat(10));
         assert!(q.is_empty());
     }
@@ -379,7 +381,7 @@ mod tests {
             calls: 0,
         };
         let done = q.flush(&mut w).unwrap();
-        assert_eq!((done.bytes, done.chunks, done.syscalls), (4, 1, 1));
+        assert_eq!((done.bytes, done.frames, done.syscalls), (4, 0, 1));
         assert_eq!(q.len(), 6);
         w.room = 0;
         assert_eq!(q.flush(&mut w).unwrap(), Flushed::default());

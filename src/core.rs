@@ -424,7 +424,7 @@ impl Core {
                 }
                 self.stats.bytes_written += done.bytes as u64;
                 self.stats.write_calls += done.syscalls as u64;
-                self.stats.frames_written += done.chunks as u64;
+                self.stats.frames_written += done.frames as u64;
                 if !entry.conn.queue.is_empty() {
                     return;
                 }

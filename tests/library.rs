@@ -566,3 +566,72 @@ fn custom_seid_generator_and_duplicates() {
         StreamError::Seid(sseloop::SeidError::InUse("same".into()))
     );
 }
+
+#[test]
+fn slow_request_heads_get_408_and_idle_keep_alive_closes() {
+    let server = TestServer::start(|b| {
+        b.head_timeout(Duration::from_millis(200))
+            .build(|_req: &Request, reply: &mut Reply<'_>| {
+                reply.respond(Response::text(200, "ok")).unwrap();
+            })
+    });
+    // Slowloris: a head that never completes.
+    let mut slow = server.connect();
+    slow.send(b"GET / HTTP/1.1\r\nX-Slow: ");
+    let head = slow.read_head();
+    assert_eq!(head.status, 408);
+    assert!(slow.closes_within(DEADLINE));
+
+    // A keep-alive connection that sends nothing after its response.
+    let mut idle = server.connect();
+    idle.get("/");
+    assert_eq!(idle.read_response().0.status, 200);
+    assert!(idle.closes_within(DEADLINE));
+
+    // A connection that never sends a byte.
+    let mut silent = server.connect();
+    assert!(silent.closes_within(DEADLINE));
+    assert!(
+        silent.read_to_close().is_empty(),
+        "an idle close sends nothing"
+    );
+}
+
+#[test]
+fn queued_frames_go_out_in_one_write() {
+    let server = TestServer::start(|b| {
+        b.build(|req: &Request, reply: &mut Reply<'_>| {
+            if announce(req, reply) {
+                return;
+            }
+            if req.path() == "/burst" {
+                for i in 0..50 {
+                    reply.publish("t", Event::new(i.to_string())).unwrap();
+                }
+            }
+            let calls = reply.stats().write_calls;
+            reply
+                .respond(Response::text(200, calls.to_string()))
+                .unwrap();
+        })
+    });
+    let mut sub = EventStream::open(&server, "/events?topic=t");
+    sub.next();
+    let mut client = server.connect();
+    let mut write_calls = |target: &str| -> u64 {
+        client.get(target);
+        String::from_utf8(client.read_response().1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = write_calls("/stats");
+    write_calls("/burst");
+    let after = write_calls("/stats");
+    for i in 0..50 {
+        assert_eq!(sub.next().data, i.to_string());
+    }
+    // The first /stats response, the 50 events to the subscriber, and the
+    // /burst response: three writes.
+    assert_eq!(after - before, 3);
+}

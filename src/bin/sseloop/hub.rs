@@ -304,7 +304,7 @@ impl Hub {
         metric(
             "frames_written_total",
             "counter",
-            "Queued pieces completely written.",
+            "Event frames completely written to sockets.",
             &[("", s.frames_written)],
         );
         metric(
