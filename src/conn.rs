@@ -4,14 +4,14 @@
 //! any `io::Write` it is given.
 //!
 //! ```text
-//!            head parsed              handler opens a stream
-//!  Head ─────────────────► Body ──► (handler) ──────────────► Streaming
-//!   ▲   (body to read)          │                               │ end()
-//!   │                           │ plain response                ▼
-//!   └───── keep-alive ◄─────────┴────────────────────── ◄── (last chunk)
-//!                               │ close / error / HTTP/1.0 end
-//!                               ▼
-//!                            Draining ──(queue flushed)──► removed
+//!             request complete           handler opens a stream
+//!  Reading ───────────────────► (handler) ──────────────────────► Streaming
+//!     ▲                             │                                │ end()
+//!     │      plain response         │                                ▼
+//!     └──────── keep-alive ◄────────┴──────────────────────── (last chunk)
+//!                                   │ close / refused / HTTP/1.0 end
+//!                                   ▼
+//!                               Draining ──(queue written)──► removed
 //! ```
 
 use std::collections::VecDeque;
@@ -20,16 +20,14 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use crate::frame::Frame;
-use crate::http::{BodyReader, Request, Version};
+use crate::http::{RequestReader, Version};
 use crate::timer::TimerKey;
 
 /// Where a connection is in its life.
 #[derive(Debug)]
 pub(crate) enum Phase {
-    /// Waiting for (the rest of) a request head.
-    Head,
-    /// Reading the body of a request whose head has been parsed.
-    Body(Box<(Request, BodyReader)>),
+    /// Reading a request (its head, then any body).
+    Reading,
     /// An SSE response is open; `chunked` on HTTP/1.1.
     Streaming { chunked: bool },
     /// Nothing more will be read; close once the queue is written.
@@ -219,9 +217,9 @@ pub(crate) struct Conn {
     pub generation: u64,
     pub peer: SocketAddr,
     pub phase: Phase,
-    /// Bytes read and not yet consumed by the request parser. Empty (and
+    /// The request parser and the bytes it has not consumed. Empty (and
     /// unallocated) on an idle stream.
-    pub read_buf: Vec<u8>,
+    pub reader: RequestReader,
     pub queue: WriteQueue,
     /// Whether the connection stays open after the current response.
     pub keep_alive: bool,
@@ -255,8 +253,8 @@ impl Conn {
         Conn {
             generation,
             peer,
-            phase: Phase::Head,
-            read_buf: Vec::new(),
+            phase: Phase::Reading,
+            reader: RequestReader::new(),
             queue: WriteQueue::default(),
             keep_alive: true,
             version: Version::Http11,
@@ -285,7 +283,7 @@ impl Conn {
     /// When the connection next needs attention.
     pub(crate) fn deadline(&self, t: &Timeouts) -> u64 {
         match self.phase {
-            Phase::Head | Phase::Body(_) => self.phase_since + t.head,
+            Phase::Reading => self.phase_since + t.head,
             Phase::Streaming { .. } => {
                 let idle = self.last_write + t.idle;
                 match t.heartbeat {
@@ -308,7 +306,7 @@ impl Conn {
             return Due::Later(at);
         }
         match self.phase {
-            Phase::Head | Phase::Body(_) => Due::HeadTimeout,
+            Phase::Reading => Due::HeadTimeout,
             Phase::Streaming { .. } if self.last_write + t.idle > now => Due::Heartbeat,
             _ => Due::Idle,
         }

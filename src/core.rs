@@ -309,9 +309,7 @@ impl Core {
         entry.conn.last_write = now;
         entry.conn.seid = Some(seid.clone());
         // An idle stream keeps no read buffer.
-        if entry.conn.read_buf.is_empty() {
-            entry.conn.read_buf = Vec::new();
-        }
+        entry.conn.reader.release();
         self.stats.streams_opened += 1;
         self.set_clients();
         self.queue_bytes(key, head);
@@ -334,7 +332,7 @@ impl Core {
         }
         let now = self.now;
         if chunked && entry.conn.keep_alive && !entry.conn.read_closed {
-            entry.conn.set_phase(Phase::Head, now);
+            entry.conn.set_phase(Phase::Reading, now);
             self.resume.push(key);
         } else {
             entry.conn.set_phase(Phase::Draining, now);

@@ -241,7 +241,11 @@ pub(crate) fn parse_head(
 ) -> Result<Option<(Request, usize)>, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // Only the first `max_head` bytes can hold a head we accept, so only they
+    // are parsed: what lies past the limit cannot change the outcome, which
+    // is then the same however the bytes were split across reads.
+    let window = &buf[..buf.len().min(limits.max_head)];
+    let len = match req.parse(window) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
             return if buf.len() > limits.max_head {
@@ -254,9 +258,6 @@ pub(crate) fn parse_head(
         Err(httparse::Error::Version) => return Err(HttpError::UnsupportedVersion),
         Err(_) => return Err(HttpError::Malformed),
     };
-    if len > limits.max_head {
-        return Err(HttpError::HeadTooLarge);
-    }
     let version = match req.version {
         Some(0) => Version::Http10,
         Some(1) => Version::Http11,
@@ -419,6 +420,118 @@ pub fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// Reads requests from a connection's bytes: a push parser. Push what the
+/// socket gave with [`push`](RequestReader::push), then take every complete
+/// request with [`next_request`](RequestReader::next_request) until it
+/// answers `Ok(None)`.
+///
+/// It holds at most one head's worth of unparsed bytes ([`Limits::max_head`])
+/// plus the last push, and a body up to [`Limits::max_body`]; past either,
+/// it answers the [`HttpError`] to refuse the request with. Its answers do
+/// not depend on how the bytes were split across pushes.
+///
+/// ```
+/// use sseloop::http::{Limits, RequestReader};
+/// let peer = "127.0.0.1:1".parse().unwrap();
+/// let mut reader = RequestReader::new();
+/// reader.push(b"POST /publish HTTP/1.1\r\nContent-Length: 2\r\n\r\nh");
+/// assert!(reader.next_request(&Limits::default(), peer).unwrap().is_none());
+/// reader.push(b"i");
+/// let req = reader.next_request(&Limits::default(), peer).unwrap().unwrap();
+/// assert_eq!((req.path(), req.body()), ("/publish", &b"hi"[..]));
+/// ```
+#[derive(Debug, Default)]
+pub struct RequestReader {
+    /// Bytes received and not yet parsed. Unallocated when empty and idle.
+    buf: Vec<u8>,
+    /// The request whose body is being read.
+    body: Option<Box<(Request, BodyReader)>>,
+    /// A head asked for `100 Continue` and it has not been answered yet.
+    continue_pending: bool,
+}
+
+impl RequestReader {
+    /// A reader at the start of a connection.
+    pub fn new() -> Self {
+        RequestReader::default()
+    }
+
+    /// Adds bytes received from the client.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete request, `Ok(None)` if more bytes are needed.
+    ///
+    /// # Errors
+    /// The [`HttpError`] to refuse the connection's current request with;
+    /// after one, the connection should answer it and close.
+    pub fn next_request(
+        &mut self,
+        limits: &Limits,
+        peer: SocketAddr,
+    ) -> Result<Option<Request>, HttpError> {
+        if self.body.is_none() {
+            let Some((req, len)) = parse_head(&self.buf, limits, peer)? else {
+                return Ok(None);
+            };
+            self.buf.drain(..len);
+            if req.framing == BodyFraming::None {
+                return Ok(Some(req));
+            }
+            self.continue_pending = req.expects_continue() && self.buf.is_empty();
+            let reader = BodyReader::new(req.framing, limits);
+            self.body = Some(Box::new((req, reader)));
+        }
+        let Some(body) = self.body.as_mut() else {
+            return Ok(None);
+        };
+        let used = body.1.feed(&self.buf)?;
+        self.buf.drain(..used);
+        if used > 0 {
+            self.continue_pending = false;
+        }
+        if !body.1.is_done() {
+            return Ok(None);
+        }
+        let Some(body) = self.body.take() else {
+            return Ok(None);
+        };
+        let (mut req, reader) = *body;
+        req.set_body(reader.into_body());
+        Ok(Some(req))
+    }
+
+    /// Whether the client should be told `100 Continue` now; answers `true`
+    /// once per request that asked for it and has sent none of its body.
+    pub fn take_continue(&mut self) -> bool {
+        std::mem::take(&mut self.continue_pending)
+    }
+
+    /// Bytes held that are not part of a request yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether a request's body is being read.
+    pub fn in_body(&self) -> bool {
+        self.body.is_some()
+    }
+
+    /// Whether nothing of a next request has arrived.
+    pub fn is_idle(&self) -> bool {
+        self.buf.is_empty() && self.body.is_none()
+    }
+
+    /// Gives back the buffer's memory when it holds nothing, so an idle
+    /// connection keeps no read buffer.
+    pub fn release(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+    }
 }
 
 /// Reads a request body incrementally, `Content-Length` or chunked, within
@@ -805,6 +918,63 @@ mod tests {
             read_body(BodyFraming::Length(3), b"abcd").unwrap(),
             (b"abc".to_vec(), 3)
         );
+    }
+
+    /// Everything a reader makes of `input` fed in pieces of `step` bytes:
+    /// the requests (method, path, body) and how it ended.
+    fn read_all(input: &[u8], step: usize) -> (Vec<(String, String, Vec<u8>)>, Option<HttpError>) {
+        let limits = Limits {
+            max_head: 64,
+            max_body: 16,
+        };
+        let mut reader = RequestReader::new();
+        let mut got = Vec::new();
+        for piece in input.chunks(step) {
+            reader.push(piece);
+            loop {
+                match reader.next_request(&limits, peer()) {
+                    Ok(Some(r)) => got.push((
+                        r.method().to_owned(),
+                        r.path().to_owned(),
+                        r.body().to_vec(),
+                    )),
+                    Ok(None) => break,
+                    Err(e) => return (got, Some(e)),
+                }
+            }
+            assert!(
+                reader.buffered() <= limits.max_head + step,
+                "buffered past the limit"
+            );
+        }
+        (got, None)
+    }
+
+    #[test]
+    fn reader_answers_do_not_depend_on_splits() {
+        let inputs: &[&[u8]] = &[
+            b"GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyzGET /c HTTP/1.1\r\n\r\n",
+            b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\nGET /d HTTP/1.1\r\n\r\n",
+            b"GET /e HTTP/1.1\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+            b"GET /f HTTP/1.1\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x00\r\n\r\n",
+            b"POST /g HTTP/1.1\r\nContent-Length: 17\r\n\r\n",
+            b"POST /h HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n1\r\nX\r\n",
+        ];
+        for input in inputs {
+            let whole = read_all(input, input.len());
+            for step in 1..8 {
+                assert_eq!(
+                    read_all(input, step),
+                    whole,
+                    "{:?} in {step}-byte pieces",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
+        assert_eq!(read_all(inputs[0], 1000).0.len(), 3);
+        assert_eq!(read_all(inputs[2], 1000).1, Some(HttpError::HeadTooLarge));
+        assert_eq!(read_all(inputs[4], 1000).1, Some(HttpError::BodyTooLarge));
+        assert_eq!(read_all(inputs[5], 1000).1, Some(HttpError::BodyTooLarge));
     }
 
     #[test]

@@ -396,6 +396,6 @@ impl<'a> Reply<'a> {
         self.core
             .conns
             .get(self.key)
-            .is_some_and(|e| e.conn.closing.is_none() && matches!(e.conn.phase, Phase::Head))
+            .is_some_and(|e| e.conn.closing.is_none() && matches!(e.conn.phase, Phase::Reading))
     }
 }

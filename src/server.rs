@@ -13,7 +13,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::conn::{Chunk, CloseReason, Conn, Due, Phase, Timeouts};
 use crate::core::{Core, Entry, Settings, TICK_MS};
 use crate::handle::{Command, Handle};
-use crate::http::{self, parse_head, BodyReader, HttpError, Limits, Request};
+use crate::http::{self, HttpError, Limits, Request, RequestReader};
 use crate::reply::{Reply, Response};
 use crate::seid::{RandomSeid, SeidGenerator};
 
@@ -371,127 +371,106 @@ impl Server {
         }
     }
 
-    /// Reads everything the socket has, then handles what it completes.
+    /// Reads everything the socket has, handling each request as soon as
+    /// it is complete, so no more than one read's worth is ever buffered
+    /// beyond the request being parsed.
     fn read(&mut self, key: usize) {
-        let limit = self.core.settings.limits.max_head;
-        let Some(entry) = self.core.conns.get_mut(key) else {
-            // Not an error: a stale event for a connection already removed.
-            return;
-        };
-        let conn = &mut entry.conn;
-        if conn.closing.is_some() {
-            return;
-        }
-        let mut failed = None;
-        while !conn.read_closed {
+        let max_head = self.core.settings.limits.max_head;
+        loop {
+            let Some(entry) = self.core.conns.get_mut(key) else {
+                // Not an error: a stale event for a connection already removed.
+                return;
+            };
+            let conn = &mut entry.conn;
+            if conn.closing.is_some() || conn.read_closed {
+                break;
+            }
             match entry.socket.read(&mut self.read_buf) {
                 Ok(0) => conn.read_closed = true,
+                // Nothing more is parsed on a closing connection.
+                Ok(_) if matches!(conn.phase, Phase::Draining) => {}
                 Ok(n) => {
-                    if matches!(conn.phase, Phase::Draining) {
-                        continue; // nothing more is read on a closing connection
-                    }
-                    conn.read_buf.extend_from_slice(&self.read_buf[..n]);
-                    if let Phase::Body(_) = conn.phase {
+                    conn.reader.push(&self.read_buf[..n]);
+                    if conn.reader.in_body() {
                         conn.phase_since = self.core.now; // progress on the body
                     }
-                    // Stop reading once more than a request's worth is buffered;
-                    // the parser will refuse it or the stream will end first.
-                    if conn.read_buf.len() > limit + self.core.settings.limits.max_body {
-                        failed = Some(CloseReason::BadRequest);
-                        break;
+                    if conn.is_streaming() && conn.reader.buffered() > max_head {
+                        // More than a pipelined request's worth behind a stream.
+                        self.core.close(key, CloseReason::BadRequest);
+                        return;
                     }
+                    self.handle_requests(key);
                 }
                 // Not an error: the socket has nothing more for now.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // Not an error: a signal arrived mid-call.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    failed = Some(CloseReason::ClientGone);
-                    break;
+                    self.core.close(key, CloseReason::ClientGone);
+                    return;
                 }
             }
         }
-        if let Some(reason) = failed {
-            self.core.close(key, reason);
-            return;
-        }
-        let conn = &self.core.conns[key].conn;
-        if conn.read_closed {
-            if conn.is_streaming() {
-                // A stream's client has gone: nothing will read what we write.
-                self.core.close(key, CloseReason::ClientGone);
-                return;
-            }
-            if matches!(conn.phase, Phase::Draining) && conn.queue.is_empty() {
-                // The lingering close is over: the client saw our FIN.
-                self.core.close(key, CloseReason::Done);
-                return;
-            }
-        }
-        self.handle_requests(key);
+        self.on_read_closed(key);
     }
 
-    /// Parses and dispatches every complete request buffered on `key`, until
+    /// The client will send nothing more: decide what is left to do.
+    fn on_read_closed(&mut self, key: usize) {
+        let Some(entry) = self.core.conns.get_mut(key) else {
+            return;
+        };
+        let conn = &mut entry.conn;
+        if !conn.read_closed || conn.closing.is_some() {
+            return;
+        }
+        match conn.phase {
+            // A stream's client has gone: nothing will read what we write.
+            Phase::Streaming { .. } => self.core.close(key, CloseReason::ClientGone),
+            // Still reading a request that can now never complete, or idle:
+            // write what is queued (the answers to earlier requests), then close.
+            Phase::Reading | Phase::Draining => {
+                conn.keep_alive = false;
+                if conn.queue.is_empty() {
+                    let done = matches!(conn.phase, Phase::Draining);
+                    let reason = if done {
+                        CloseReason::Done
+                    } else {
+                        CloseReason::ClientGone
+                    };
+                    self.core.close(key, reason);
+                } else {
+                    conn.set_phase(Phase::Draining, self.core.now);
+                }
+            }
+        }
+    }
+
+    /// Dispatches every complete request the reader holds for `key`, until
     /// one turns the connection into a stream or more bytes are needed.
     fn handle_requests(&mut self, key: usize) {
+        let limits = self.core.settings.limits;
         loop {
             let Some(entry) = self.core.conns.get_mut(key) else {
                 return;
             };
             let conn = &mut entry.conn;
-            if conn.closing.is_some() {
+            if conn.closing.is_some() || !matches!(conn.phase, Phase::Reading) {
                 return;
             }
-            let limits = self.core.settings.limits;
-            let request = match &mut conn.phase {
-                Phase::Head => match parse_head(&conn.read_buf, &limits, conn.peer) {
-                    Ok(None) => {
-                        if conn.read_closed {
-                            self.core.close(key, CloseReason::ClientGone);
-                        }
-                        return;
+            let request = match conn.reader.next_request(&limits, conn.peer) {
+                Ok(Some(request)) => request,
+                Ok(None) => {
+                    if conn.reader.take_continue() {
+                        // curl waits a second for this before sending a body.
+                        self.core
+                            .queue_bytes(key, Chunk::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
                     }
-                    Ok(Some((req, len))) => {
-                        conn.read_buf.drain(..len);
-                        conn.keep_alive = req.keep_alive();
-                        conn.version = req.version();
-                        if req.framing == http::BodyFraming::None {
-                            req
-                        } else {
-                            if req.expects_continue() && conn.read_buf.is_empty() {
-                                conn.queue
-                                    .push(Chunk::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
-                                self.core.dirty.push(key);
-                                conn.dirty = true;
-                            }
-                            let reader = BodyReader::new(req.framing, &limits);
-                            conn.set_phase(Phase::Body(Box::new((req, reader))), self.core.now);
-                            continue;
-                        }
-                    }
-                    Err(e) => return self.refuse(key, e),
-                },
-                Phase::Body(body) => {
-                    let used = match body.1.feed(&conn.read_buf) {
-                        Ok(used) => used,
-                        Err(e) => return self.refuse(key, e),
-                    };
-                    conn.read_buf.drain(..used);
-                    if !body.1.is_done() {
-                        if conn.read_closed {
-                            self.core.close(key, CloseReason::ClientGone);
-                        }
-                        return;
-                    }
-                    let Phase::Body(body) = std::mem::replace(&mut conn.phase, Phase::Head) else {
-                        unreachable!("matched Phase::Body above")
-                    };
-                    let (mut req, reader) = *body;
-                    req.set_body(reader.into_body());
-                    req
+                    return;
                 }
-                Phase::Streaming { .. } | Phase::Draining => return,
+                Err(e) => return self.refuse(key, e),
             };
+            conn.keep_alive = request.keep_alive();
+            conn.version = request.version();
             if !self.dispatch(key, &request) {
                 return;
             }
@@ -503,7 +482,7 @@ impl Server {
     fn dispatch(&mut self, key: usize, request: &Request) -> bool {
         self.core.stats.requests += 1;
         let now = self.core.now;
-        self.core.conns[key].conn.set_phase(Phase::Head, now);
+        self.core.conns[key].conn.set_phase(Phase::Reading, now);
         let mut reply = Reply::new(&mut self.core, &self.handle, key, request);
         self.handler.on_request(request, &mut reply);
         if !reply.answered() {
@@ -537,7 +516,7 @@ impl Server {
         out.extend_from_slice(body.as_bytes());
         conn.keep_alive = false;
         conn.linger = true;
-        conn.read_buf = Vec::new();
+        conn.reader = RequestReader::new();
         conn.set_phase(Phase::Draining, self.core.now);
         self.core.queue_bytes(key, Chunk::Owned(out));
         self.core.schedule(key);
@@ -588,7 +567,7 @@ impl Server {
             conn.keep_alive = false;
             match conn.phase {
                 Phase::Streaming { .. } => self.core.end_stream(key, CloseReason::Shutdown),
-                Phase::Head | Phase::Body(_) => {
+                Phase::Reading => {
                     if conn.queue.is_empty() {
                         self.core.close(key, CloseReason::Shutdown);
                     } else {
@@ -620,7 +599,7 @@ impl Server {
                     self.core.flush(key);
                 }
                 Due::HeadTimeout => {
-                    if entry.conn.read_buf.is_empty() && matches!(entry.conn.phase, Phase::Head) {
+                    if entry.conn.reader.is_idle() {
                         // An idle keep-alive connection: just close it.
                         self.core.close(key, CloseReason::HeadTimeout);
                     } else {
@@ -639,18 +618,15 @@ impl Server {
     /// it: handle that request now.
     fn resume_pipelined(&mut self) {
         while let Some(key) = self.core.resume.pop() {
-            if self
-                .core
-                .conns
-                .get(key)
-                .is_some_and(|e| !e.conn.read_buf.is_empty())
-            {
+            let Some(entry) = self.core.conns.get_mut(key) else {
+                continue;
+            };
+            if entry.conn.reader.buffered() > 0 {
                 self.handle_requests(key);
-            } else if let Some(e) = self.core.conns.get_mut(key) {
-                if e.conn.read_buf.capacity() > 0 && e.conn.read_buf.is_empty() {
-                    e.conn.read_buf = Vec::new();
-                }
+            } else {
+                entry.conn.reader.release();
             }
+            self.on_read_closed(key);
         }
     }
 

@@ -635,3 +635,20 @@ fn queued_frames_go_out_in_one_write() {
     // /burst response: three writes.
     assert_eq!(after - before, 3);
 }
+
+#[test]
+fn half_closed_client_still_gets_its_answer() {
+    let server = TestServer::start(|b| {
+        b.build(|req: &Request, reply: &mut Reply<'_>| {
+            reply
+                .respond(Response::text(200, req.path().to_owned()))
+                .unwrap();
+        })
+    });
+    let mut client = server.connect();
+    client.send(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+    client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(client.read_response().1, b"/a");
+    assert_eq!(client.read_response().1, b"/b");
+    assert!(client.closes_within(DEADLINE));
+}
