@@ -920,9 +920,12 @@ mod tests {
         );
     }
 
+    /// A request as (method, path, body).
+    type Seen = (String, String, Vec<u8>);
+
     /// Everything a reader makes of `input` fed in pieces of `step` bytes:
-    /// the requests (method, path, body) and how it ended.
-    fn read_all(input: &[u8], step: usize) -> (Vec<(String, String, Vec<u8>)>, Option<HttpError>) {
+    /// the requests and how it ended.
+    fn read_all(input: &[u8], step: usize) -> (Vec<Seen>, Option<HttpError>) {
         let limits = Limits {
             max_head: 64,
             max_body: 16,
