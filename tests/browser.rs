@@ -6,14 +6,17 @@
 //! Without chromedriver the test says it was skipped and why; under CI
 //! (`CI=true`) a missing browser is a failure, never a skip.
 
+#[path = "util/hub_process.rs"]
+mod hub_process;
 mod util;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
+use hub_process::HubProcess;
 use serde_json::{json, Value};
-use util::{Client, HubProcess, DEADLINE};
+use util::{Client, DEADLINE};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";

@@ -1,11 +1,14 @@
 //! The `sseloop` hub binary over real sockets: every route, every error,
 //! auth, CORS, replay, metrics, limits and signals.
 
+#[path = "util/hub_process.rs"]
+mod hub_process;
 mod util;
 
 use std::time::Duration;
 
-use util::{HubProcess, DEADLINE};
+use hub_process::HubProcess;
+use util::DEADLINE;
 
 #[test]
 fn subscribe_gets_its_seid_first_and_topics_filter() {

@@ -1,0 +1,86 @@
+//! The request-reader property, shared by the `request_head` fuzz target
+//! and the corpus replay test: arbitrary bytes, pushed to the connection's
+//! request reader in arbitrary splits, never panic, never make it hold more
+//! than its limits allow, and give the same requests and the same final
+//! answer as the same bytes pushed at once.
+
+use std::net::SocketAddr;
+
+use sseloop::http::{HttpError, Limits, RequestReader};
+
+/// Small limits, so the fuzzer reaches them.
+pub const LIMITS: Limits = Limits {
+    max_head: 256,
+    max_body: 128,
+};
+
+/// What a reader made of a byte stream: each request (in `Debug` form, which
+/// shows every field) and the error it ended with, if any.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub requests: Vec<String>,
+    pub error: Option<HttpError>,
+}
+
+/// Pushes `bytes` in pieces whose sizes cycle through `pieces`.
+pub fn read(bytes: &[u8], pieces: &[usize]) -> Outcome {
+    let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+    let mut reader = RequestReader::new();
+    let mut outcome = Outcome {
+        requests: Vec::new(),
+        error: None,
+    };
+    let mut rest = bytes;
+    let mut sizes = pieces.iter().cycle();
+    while !rest.is_empty() {
+        let n = sizes
+            .next()
+            .copied()
+            .unwrap_or(rest.len())
+            .clamp(1, rest.len());
+        reader.push(&rest[..n]);
+        rest = &rest[n..];
+        loop {
+            match reader.next_request(&LIMITS, peer) {
+                Ok(Some(request)) => outcome.requests.push(format!("{request:?}")),
+                Ok(None) => break,
+                Err(e) => {
+                    outcome.error = Some(e);
+                    return outcome;
+                }
+            }
+        }
+        // Unparsed bytes never exceed one head's worth plus the last piece.
+        assert!(
+            reader.buffered() <= LIMITS.max_head + n,
+            "buffered {} bytes past the {}-byte head limit",
+            reader.buffered(),
+            LIMITS.max_head
+        );
+    }
+    outcome
+}
+
+/// Entry point for raw fuzzer bytes: the first byte picks the split
+/// pattern, the rest is what the client sends.
+pub fn check_bytes(data: &[u8]) {
+    let Some((&pattern, bytes)) = data.split_first() else {
+        return;
+    };
+    let whole = read(bytes, &[bytes.len().max(1)]);
+    let pieces: Vec<usize> = match pattern % 4 {
+        0 => vec![1],
+        1 => vec![usize::from(pattern / 4) + 1],
+        2 => vec![1, 2, 3, 5, 8, 13],
+        _ => bytes
+            .iter()
+            .take(8)
+            .map(|&b| usize::from(b % 16) + 1)
+            .collect(),
+    };
+    let split = read(bytes, &pieces);
+    assert_eq!(
+        split, whole,
+        "the answer depends on how the bytes were split ({pieces:?})"
+    );
+}
