@@ -148,6 +148,8 @@ pub(crate) struct Core {
     pub resume: Vec<usize>,
     /// Streams that ended or closed this pass: (seid, reason), for `on_close`.
     pub closed_streams: Vec<(Rc<str>, CloseReason)>,
+    /// Scratch for the keys a broadcast or publish reaches.
+    fanout_keys: Vec<usize>,
     next_generation: u64,
 }
 
@@ -168,6 +170,7 @@ impl Core {
             closing: Vec::new(),
             resume: Vec::new(),
             closed_streams: Vec::new(),
+            fanout_keys: Vec::new(),
             next_generation: 0,
         }
     }
@@ -239,11 +242,9 @@ impl Core {
 
     /// Queues `frame` on every stream; answers how many.
     pub(crate) fn broadcast_frame(&mut self, frame: &Frame) -> usize {
-        let keys: Vec<usize> = self.seids.iter().map(|(_, k)| k).collect();
-        for &key in &keys {
-            self.queue_frame(key, frame);
-        }
-        keys.len()
+        let mut keys = std::mem::take(&mut self.fanout_keys);
+        keys.extend(self.seids.iter().map(|(_, k)| k));
+        self.queue_frame_on(&mut keys, frame)
     }
 
     /// Queues `frame` on every stream subscribed to `topic`; answers how many.
@@ -251,11 +252,22 @@ impl Core {
         let Some(members) = self.topics.get(topic) else {
             return 0;
         };
-        let keys: Vec<usize> = members.iter().map(|(_, &k)| k).collect();
-        for &key in &keys {
+        let mut keys = std::mem::take(&mut self.fanout_keys);
+        keys.extend(members.iter().map(|(_, &k)| k));
+        self.queue_frame_on(&mut keys, frame)
+    }
+
+    /// Queues `frame` on each of `keys` (taken from `fanout_keys`, whose
+    /// allocation is given back, so a fan-out allocates nothing).
+    fn queue_frame_on(&mut self, keys: &mut Vec<usize>, frame: &Frame) -> usize {
+        // Collected first: queueing can evict, which edits the indexes.
+        for &key in keys.iter() {
             self.queue_frame(key, frame);
         }
-        keys.len()
+        let count = keys.len();
+        keys.clear();
+        self.fanout_keys = std::mem::take(keys);
+        count
     }
 
     /// Adds the stream on `key` to `topic`.

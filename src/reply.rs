@@ -102,17 +102,18 @@ enum State {
     Ended,
 }
 
-/// The stream response head, before any extra headers.
+/// The whole stream response heads. Without extra headers one is queued as
+/// it is, with no copy; extra headers go before its final CRLF.
 const STREAM_HEAD_11: &[u8] = b"HTTP/1.1 200 OK\r\n\
 Content-Type: text/event-stream\r\n\
 Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
-Transfer-Encoding: chunked\r\n";
+Transfer-Encoding: chunked\r\n\r\n";
 const STREAM_HEAD_10: &[u8] = b"HTTP/1.0 200 OK\r\n\
 Content-Type: text/event-stream\r\n\
 Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
-Connection: close\r\n";
+Connection: close\r\n\r\n";
 
 /// A handler's answer to one request.
 ///
@@ -209,19 +210,22 @@ impl<'a> Reply<'a> {
     pub fn stream(&mut self) -> Result<&str, StreamError> {
         if self.state == State::Unanswered {
             let chunked = self.version == Version::Http11;
-            let mut head = if chunked {
+            let whole = if chunked {
                 STREAM_HEAD_11
             } else {
                 STREAM_HEAD_10
-            }
-            .to_vec();
-            for (name, value) in &self.headers {
-                push_header(&mut head, name, value.as_bytes());
-            }
-            head.extend_from_slice(b"\r\n");
-            let seid = self
-                .core
-                .open_stream(self.key, Chunk::Owned(head), chunked)?;
+            };
+            let head = if self.headers.is_empty() {
+                Chunk::Static(whole)
+            } else {
+                let mut head = whole[..whole.len() - 2].to_vec();
+                for (name, value) in &self.headers {
+                    push_header(&mut head, name, value.as_bytes());
+                }
+                head.extend_from_slice(b"\r\n");
+                Chunk::Owned(head)
+            };
+            let seid = self.core.open_stream(self.key, head, chunked)?;
             self.state = State::Streaming(seid);
         }
         match &self.state {

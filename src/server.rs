@@ -240,7 +240,7 @@ impl Server {
             limits: Limits::default(),
             auto_generate_id: true,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-            generator: Box::new(RandomSeid),
+            generator: Box::new(RandomSeid::default()),
         }
     }
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Side by side, in one run on this machine: sseloop, axum (tokio) and
+# nginx + nchan, each started on loopback, loaded with wrk and with
+# sseloop's own load generator, then stopped (by the PID this script got).
+# Prints a markdown table on stdout; the details go to stderr.
+#
+#   bash benches/compare.sh                 # everything
+#   SUBSCRIBERS=2000 EVENTS=50 bash benches/compare.sh   # a quicker run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUBSCRIBERS=${SUBSCRIBERS:-10000}
+EVENTS=${EVENTS:-100}
+STEADY_EVENTS=${STEADY_EVENTS:-250}   # at 50 events/s: 5 s
+HOLD=${HOLD:-1000,5000,15000}
+WRK_SECONDS=${WRK_SECONDS:-10}
+PEERS=${PEERS:-"sseloop axum nchan"}
+WORK=$(mktemp -d /tmp/sseloop-compare.XXXXXX)
+trap 'stop_all; rm -rf "$WORK"' EXIT
+
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+say() { echo "compare: $*" >&2; }
+
+need() {
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  case " $PEERS " in *" nchan "*)
+    [ -e /usr/share/nginx/modules/ngx_nchan_module.so ] || apt-get install -y -qq nginx libnginx-mod-nchan >/dev/null ;;
+  esac
+}
+
+build() {
+  say "building sseloop (release)"
+  cargo build --release --quiet --bin sseloop --example hello --example loadgen
+  case " $PEERS " in *" axum "*)
+    say "building the axum peer (release)"
+    cargo build --release --quiet --manifest-path benches/peers/axum/Cargo.toml ;;
+  esac
+}
+
+PIDS=()
+stop_all() {
+  for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  done
+  PIDS=()
+}
+
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  say "nothing listens on port $1"; return 1
+}
+
+# start NAME: starts the peer's finite-stream server and hub; sets FINITE,
+# HUB, SUB, PUB and SERVER_PID (the process whose memory `hold` measures).
+start() {
+  case "$1" in
+    sseloop)
+      ./target/release/examples/hello --listen 127.0.0.1:18201 2>/dev/null & PIDS+=($!)
+      ./target/release/sseloop --listen 127.0.0.1:18202 --heartbeat 0 --history 1024 2>/dev/null & SERVER_PID=$!; PIDS+=($!)
+      FINITE=18201; HUB=18202; SUB=/events?topic=bench; PUB=/publish?topic=bench ;;
+    axum)
+      ./benches/peers/axum/target/release/peer-axum 127.0.0.1:18211 2>/dev/null & SERVER_PID=$!; PIDS+=($!)
+      FINITE=18211; HUB=18211; SUB=/sub; PUB=/pub ;;
+    nchan)
+      mkdir -p "$WORK/nginx"
+      sed -e "s|@PORT@|18221|" -e "s|@PREFIX@|$WORK/nginx|" \
+          -e "s|@MODULE@|load_module /usr/share/nginx/modules/ngx_nchan_module.so;|" \
+          benches/peers/nginx/nginx.conf.in > "$WORK/nginx/nginx.conf"
+      nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>/dev/null & PIDS+=($!)
+      wait_port 18221
+      SERVER_PID=$(pgrep -P "${PIDS[-1]}" | head -1)   # the worker holds the streams
+      FINITE=18221; HUB=18221; SUB=/sub; PUB=/pub ;;
+  esac
+  wait_port "$FINITE"; wait_port "$HUB"
+}
+
+field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
+
+need
+build
+echo "| server | finite stream req/s (wrk -t1 -c50 -d${WRK_SECONDS}s) | fan-out ${SUBSCRIBERS}×${EVENTS} deliveries/s | its p99 ms | lost/dup/ooo | p99 ms at 50 ev/s | RSS per idle stream (1k / 5k / 15k) |"
+echo "|---|---|---|---|---|---|---|"
+for peer in $PEERS; do
+  say "== $peer"
+  start "$peer"
+  wrk_out=$(wrk -t1 -c50 -d"${WRK_SECONDS}s" "http://127.0.0.1:$FINITE/events" 2>&1)
+  rps=$(echo "$wrk_out" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
+  say "wrk: $rps req/s"
+  fast=$(./target/release/examples/loadgen fanout --addr "127.0.0.1:$HUB" --subscribers "$SUBSCRIBERS" --events "$EVENTS" --sub-path "$SUB" --pub-path "$PUB" 2>&2)
+  say "$fast"
+  steady=$(./target/release/examples/loadgen fanout --addr "127.0.0.1:$HUB" --subscribers "$SUBSCRIBERS" --events "$STEADY_EVENTS" --rate 50 --sub-path "$SUB" --pub-path "$PUB")
+  say "$steady"
+  held=$(./target/release/examples/loadgen hold --addr "127.0.0.1:$HUB" --pid "$SERVER_PID" --streams "$HOLD" --sub-path "$SUB")
+  say "$held"
+  rss=$(echo "$held" | grep -o 'rss_per_stream_at_[0-9]*=[0-9]*B' | sed 's/.*=//' | paste -sd/ | sed 's|/| / |g')
+  echo "| $peer | ${rps:-?} | $(echo "$fast" | field deliveries_per_s) | $(echo "$fast" | field p99_ms) | $(echo "$fast" | field lost)/$(echo "$fast" | field duplicated)/$(echo "$fast" | field out_of_order) | $(echo "$steady" | field p99_ms) | $rss |"
+  stop_all
+done

@@ -1,0 +1,668 @@
+//! sseloop's load generator: one mio event loop, so the client is not the
+//! bottleneck of what it measures. Three modes, each ending in a one-line
+//! summary:
+//!
+//! ```text
+//! loadgen fanout --addr 127.0.0.1:8080 --subscribers 10000 --events 100 [--rate 50]
+//!        [--sub-path /events?topic=bench] [--pub-path /publish?topic=bench] [--payload 32]
+//! loadgen hold   --addr 127.0.0.1:8080 --pid SERVER_PID --streams 1000,5000,15000 [--sub-path /events]
+//! loadgen rps    --addr 127.0.0.1:8081 --connections 50 --seconds 10 [--path /events]
+//! ```
+//!
+//! Client sockets are bound to `--sources` loopback source addresses
+//! (127.0.0.2, 127.0.0.3, …) so tens of thousands of them never run out of
+//! ephemeral ports. Only 127.0.0.0/8 is ever a target.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use sseloop::parse::{Message, Parser};
+
+struct Args {
+    mode: String,
+    addr: SocketAddr,
+    subscribers: usize,
+    events: usize,
+    rate: Option<f64>,
+    payload: usize,
+    sub_path: String,
+    pub_path: String,
+    path: String,
+    connections: usize,
+    seconds: f64,
+    streams: Vec<usize>,
+    pid: Option<u32>,
+    sources: u8,
+    connect_batch: usize,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        mode: String::new(),
+        addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        subscribers: 1000,
+        events: 100,
+        rate: None,
+        payload: 32,
+        sub_path: "/events?topic=bench".into(),
+        pub_path: "/publish?topic=bench".into(),
+        path: "/events".into(),
+        connections: 50,
+        seconds: 10.0,
+        streams: vec![1000, 5000, 15000],
+        pid: None,
+        sources: 8,
+        connect_batch: 512,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "fanout" | "hold" | "rps" => args.mode = flag.clone(),
+            "--addr" => args.addr = value().parse().unwrap_or_else(|_| usage("bad --addr")),
+            "--subscribers" => args.subscribers = num(&value()),
+            "--events" => args.events = num(&value()),
+            "--rate" => args.rate = Some(value().parse().unwrap_or_else(|_| usage("bad --rate"))),
+            "--payload" => args.payload = num(&value()),
+            "--sub-path" => args.sub_path = value(),
+            "--pub-path" => args.pub_path = value(),
+            "--path" => args.path = value(),
+            "--connections" => args.connections = num(&value()),
+            "--seconds" => {
+                args.seconds = value().parse().unwrap_or_else(|_| usage("bad --seconds"))
+            }
+            "--streams" => args.streams = value().split(',').map(num).collect(),
+            "--pid" => args.pid = Some(num(&value()) as u32),
+            "--sources" => args.sources = num(&value()).clamp(1, 250) as u8,
+            "--connect-batch" => args.connect_batch = num(&value()).max(1),
+            _ => usage(&format!("unknown argument {flag}")),
+        }
+    }
+    if !args.addr.ip().is_loopback() {
+        usage("only loopback addresses (127.0.0.0/8) may be loaded");
+    }
+    args
+}
+
+fn num(s: &str) -> usize {
+    s.parse()
+        .unwrap_or_else(|_| usage(&format!("{s:?} is not a number")))
+}
+
+fn usage(message: &str) -> ! {
+    eprintln!("loadgen: {message}\nusage: loadgen fanout|hold|rps [flags]; see the top of benches/loadgen.rs");
+    std::process::exit(2)
+}
+
+fn main() {
+    let args = parse_args();
+    let result = match args.mode.as_str() {
+        "fanout" => fanout(&args),
+        "hold" => hold(&args),
+        "rps" => rps(&args),
+        _ => usage("name a mode: fanout, hold or rps"),
+    };
+    if let Err(e) = result {
+        eprintln!("loadgen: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// A non-blocking connection from one of the loopback source addresses.
+fn connect(addr: SocketAddr, index: usize, sources: u8) -> io::Result<TcpStream> {
+    let source = Ipv4Addr::new(127, 0, 0, 2 + (index % usize::from(sources)) as u8);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&SocketAddr::new(IpAddr::V4(source), 0).into())?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {} // EINPROGRESS
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// An HTTP response read incrementally: the head, then the body bytes
+/// (chunked, by length, or until close), handed on as they arrive.
+#[derive(Default)]
+struct ResponseReader {
+    buf: Vec<u8>,
+    head: Option<Head>,
+    /// Chunked: bytes left in the current chunk; `None` at a size line.
+    chunk_left: Option<usize>,
+    /// Length-delimited: bytes left.
+    length_left: Option<usize>,
+    done: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Head {
+    status: u16,
+    chunked: bool,
+}
+
+impl ResponseReader {
+    /// Adds bytes; appends decoded body bytes to `body`. Answers an error
+    /// for a malformed response.
+    fn feed(&mut self, bytes: &[u8], body: &mut Vec<u8>) -> Result<(), String> {
+        self.buf.extend_from_slice(bytes);
+        if self.head.is_none() {
+            let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return Ok(());
+            };
+            let text = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+            let status = text
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or("bad status line")?;
+            let chunked = text.contains("transfer-encoding: chunked");
+            self.length_left = text
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok());
+            self.head = Some(Head { status, chunked });
+            self.buf.drain(..end + 4);
+            if self.length_left == Some(0) {
+                self.done = true;
+            }
+        }
+        let chunked = self.head.is_some_and(|h| h.chunked);
+        loop {
+            if self.done || self.buf.is_empty() {
+                return Ok(());
+            }
+            if !chunked {
+                let n = self
+                    .length_left
+                    .map_or(self.buf.len(), |l| l.min(self.buf.len()));
+                body.extend_from_slice(&self.buf[..n]);
+                self.buf.drain(..n);
+                if let Some(left) = self.length_left.as_mut() {
+                    *left -= n;
+                    self.done = *left == 0;
+                }
+                continue;
+            }
+            match self.chunk_left {
+                None => {
+                    let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") else {
+                        return Ok(());
+                    };
+                    let size_text =
+                        std::str::from_utf8(&self.buf[..end]).map_err(|_| "bad chunk size")?;
+                    let size_text = size_text.split(';').next().unwrap_or_default().trim();
+                    let size =
+                        usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
+                    if size == 0 {
+                        if self.buf.len() < end + 4 {
+                            return Ok(());
+                        }
+                        self.buf.drain(..end + 4);
+                        self.done = true;
+                        return Ok(());
+                    }
+                    self.buf.drain(..end + 2);
+                    self.chunk_left = Some(size);
+                }
+                Some(left) => {
+                    if left == 0 {
+                        if self.buf.len() < 2 {
+                            return Ok(());
+                        }
+                        self.buf.drain(..2);
+                        self.chunk_left = None;
+                        continue;
+                    }
+                    let n = left.min(self.buf.len());
+                    body.extend_from_slice(&self.buf[..n]);
+                    self.buf.drain(..n);
+                    self.chunk_left = Some(left - n);
+                }
+            }
+        }
+    }
+
+    /// Starts over for the next response on a kept-alive connection; bytes
+    /// already read past this response stay.
+    fn reset(&mut self) {
+        let rest = std::mem::take(&mut self.buf);
+        *self = ResponseReader {
+            buf: rest,
+            ..ResponseReader::default()
+        };
+    }
+}
+
+/// Reads until `WouldBlock`; answers (bytes read, closed).
+fn read_available(
+    stream: &mut TcpStream,
+    scratch: &mut [u8],
+    mut each: impl FnMut(&[u8]),
+) -> io::Result<bool> {
+    loop {
+        match stream.read(scratch) {
+            Ok(0) => return Ok(true),
+            Ok(n) => each(&scratch[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One subscriber's view of the stream.
+struct Subscriber {
+    stream: TcpStream,
+    request_sent: bool,
+    reader: ResponseReader,
+    parser: Parser,
+    ready: bool,
+    /// The sequence number expected next.
+    next_seq: u64,
+    received: u64,
+    duplicated: u64,
+    out_of_order: u64,
+    closed: bool,
+}
+
+fn now_ns(base: Instant) -> u64 {
+    base.elapsed().as_nanos() as u64
+}
+
+/// Opens `count` streams on `path` from `poll`, `batch` connects at a time;
+/// answers when each has its response head (and first event, if `first_event`).
+fn open_streams(
+    args: &Args,
+    poll: &mut Poll,
+    subs: &mut Vec<Subscriber>,
+    count: usize,
+    path: &str,
+    first_event: bool,
+) -> io::Result<()> {
+    let mut events = Events::with_capacity(4096);
+    let mut scratch = vec![0u8; 64 * 1024];
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n");
+    let target = subs.len() + count;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut pending = 0;
+    while subs.iter().filter(|s| s.ready).count() < target {
+        while subs.len() < target && pending < args.connect_batch {
+            let index = subs.len();
+            let mut stream = connect(args.addr, index, args.sources)?;
+            poll.registry().register(
+                &mut stream,
+                Token(index),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            subs.push(Subscriber {
+                stream,
+                request_sent: false,
+                reader: ResponseReader::default(),
+                parser: Parser::new(),
+                ready: false,
+                next_seq: 0,
+                received: 0,
+                duplicated: 0,
+                out_of_order: 0,
+                closed: false,
+            });
+            pending += 1;
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::other(format!(
+                "only {} of {target} streams opened in 120 s",
+                subs.iter().filter(|s| s.ready).count()
+            )));
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(100)))?;
+        for event in events.iter() {
+            let sub = &mut subs[event.token().0];
+            if event.is_writable() && !sub.request_sent {
+                match sub.stream.write(request.as_bytes()) {
+                    Ok(n) if n == request.len() => sub.request_sent = true,
+                    Ok(_) => return Err(io::Error::other("short request write")),
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::NotConnected => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if event.is_readable() && !sub.ready {
+                let mut body = Vec::new();
+                let reader = &mut sub.reader;
+                let closed = read_available(&mut sub.stream, &mut scratch, |b| {
+                    let _ = reader.feed(b, &mut body);
+                })?;
+                let mut out = Vec::new();
+                sub.parser.feed(&body, &mut out);
+                let has_head = sub.reader.head.is_some_and(|h| h.status == 200);
+                if has_head && (!first_event || !out.is_empty()) {
+                    sub.ready = true;
+                    pending -= 1;
+                }
+                if closed {
+                    return Err(io::Error::other("a stream closed while opening"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fanout(args: &Args) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    let mut subs = Vec::with_capacity(args.subscribers);
+    let opening = Instant::now();
+    // sseloop's hub sends a `seid` event first; peers send nothing first.
+    let first_event = args.sub_path.starts_with("/events");
+    open_streams(
+        args,
+        &mut poll,
+        &mut subs,
+        args.subscribers,
+        &args.sub_path,
+        first_event,
+    )?;
+    eprintln!(
+        "fanout: {} subscribers ready in {:.1?}",
+        subs.len(),
+        opening.elapsed()
+    );
+
+    let base = Instant::now();
+    let publisher = {
+        let (addr, pub_path, events, rate, payload) = (
+            args.addr,
+            args.pub_path.clone(),
+            args.events,
+            args.rate,
+            args.payload,
+        );
+        std::thread::spawn(move || publish_loop(addr, &pub_path, events, rate, payload, base))
+    };
+
+    let total = (args.subscribers * args.events) as u64;
+    let mut latencies: Vec<u32> = Vec::with_capacity(total as usize);
+    let mut events = Events::with_capacity(4096);
+    let mut scratch = vec![0u8; 256 * 1024];
+    let mut body = Vec::new();
+    let mut out: Vec<Message> = Vec::new();
+    let mut delivered = 0u64;
+    let mut last_delivery = base;
+    let mut publish_end: Option<Instant> = None;
+    let mut first_publish: Option<Instant> = None;
+    while delivered < total {
+        if let Some(end) = publish_end {
+            if end.elapsed() > Duration::from_secs(30) {
+                eprintln!("fanout: gave up waiting 30 s after the last publish");
+                break;
+            }
+        }
+        if publish_end.is_none() && publisher.is_finished() {
+            publish_end = Some(Instant::now());
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(100)))?;
+        for event in events.iter() {
+            let sub = &mut subs[event.token().0];
+            if !event.is_readable() || sub.closed {
+                continue;
+            }
+            body.clear();
+            let reader = &mut sub.reader;
+            let mut bad = None;
+            sub.closed = read_available(&mut sub.stream, &mut scratch, |b| {
+                if let Err(e) = reader.feed(b, &mut body) {
+                    bad = Some(e);
+                }
+            })?;
+            if let Some(e) = bad {
+                return Err(io::Error::other(e));
+            }
+            out.clear();
+            sub.parser.feed(&body, &mut out);
+            let now = now_ns(base);
+            for m in &out {
+                let mut fields = m.data.split(' ');
+                let (Some(seq), Some(sent)) = (
+                    fields.next().and_then(|s| s.parse::<u64>().ok()),
+                    fields.next().and_then(|s| s.parse::<u64>().ok()),
+                ) else {
+                    continue; // not a benchmark event (a seid, say)
+                };
+                first_publish.get_or_insert(base + Duration::from_nanos(sent));
+                if seq < sub.next_seq {
+                    sub.duplicated += 1;
+                    continue;
+                }
+                if seq > sub.next_seq {
+                    sub.out_of_order += 1;
+                }
+                sub.next_seq = seq + 1;
+                sub.received += 1;
+                delivered += 1;
+                latencies.push(((now.saturating_sub(sent)) / 1000) as u32);
+            }
+            if !out.is_empty() {
+                last_delivery = Instant::now();
+            }
+        }
+    }
+    let published = publisher
+        .join()
+        .map_err(|_| io::Error::other("publisher panicked"))??;
+    let start = first_publish.unwrap_or(base);
+    let secs = last_delivery
+        .saturating_duration_since(start)
+        .as_secs_f64()
+        .max(1e-9);
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let lost = total.saturating_sub(delivered);
+    let duplicated: u64 = subs.iter().map(|s| s.duplicated).sum();
+    let out_of_order: u64 = subs.iter().map(|s| s.out_of_order).sum();
+    let closed = subs.iter().filter(|s| s.closed).count();
+    println!(
+        "fanout subscribers={} events={} published={} deliveries={} seconds={:.3} deliveries_per_s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} lost={} duplicated={} out_of_order={} closed={}",
+        args.subscribers,
+        args.events,
+        published,
+        delivered,
+        secs,
+        delivered as f64 / secs,
+        f64::from(pct(0.50)) / 1000.0,
+        f64::from(pct(0.99)) / 1000.0,
+        f64::from(latencies.last().copied().unwrap_or(0)) / 1000.0,
+        lost,
+        duplicated,
+        out_of_order,
+        closed,
+    );
+    Ok(())
+}
+
+/// POSTs `events` events on one kept-alive connection, as fast as the
+/// server answers or at `rate` per second; answers how many were accepted.
+fn publish_loop(
+    addr: SocketAddr,
+    path: &str,
+    events: usize,
+    rate: Option<f64>,
+    payload: usize,
+    base: Instant,
+) -> io::Result<usize> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let padding = "x".repeat(payload.saturating_sub(24));
+    let mut reader = ResponseReader::default();
+    let mut scratch = vec![0u8; 16 * 1024];
+    let started = Instant::now();
+    let mut accepted = 0;
+    for seq in 0..events {
+        if let Some(rate) = rate {
+            let due = started + Duration::from_secs_f64(seq as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait); // pacing the publisher, not synchronising a test
+            }
+        }
+        let data = format!("{seq} {} {padding}", now_ns(base));
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\n\r\n{data}",
+            data.len()
+        );
+        stream.write_all(request.as_bytes())?;
+        let mut body = Vec::new();
+        while !reader.done {
+            let n = stream.read(&mut scratch)?;
+            if n == 0 {
+                return Err(io::Error::other("publisher connection closed"));
+            }
+            reader
+                .feed(&scratch[..n], &mut body)
+                .map_err(io::Error::other)?;
+        }
+        if reader.head.is_some_and(|h| (200..300).contains(&h.status)) {
+            accepted += 1;
+        }
+        reader.reset();
+    }
+    Ok(accepted)
+}
+
+/// The server's resident set size in KiB, from /proc.
+fn rss_kib(pid: u32) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| io::Error::other("no VmRSS"))
+}
+
+fn hold(args: &Args) -> io::Result<()> {
+    let pid = args
+        .pid
+        .unwrap_or_else(|| usage("hold needs --pid SERVER_PID"));
+    let mut poll = Poll::new()?;
+    let mut subs = Vec::new();
+    let baseline = rss_kib(pid)?;
+    let first_event = args.sub_path.starts_with("/events");
+    let mut summary = Vec::new();
+    for &n in &args.streams {
+        let more = n.saturating_sub(subs.len());
+        open_streams(
+            args,
+            &mut poll,
+            &mut subs,
+            more,
+            &args.sub_path,
+            first_event,
+        )?;
+        // Let the server finish whatever the last connects started.
+        std::thread::sleep(Duration::from_millis(500));
+        let rss = rss_kib(pid)?;
+        let per_stream = (rss.saturating_sub(baseline) as f64 * 1024.0) / n as f64;
+        eprintln!("hold: {n} streams: server RSS {rss} KiB (baseline {baseline} KiB), {per_stream:.0} B per stream");
+        summary.push(format!("rss_per_stream_at_{n}={per_stream:.0}B"));
+    }
+    println!("hold baseline_kib={baseline} {}", summary.join(" "));
+    Ok(())
+}
+
+/// One keep-alive connection in a closed loop of requests.
+struct Looper {
+    stream: TcpStream,
+    reader: ResponseReader,
+    in_flight: bool,
+}
+
+fn rps(args: &Args) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    let request = format!("GET {} HTTP/1.1\r\nHost: bench\r\n\r\n", args.path);
+    let mut conns: HashMap<usize, Looper> = HashMap::new();
+    for i in 0..args.connections {
+        let mut stream = connect(args.addr, i, args.sources)?;
+        poll.registry().register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        conns.insert(
+            i,
+            Looper {
+                stream,
+                reader: ResponseReader::default(),
+                in_flight: false,
+            },
+        );
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut scratch = vec![0u8; 64 * 1024];
+    let mut body = Vec::new();
+    let mut completed = 0u64;
+    let mut errors = 0u64;
+    let started = Instant::now();
+    let end = started + Duration::from_secs_f64(args.seconds);
+    while Instant::now() < end {
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for event in events.iter() {
+            let Some(c) = conns.get_mut(&event.token().0) else {
+                continue;
+            };
+            if event.is_readable() {
+                let reader = &mut c.reader;
+                let closed = read_available(&mut c.stream, &mut scratch, |b| {
+                    body.clear();
+                    if reader.feed(b, &mut body).is_err() {
+                        errors += 1;
+                    }
+                })?;
+                if c.reader.done {
+                    if c.reader.head.is_some_and(|h| h.status == 200) {
+                        completed += 1;
+                    } else {
+                        errors += 1;
+                    }
+                    c.reader.reset();
+                    c.in_flight = false;
+                }
+                if closed {
+                    errors += 1;
+                    conns.remove(&event.token().0);
+                    continue;
+                }
+            }
+            if !c.in_flight && Instant::now() < end {
+                match c.stream.write(request.as_bytes()) {
+                    Ok(n) if n == request.len() => c.in_flight = true,
+                    Ok(_) => errors += 1,
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::NotConnected => {}
+                    Err(_) => errors += 1,
+                }
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "rps connections={} seconds={secs:.2} responses={completed} responses_per_s={:.0} errors={errors}",
+        args.connections,
+        completed as f64 / secs
+    );
+    Ok(())
+}
