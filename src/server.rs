@@ -165,14 +165,17 @@ impl Builder {
     /// # Errors
     /// Binding or creating the poller failed.
     pub fn build(self, handler: impl Handler) -> io::Result<Server> {
-        let std_listener = match (self.listener, self.addr) {
-            (Some(l), _) => l,
-            (None, Some(addr)) => std::net::TcpListener::bind(addr)?,
-            (None, None) => std::net::TcpListener::bind(("127.0.0.1", 8080))?,
+        let mut listener = match (self.listener, self.addr) {
+            (Some(l), _) => {
+                l.set_nonblocking(true)?;
+                TcpListener::from_std(l)
+            }
+            // mio sets SO_REUSEADDR (a restart can bind at once) and a
+            // backlog of 1024 (bursts of thousands of subscribers connect).
+            (None, Some(addr)) => TcpListener::bind(addr)?,
+            (None, None) => TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 8080)))?,
         };
-        std_listener.set_nonblocking(true)?;
-        let local_addr = std_listener.local_addr()?;
-        let mut listener = TcpListener::from_std(std_listener);
+        let local_addr = listener.local_addr()?;
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;

@@ -11,6 +11,8 @@ pub struct Config {
     pub heartbeat_secs: u64,
     /// Milliseconds a stream may go without a write before it is closed.
     pub timeout_ms: u64,
+    /// Milliseconds a connection has to send a complete request head.
+    pub head_timeout_ms: u64,
     /// How many published events are kept for replay.
     pub history: usize,
     pub max_clients: Option<usize>,
@@ -27,6 +29,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             heartbeat_secs: 15,
             timeout_ms: 120_000,
+            head_timeout_ms: 10_000,
             history: 1024,
             max_clients: None,
             max_queue: sseloop::DEFAULT_MAX_QUEUE,
@@ -44,6 +47,7 @@ const FLAGS: &[(&str, &str, &str, &str)] = &[
     ("--listen", "ADDR", "127.0.0.1:8080", "address to listen on"),
     ("--heartbeat", "SECS", "15", "comment after SECS without a write; 0 turns heartbeats off"),
     ("--timeout", "MS", "120000", "close a stream on which nothing was written for MS"),
+    ("--head-timeout", "MS", "10000", "close a connection that has not sent a whole request head (or body progress) for MS"),
     ("--history", "N", "1024", "published events kept for Last-Event-ID replay"),
     ("--max-clients", "N", "unlimited", "most live streams; past it, 503 with Retry-After"),
     ("--max-queue", "BYTES", "1048576", "most bytes queued for one client before it is evicted"),
@@ -105,6 +109,13 @@ pub fn parse(
             }
             "--timeout" => {
                 config.timeout_ms = value
+                    .parse()
+                    .ok()
+                    .filter(|&ms| ms > 0)
+                    .ok_or_else(|| bad("a positive number of milliseconds"))?;
+            }
+            "--head-timeout" => {
+                config.head_timeout_ms = value
                     .parse()
                     .ok()
                     .filter(|&ms| ms > 0)

@@ -37,6 +37,7 @@ fn run(config: config::Config) -> std::io::Result<()> {
     let server = Server::builder()
         .bind(config.listen)?
         .server_timeout(Duration::from_millis(config.timeout_ms))
+        .head_timeout(Duration::from_millis(config.head_timeout_ms))
         .heartbeat((config.heartbeat_secs > 0).then(|| Duration::from_secs(config.heartbeat_secs)))
         .max_queue_bytes(config.max_queue)
         .max_body_bytes(config.max_body)
