@@ -7,7 +7,16 @@
 //!        [--sub-path /events?topic=bench] [--pub-path /publish?topic=bench] [--payload 32]
 //! loadgen hold   --addr 127.0.0.1:8080 --pid SERVER_PID --streams 1000,5000,15000 [--sub-path /events]
 //! loadgen rps    --addr 127.0.0.1:8081 --connections 50 --seconds 10 [--path /events]
+//! loadgen soak   --addr 127.0.0.1:8080 --pid SERVER_PID --subscribers 1000 --events 1000000
+//!        [--reconnect-percent 10] [--rate 20000]
 //! ```
+//!
+//! `soak` keeps `--subscribers` streams on `/events?topic=soak` while it
+//! publishes `--events` events; every second `--reconnect-percent` of them
+//! drop their connection and reconnect with `Last-Event-ID`. Every subscriber
+//! must see every event exactly once, in order (replay included), and the
+//! server's closing RSS must be within 10 % of its RSS once warmed up (after
+//! the first tenth of the events, when the history is full).
 //!
 //! Client sockets are bound to `--sources` loopback source addresses
 //! (127.0.0.2, 127.0.0.3, …) so tens of thousands of them never run out of
@@ -38,6 +47,7 @@ struct Args {
     pid: Option<u32>,
     sources: u8,
     connect_batch: usize,
+    reconnect_percent: usize,
 }
 
 fn parse_args() -> Args {
@@ -57,6 +67,7 @@ fn parse_args() -> Args {
         pid: None,
         sources: 8,
         connect_batch: 512,
+        reconnect_percent: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,7 +76,7 @@ fn parse_args() -> Args {
                 .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
         };
         match flag.as_str() {
-            "fanout" | "hold" | "rps" => args.mode = flag.clone(),
+            "fanout" | "hold" | "rps" | "soak" => args.mode = flag.clone(),
             "--addr" => args.addr = value().parse().unwrap_or_else(|_| usage("bad --addr")),
             "--subscribers" => args.subscribers = num(&value()),
             "--events" => args.events = num(&value()),
@@ -82,6 +93,7 @@ fn parse_args() -> Args {
             "--pid" => args.pid = Some(num(&value()) as u32),
             "--sources" => args.sources = num(&value()).clamp(1, 250) as u8,
             "--connect-batch" => args.connect_batch = num(&value()).max(1),
+            "--reconnect-percent" => args.reconnect_percent = num(&value()).min(100),
             _ => usage(&format!("unknown argument {flag}")),
         }
     }
@@ -107,7 +119,8 @@ fn main() {
         "fanout" => fanout(&args),
         "hold" => hold(&args),
         "rps" => rps(&args),
-        _ => usage("name a mode: fanout, hold or rps"),
+        "soak" => soak(&args),
+        _ => usage("name a mode: fanout, hold, rps or soak"),
     };
     if let Err(e) = result {
         eprintln!("loadgen: {e}");
@@ -272,6 +285,8 @@ struct Subscriber {
     duplicated: u64,
     out_of_order: u64,
     closed: bool,
+    /// The id to send as `Last-Event-ID` on the next request (soak).
+    last_id_to_send: Option<String>,
 }
 
 fn now_ns(base: Instant) -> u64 {
@@ -315,6 +330,7 @@ fn open_streams(
                 duplicated: 0,
                 out_of_order: 0,
                 closed: false,
+                last_id_to_send: None,
             });
             pending += 1;
         }
@@ -663,6 +679,151 @@ fn rps(args: &Args) -> io::Result<()> {
         "rps connections={} seconds={secs:.2} responses={completed} responses_per_s={:.0} errors={errors}",
         args.connections,
         completed as f64 / secs
+    );
+    Ok(())
+}
+
+/// The soak: see the top of this file.
+fn soak(args: &Args) -> io::Result<()> {
+    let pid = args
+        .pid
+        .unwrap_or_else(|| usage("soak needs --pid SERVER_PID"));
+    let path = "/events?topic=soak";
+    let mut poll = Poll::new()?;
+    let mut subs = Vec::with_capacity(args.subscribers);
+    open_streams(args, &mut poll, &mut subs, args.subscribers, path, true)?;
+    eprintln!("soak: {} subscribers ready", subs.len());
+    let base = Instant::now();
+    let publisher = {
+        let (addr, events, rate) = (args.addr, args.events, args.rate);
+        std::thread::spawn(move || {
+            publish_loop(addr, "/publish?topic=soak", events, rate, 24, base)
+        })
+    };
+    let total = args.events as u64;
+    let mut events = Events::with_capacity(4096);
+    let mut scratch = vec![0u8; 256 * 1024];
+    let mut body = Vec::new();
+    let mut out: Vec<Message> = Vec::new();
+    let mut next_reconnect = Instant::now() + Duration::from_secs(1);
+    let mut reconnects = 0u64;
+    let mut resets = 0u64;
+    let mut warm_rss = None;
+    let mut random = 0x2545_f491_4f6c_dd1du64;
+    let mut last_progress = Instant::now();
+    loop {
+        let done = subs.iter().all(|s| s.next_seq == total);
+        if done {
+            break;
+        }
+        if last_progress.elapsed() > Duration::from_secs(30) {
+            eprintln!("soak: no progress for 30 s");
+            break;
+        }
+        let least = subs.iter().map(|s| s.next_seq).min().unwrap_or(0);
+        if warm_rss.is_none() && least >= total / 10 {
+            warm_rss = Some(rss_kib(pid)?);
+        }
+        if Instant::now() >= next_reconnect && !publisher.is_finished() {
+            next_reconnect += Duration::from_secs(1);
+            let count = subs.len() * args.reconnect_percent / 100;
+            for _ in 0..count {
+                // xorshift: a cheap, repeatable choice of who reconnects.
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                let i = (random % subs.len() as u64) as usize;
+                let sub = &mut subs[i];
+                poll.registry().deregister(&mut sub.stream)?;
+                let mut stream = connect(args.addr, i, args.sources)?;
+                poll.registry().register(
+                    &mut stream,
+                    Token(i),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                sub.stream = stream;
+                sub.request_sent = false;
+                sub.reader = ResponseReader::default();
+                // The last id it saw, on this stream or (if this one has not
+                // delivered anything yet) on an earlier one.
+                let last = sub.parser.last_event_id();
+                if !last.is_empty() {
+                    sub.last_id_to_send = Some(last.to_owned());
+                }
+                sub.parser = Parser::new();
+                reconnects += 1;
+            }
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for event in events.iter() {
+            let i = event.token().0;
+            let sub = &mut subs[i];
+            if event.is_writable() && !sub.request_sent {
+                let last = sub.last_id_to_send.clone().unwrap_or_default();
+                let request =
+                    format!("GET {path} HTTP/1.1\r\nHost: bench\r\nLast-Event-ID: {last}\r\n\r\n");
+                match sub.stream.write(request.as_bytes()) {
+                    Ok(n) if n == request.len() => sub.request_sent = true,
+                    Ok(_) => return Err(io::Error::other("short request write")),
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::NotConnected => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if !event.is_readable() {
+                continue;
+            }
+            body.clear();
+            let reader = &mut sub.reader;
+            let closed = read_available(&mut sub.stream, &mut scratch, |b| {
+                let _ = reader.feed(b, &mut body);
+            })?;
+            if closed {
+                return Err(io::Error::other(format!(
+                    "subscriber {i} was closed by the server"
+                )));
+            }
+            out.clear();
+            sub.parser.feed(&body, &mut out);
+            for m in &out {
+                if m.event == "reset" {
+                    resets += 1;
+                    continue;
+                }
+                let Some(seq) = m.data.split(' ').next().and_then(|s| s.parse::<u64>().ok()) else {
+                    continue; // the seid event
+                };
+                if seq < sub.next_seq {
+                    sub.duplicated += 1;
+                } else {
+                    if seq > sub.next_seq {
+                        sub.out_of_order += 1;
+                    }
+                    sub.next_seq = seq + 1;
+                    sub.received += 1;
+                    last_progress = Instant::now();
+                }
+            }
+        }
+    }
+    let published = publisher
+        .join()
+        .map_err(|_| io::Error::other("publisher panicked"))??;
+    let closing = rss_kib(pid)?;
+    let opening = warm_rss.unwrap_or(closing);
+    let complete = subs
+        .iter()
+        .filter(|s| s.next_seq == total && s.received == total)
+        .count();
+    let duplicated: u64 = subs.iter().map(|s| s.duplicated).sum();
+    let gaps: u64 = subs.iter().map(|s| s.out_of_order).sum();
+    let growth = (closing as f64 - opening as f64) / opening as f64 * 100.0;
+    println!(
+        "soak subscribers={} events={} published={published} seconds={:.1} reconnects={reconnects} resets={resets} complete={complete} duplicated={duplicated} gaps={gaps} rss_warm_kib={opening} rss_closing_kib={closing} rss_growth_pct={growth:.1}",
+        subs.len(),
+        total,
+        base.elapsed().as_secs_f64()
     );
     Ok(())
 }
