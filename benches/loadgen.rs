@@ -128,8 +128,9 @@ fn main() {
     }
 }
 
-/// A non-blocking connection from one of the loopback source addresses.
-fn connect(addr: SocketAddr, index: usize, sources: u8) -> io::Result<TcpStream> {
+/// A non-blocking connection from one of the loopback source addresses,
+/// registered with `poll` under `Token(index)`.
+fn connect(poll: &Poll, addr: SocketAddr, index: usize, sources: u8) -> io::Result<TcpStream> {
     let source = Ipv4Addr::new(127, 0, 0, 2 + (index % usize::from(sources)) as u8);
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
@@ -140,7 +141,13 @@ fn connect(addr: SocketAddr, index: usize, sources: u8) -> io::Result<TcpStream>
         Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {} // EINPROGRESS
         Err(e) => return Err(e),
     }
-    Ok(TcpStream::from_std(socket.into()))
+    let mut stream = TcpStream::from_std(socket.into());
+    poll.registry().register(
+        &mut stream,
+        Token(index),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    Ok(stream)
 }
 
 /// An HTTP response read incrementally: the head, then the body bytes
@@ -289,6 +296,37 @@ struct Subscriber {
     last_id_to_send: Option<String>,
 }
 
+impl Subscriber {
+    /// Writes the stream's request once the connection is up.
+    fn send_request(&mut self, request: &[u8]) -> io::Result<()> {
+        match self.stream.write(request) {
+            Ok(n) if n == request.len() => self.request_sent = true,
+            Ok(_) => return Err(io::Error::other("short request write")),
+            // Not connected yet: the next writable event tries again.
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::NotConnected => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Books event `seq`: answers whether it was new (a duplicate is
+    /// counted and dropped; a jump ahead counts as out of order).
+    fn record(&mut self, seq: u64) -> bool {
+        if seq < self.next_seq {
+            self.duplicated += 1;
+            return false;
+        }
+        if seq > self.next_seq {
+            self.out_of_order += 1;
+        }
+        self.next_seq = seq + 1;
+        self.received += 1;
+        true
+    }
+}
+
 fn now_ns(base: Instant) -> u64 {
     base.elapsed().as_nanos() as u64
 }
@@ -313,12 +351,7 @@ fn open_streams(
     while subs.iter().filter(|s| s.ready).count() < target {
         while subs.len() < target && pending < args.connect_batch {
             let index = subs.len();
-            let mut stream = connect(args.addr, index, args.sources)?;
-            poll.registry().register(
-                &mut stream,
-                Token(index),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
+            let stream = connect(poll, args.addr, index, args.sources)?;
             subs.push(Subscriber {
                 stream,
                 request_sent: false,
@@ -344,14 +377,7 @@ fn open_streams(
         for event in events.iter() {
             let sub = &mut subs[event.token().0];
             if event.is_writable() && !sub.request_sent {
-                match sub.stream.write(request.as_bytes()) {
-                    Ok(n) if n == request.len() => sub.request_sent = true,
-                    Ok(_) => return Err(io::Error::other("short request write")),
-                    Err(e)
-                        if e.kind() == io::ErrorKind::WouldBlock
-                            || e.kind() == io::ErrorKind::NotConnected => {}
-                    Err(e) => return Err(e),
-                }
+                sub.send_request(request.as_bytes())?;
             }
             if event.is_readable() && !sub.ready {
                 let mut body = Vec::new();
@@ -456,17 +482,10 @@ fn fanout(args: &Args) -> io::Result<()> {
                     continue; // not a benchmark event (a seid, say)
                 };
                 first_publish.get_or_insert(base + Duration::from_nanos(sent));
-                if seq < sub.next_seq {
-                    sub.duplicated += 1;
-                    continue;
+                if sub.record(seq) {
+                    delivered += 1;
+                    latencies.push(((now.saturating_sub(sent)) / 1000) as u32);
                 }
-                if seq > sub.next_seq {
-                    sub.out_of_order += 1;
-                }
-                sub.next_seq = seq + 1;
-                sub.received += 1;
-                delivered += 1;
-                latencies.push(((now.saturating_sub(sent)) / 1000) as u32);
             }
             if !out.is_empty() {
                 last_delivery = Instant::now();
@@ -611,12 +630,7 @@ fn rps(args: &Args) -> io::Result<()> {
     let request = format!("GET {} HTTP/1.1\r\nHost: bench\r\n\r\n", args.path);
     let mut conns: HashMap<usize, Looper> = HashMap::new();
     for i in 0..args.connections {
-        let mut stream = connect(args.addr, i, args.sources)?;
-        poll.registry().register(
-            &mut stream,
-            Token(i),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        let stream = connect(&poll, args.addr, i, args.sources)?;
         conns.insert(
             i,
             Looper {
@@ -735,12 +749,7 @@ fn soak(args: &Args) -> io::Result<()> {
                 let i = (random % subs.len() as u64) as usize;
                 let sub = &mut subs[i];
                 poll.registry().deregister(&mut sub.stream)?;
-                let mut stream = connect(args.addr, i, args.sources)?;
-                poll.registry().register(
-                    &mut stream,
-                    Token(i),
-                    Interest::READABLE | Interest::WRITABLE,
-                )?;
+                let stream = connect(&poll, args.addr, i, args.sources)?;
                 sub.stream = stream;
                 sub.request_sent = false;
                 sub.reader = ResponseReader::default();
@@ -762,14 +771,7 @@ fn soak(args: &Args) -> io::Result<()> {
                 let last = sub.last_id_to_send.clone().unwrap_or_default();
                 let request =
                     format!("GET {path} HTTP/1.1\r\nHost: bench\r\nLast-Event-ID: {last}\r\n\r\n");
-                match sub.stream.write(request.as_bytes()) {
-                    Ok(n) if n == request.len() => sub.request_sent = true,
-                    Ok(_) => return Err(io::Error::other("short request write")),
-                    Err(e)
-                        if e.kind() == io::ErrorKind::WouldBlock
-                            || e.kind() == io::ErrorKind::NotConnected => {}
-                    Err(e) => return Err(e),
-                }
+                sub.send_request(request.as_bytes())?;
             }
             if !event.is_readable() {
                 continue;
@@ -794,14 +796,7 @@ fn soak(args: &Args) -> io::Result<()> {
                 let Some(seq) = m.data.split(' ').next().and_then(|s| s.parse::<u64>().ok()) else {
                     continue; // the seid event
                 };
-                if seq < sub.next_seq {
-                    sub.duplicated += 1;
-                } else {
-                    if seq > sub.next_seq {
-                        sub.out_of_order += 1;
-                    }
-                    sub.next_seq = seq + 1;
-                    sub.received += 1;
+                if sub.record(seq) {
                     last_progress = Instant::now();
                 }
             }
