@@ -279,8 +279,11 @@ impl Server {
                     LISTENER => self.accept(),
                     WAKER => self.run_commands(),
                     Token(key) => {
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read(key);
+                        if event.is_read_closed() || event.is_error() {
+                            // Read to the end: the EOF raises no further edge.
+                            self.read(key, true);
+                        } else if event.is_readable() {
+                            self.read(key, false);
                         }
                         if event.is_writable() {
                             self.core.flush(key);
@@ -377,7 +380,11 @@ impl Server {
     /// Reads everything the socket has, handling each request as soon as
     /// it is complete, so no more than one read's worth is ever buffered
     /// beyond the request being parsed.
-    fn read(&mut self, key: usize) {
+    ///
+    /// A read that fills less than the buffer has emptied the socket, and
+    /// new bytes raise a new edge, so unless `to_eof` it stops there rather
+    /// than spend a syscall to hear `WouldBlock`.
+    fn read(&mut self, key: usize, to_eof: bool) {
         let max_head = self.core.settings.limits.max_head;
         loop {
             let Some(entry) = self.core.conns.get_mut(key) else {
@@ -393,6 +400,7 @@ impl Server {
                 // Nothing more is parsed on a closing connection.
                 Ok(_) if matches!(conn.phase, Phase::Draining) => {}
                 Ok(n) => {
+                    let drained = n < self.read_buf.len() && !to_eof;
                     conn.reader.push(&self.read_buf[..n]);
                     if conn.reader.in_body() {
                         conn.phase_since = self.core.now; // progress on the body
@@ -403,6 +411,9 @@ impl Server {
                         return;
                     }
                     self.handle_requests(key);
+                    if drained {
+                        break;
+                    }
                 }
                 // Not an error: the socket has nothing more for now.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
