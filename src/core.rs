@@ -3,7 +3,7 @@
 //! them that a handler ([`Reply`](crate::Reply)) and another thread
 //! ([`Handle`](crate::Handle)) share, so both go through one path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,6 +22,14 @@ pub(crate) const TICK_MS: u64 = 10;
 /// A queue past this is written at once instead of at the end of the pass,
 /// so a burst cannot grow a healthy client's queue to its cap.
 const FLUSH_EARLY: usize = 64 * 1024;
+
+/// The most streams written per pass of the loop. The rest wait, in order,
+/// for the next pass, which comes at once (a zero poll timeout) after
+/// reading whatever arrived meanwhile. Under a fan-out that keeps the loop
+/// busy, events published meanwhile join the waiting streams' queues and go
+/// out in the same `writev`, instead of one syscall per client per event;
+/// an idle loop still writes everything in the pass that queued it.
+pub(crate) const STREAM_FLUSH_BUDGET: usize = 1024;
 
 /// The heartbeat comment, bare and as a chunk.
 const HEARTBEAT: &[u8] = b":\n\n";
@@ -140,8 +148,11 @@ pub(crate) struct Core {
     pub last_auto_id: u64,
     /// Milliseconds since the loop started, read once per pass.
     pub now: u64,
-    /// Connections with output queued since the last flush.
-    pub dirty: Vec<usize>,
+    /// Streams with output queued and not yet written, oldest first.
+    pub dirty_streams: VecDeque<usize>,
+    /// Other connections with output queued (plain responses): written
+    /// first, every pass, so an answer never waits behind a fan-out.
+    pub dirty_responses: Vec<usize>,
     /// Connections to remove at the end of the pass.
     pub closing: Vec<usize>,
     /// Connections back in `Head` that may hold a pipelined request.
@@ -166,7 +177,8 @@ impl Core {
             generator,
             last_auto_id: 0,
             now: 0,
-            dirty: Vec::new(),
+            dirty_streams: VecDeque::new(),
+            dirty_responses: Vec::new(),
             closing: Vec::new(),
             resume: Vec::new(),
             closed_streams: Vec::new(),
@@ -191,11 +203,43 @@ impl Core {
         }
     }
 
+    /// Notes that `key` has output to write this pass (or the next).
+    fn mark_dirty(&mut self, key: usize) {
+        let Some(entry) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !entry.conn.dirty {
+            entry.conn.dirty = true;
+            if entry.conn.is_streaming() {
+                self.dirty_streams.push_back(key);
+            } else {
+                self.dirty_responses.push(key);
+            }
+        }
+    }
+
+    /// Writes queued output: every plain response, then up to
+    /// [`STREAM_FLUSH_BUDGET`] streams, oldest first.
+    pub(crate) fn flush_dirty(&mut self) {
+        let mut responses = std::mem::take(&mut self.dirty_responses);
+        for &key in &responses {
+            self.flush(key);
+        }
+        responses.clear();
+        self.dirty_responses = responses;
+        for _ in 0..STREAM_FLUSH_BUDGET {
+            let Some(key) = self.dirty_streams.pop_front() else {
+                break;
+            };
+            self.flush(key);
+        }
+    }
+
     /// Queues raw bytes (a response head or body) on a connection.
     pub(crate) fn queue_bytes(&mut self, key: usize, chunk: Chunk) {
         if let Some(entry) = self.conns.get_mut(key) {
             entry.conn.queue.push(chunk);
-            mark_dirty(&mut self.dirty, key, &mut entry.conn);
+            self.mark_dirty(key);
         }
     }
 
@@ -209,18 +253,16 @@ impl Core {
             return;
         };
         entry.conn.queue.push(Chunk::Frame(frame.clone(), chunked));
+        let queued = entry.conn.queue.len();
         self.stats.frames_queued += 1;
-        mark_dirty(&mut self.dirty, key, &mut entry.conn);
-        if entry.conn.queue.len() > FLUSH_EARLY {
+        self.mark_dirty(key);
+        let queued = if queued > FLUSH_EARLY {
             self.flush(key);
-            let over = self
-                .conns
-                .get(key)
-                .is_some_and(|e| e.conn.queue.len() > self.settings.max_queue);
-            if over {
-                self.close(key, CloseReason::QueueFull);
-            }
-        } else if entry.conn.queue.len() > self.settings.max_queue {
+            self.conns.get(key).map_or(0, |e| e.conn.queue.len())
+        } else {
+            queued
+        };
+        if queued > self.settings.max_queue {
             self.close(key, CloseReason::QueueFull);
         }
     }
@@ -340,7 +382,6 @@ impl Core {
         };
         if chunked {
             entry.conn.queue.push(Chunk::Static(LAST_CHUNK));
-            mark_dirty(&mut self.dirty, key, &mut entry.conn);
         }
         let now = self.now;
         if chunked && entry.conn.keep_alive && !entry.conn.read_closed {
@@ -348,9 +389,13 @@ impl Core {
             self.resume.push(key);
         } else {
             entry.conn.set_phase(Phase::Draining, now);
-            if entry.conn.queue.is_empty() {
+        }
+        if entry.conn.queue.is_empty() {
+            if matches!(entry.conn.phase, Phase::Draining) {
                 self.close(key, CloseReason::Done);
             }
+        } else {
+            self.mark_dirty(key);
         }
         self.forget_stream(key, reason);
         self.schedule(key);
@@ -488,12 +533,5 @@ impl Core {
             self.stats.heartbeats += 1;
             self.queue_bytes(key, Chunk::Static(bytes));
         }
-    }
-}
-
-fn mark_dirty(dirty: &mut Vec<usize>, key: usize, conn: &mut Conn) {
-    if !conn.dirty {
-        conn.dirty = true;
-        dirty.push(key);
     }
 }

@@ -297,7 +297,7 @@ impl Server {
             }
             self.fire_timers(&mut fired);
             self.resume_pipelined();
-            self.flush_all();
+            self.core.flush_dirty();
             self.remove_closed();
             if let Some(deadline) = self.shutdown_deadline {
                 if self.core.conns.is_empty() || self.core.now >= deadline {
@@ -314,6 +314,9 @@ impl Server {
     /// The time to the earliest deadline: a timer, the end of an accept
     /// back-off, or the end of a shutdown's grace.
     fn poll_timeout(&self) -> Option<Duration> {
+        if !self.core.dirty_streams.is_empty() {
+            return Some(Duration::ZERO); // streams still wait for their write
+        }
         let timer = self.core.timers.next_expiry().map(|t| t * TICK_MS);
         let earliest = [timer, self.accept_paused_until, self.shutdown_deadline]
             .into_iter()
@@ -642,17 +645,6 @@ impl Server {
             }
             self.on_read_closed(key);
         }
-    }
-
-    fn flush_all(&mut self) {
-        // Flushing never adds to `dirty`, so take the list and give its
-        // allocation back afterwards.
-        let mut dirty = std::mem::take(&mut self.core.dirty);
-        for &key in &dirty {
-            self.core.flush(key);
-        }
-        dirty.clear();
-        self.core.dirty = dirty;
     }
 
     /// Removes the connections closed during this pass.
