@@ -156,6 +156,8 @@ impl Client {
                 self.eof = true;
                 false
             }
+            // A signal (a fuzzer's timer, say) cut the wait short: wait again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.fill(deadline),
             Err(e) => panic!("read: {e}"),
         }
     }
