@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use sseloop::parse::{Message, Parser};
+use sseloop::parse::Parser;
 
 struct Args {
     mode: String,
@@ -171,9 +171,18 @@ struct Head {
 
 impl ResponseReader {
     /// Adds bytes; appends decoded body bytes to `body`. Answers an error
-    /// for a malformed response.
+    /// for a malformed response. Walks the buffer with an offset and
+    /// compacts it once, so many small chunks in one read cost no more
+    /// than one big one.
     fn feed(&mut self, bytes: &[u8], body: &mut Vec<u8>) -> Result<(), String> {
         self.buf.extend_from_slice(bytes);
+        let mut pos = 0;
+        let result = self.decode(&mut pos, body);
+        self.buf.drain(..pos);
+        result
+    }
+
+    fn decode(&mut self, pos: &mut usize, body: &mut Vec<u8>) -> Result<(), String> {
         if self.head.is_none() {
             let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
                 return Ok(());
@@ -190,22 +199,21 @@ impl ResponseReader {
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .and_then(|v| v.trim().parse().ok());
             self.head = Some(Head { status, chunked });
-            self.buf.drain(..end + 4);
+            *pos = end + 4;
             if self.length_left == Some(0) {
                 self.done = true;
             }
         }
         let chunked = self.head.is_some_and(|h| h.chunked);
         loop {
-            if self.done || self.buf.is_empty() {
+            let rest = &self.buf[*pos..];
+            if self.done || rest.is_empty() {
                 return Ok(());
             }
             if !chunked {
-                let n = self
-                    .length_left
-                    .map_or(self.buf.len(), |l| l.min(self.buf.len()));
-                body.extend_from_slice(&self.buf[..n]);
-                self.buf.drain(..n);
+                let n = self.length_left.map_or(rest.len(), |l| l.min(rest.len()));
+                body.extend_from_slice(&rest[..n]);
+                *pos += n;
                 if let Some(left) = self.length_left.as_mut() {
                     *left -= n;
                     self.done = *left == 0;
@@ -214,37 +222,36 @@ impl ResponseReader {
             }
             match self.chunk_left {
                 None => {
-                    let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") else {
+                    let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
                         return Ok(());
                     };
                     let size_text =
-                        std::str::from_utf8(&self.buf[..end]).map_err(|_| "bad chunk size")?;
+                        std::str::from_utf8(&rest[..end]).map_err(|_| "bad chunk size")?;
                     let size_text = size_text.split(';').next().unwrap_or_default().trim();
                     let size =
                         usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
                     if size == 0 {
-                        if self.buf.len() < end + 4 {
+                        if rest.len() < end + 4 {
                             return Ok(());
                         }
-                        self.buf.drain(..end + 4);
+                        *pos += end + 4;
                         self.done = true;
                         return Ok(());
                     }
-                    self.buf.drain(..end + 2);
+                    *pos += end + 2;
                     self.chunk_left = Some(size);
                 }
-                Some(left) => {
-                    if left == 0 {
-                        if self.buf.len() < 2 {
-                            return Ok(());
-                        }
-                        self.buf.drain(..2);
-                        self.chunk_left = None;
-                        continue;
+                Some(0) => {
+                    if rest.len() < 2 {
+                        return Ok(());
                     }
-                    let n = left.min(self.buf.len());
-                    body.extend_from_slice(&self.buf[..n]);
-                    self.buf.drain(..n);
+                    *pos += 2;
+                    self.chunk_left = None;
+                }
+                Some(left) => {
+                    let n = left.min(rest.len());
+                    body.extend_from_slice(&rest[..n]);
+                    *pos += n;
                     self.chunk_left = Some(left - n);
                 }
             }
@@ -286,14 +293,37 @@ struct Subscriber {
     reader: ResponseReader,
     parser: Parser,
     ready: bool,
+    tally: Tally,
+    closed: bool,
+    /// The id to send as `Last-Event-ID` on the next request (soak).
+    last_id_to_send: Option<String>,
+}
+
+/// What one subscriber received, by sequence number.
+#[derive(Default)]
+struct Tally {
     /// The sequence number expected next.
     next_seq: u64,
     received: u64,
     duplicated: u64,
     out_of_order: u64,
-    closed: bool,
-    /// The id to send as `Last-Event-ID` on the next request (soak).
-    last_id_to_send: Option<String>,
+}
+
+impl Tally {
+    /// Books event `seq`: answers whether it was new (a duplicate is
+    /// counted and dropped; a jump ahead counts as out of order).
+    fn record(&mut self, seq: u64) -> bool {
+        if seq < self.next_seq {
+            self.duplicated += 1;
+            return false;
+        }
+        if seq > self.next_seq {
+            self.out_of_order += 1;
+        }
+        self.next_seq = seq + 1;
+        self.received += 1;
+        true
+    }
 }
 
 impl Subscriber {
@@ -309,21 +339,6 @@ impl Subscriber {
             Err(e) => return Err(e),
         }
         Ok(())
-    }
-
-    /// Books event `seq`: answers whether it was new (a duplicate is
-    /// counted and dropped; a jump ahead counts as out of order).
-    fn record(&mut self, seq: u64) -> bool {
-        if seq < self.next_seq {
-            self.duplicated += 1;
-            return false;
-        }
-        if seq > self.next_seq {
-            self.out_of_order += 1;
-        }
-        self.next_seq = seq + 1;
-        self.received += 1;
-        true
     }
 }
 
@@ -358,10 +373,7 @@ fn open_streams(
                 reader: ResponseReader::default(),
                 parser: Parser::new(),
                 ready: false,
-                next_seq: 0,
-                received: 0,
-                duplicated: 0,
-                out_of_order: 0,
+                tally: Tally::default(),
                 closed: false,
                 last_id_to_send: None,
             });
@@ -385,10 +397,10 @@ fn open_streams(
                 let closed = read_available(&mut sub.stream, &mut scratch, |b| {
                     let _ = reader.feed(b, &mut body);
                 })?;
-                let mut out = Vec::new();
-                sub.parser.feed(&body, &mut out);
+                let mut events_seen = 0;
+                sub.parser.feed_with(&body, |_| events_seen += 1);
                 let has_head = sub.reader.head.is_some_and(|h| h.status == 200);
-                if has_head && (!first_event || !out.is_empty()) {
+                if has_head && (!first_event || events_seen > 0) {
                     sub.ready = true;
                     pending -= 1;
                 }
@@ -438,7 +450,6 @@ fn fanout(args: &Args) -> io::Result<()> {
     let mut events = Events::with_capacity(4096);
     let mut scratch = vec![0u8; 256 * 1024];
     let mut body = Vec::new();
-    let mut out: Vec<Message> = Vec::new();
     let mut delivered = 0u64;
     let mut last_delivery = base;
     let mut publish_end: Option<Instant> = None;
@@ -470,24 +481,24 @@ fn fanout(args: &Args) -> io::Result<()> {
             if let Some(e) = bad {
                 return Err(io::Error::other(e));
             }
-            out.clear();
-            sub.parser.feed(&body, &mut out);
             let now = now_ns(base);
-            for m in &out {
+            let mut got = 0;
+            sub.parser.feed_with(&body, |m| {
                 let mut fields = m.data.split(' ');
                 let (Some(seq), Some(sent)) = (
                     fields.next().and_then(|s| s.parse::<u64>().ok()),
                     fields.next().and_then(|s| s.parse::<u64>().ok()),
                 ) else {
-                    continue; // not a benchmark event (a seid, say)
+                    return; // not a benchmark event (a seid, say)
                 };
+                got += 1;
                 first_publish.get_or_insert(base + Duration::from_nanos(sent));
-                if sub.record(seq) {
+                if sub.tally.record(seq) {
                     delivered += 1;
                     latencies.push(((now.saturating_sub(sent)) / 1000) as u32);
                 }
-            }
-            if !out.is_empty() {
+            });
+            if got > 0 {
                 last_delivery = Instant::now();
             }
         }
@@ -508,8 +519,8 @@ fn fanout(args: &Args) -> io::Result<()> {
             .unwrap_or(0)
     };
     let lost = total.saturating_sub(delivered);
-    let duplicated: u64 = subs.iter().map(|s| s.duplicated).sum();
-    let out_of_order: u64 = subs.iter().map(|s| s.out_of_order).sum();
+    let duplicated: u64 = subs.iter().map(|s| s.tally.duplicated).sum();
+    let out_of_order: u64 = subs.iter().map(|s| s.tally.out_of_order).sum();
     let closed = subs.iter().filter(|s| s.closed).count();
     println!(
         "fanout subscribers={} events={} published={} deliveries={} seconds={:.3} deliveries_per_s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} lost={} duplicated={} out_of_order={} closed={}",
@@ -718,7 +729,6 @@ fn soak(args: &Args) -> io::Result<()> {
     let mut events = Events::with_capacity(4096);
     let mut scratch = vec![0u8; 256 * 1024];
     let mut body = Vec::new();
-    let mut out: Vec<Message> = Vec::new();
     let mut next_reconnect = Instant::now() + Duration::from_secs(1);
     let mut reconnects = 0u64;
     let mut resets = 0u64;
@@ -726,7 +736,7 @@ fn soak(args: &Args) -> io::Result<()> {
     let mut random = 0x2545_f491_4f6c_dd1du64;
     let mut last_progress = Instant::now();
     loop {
-        let done = subs.iter().all(|s| s.next_seq == total);
+        let done = subs.iter().all(|s| s.tally.next_seq == total);
         if done {
             break;
         }
@@ -734,7 +744,7 @@ fn soak(args: &Args) -> io::Result<()> {
             eprintln!("soak: no progress for 30 s");
             break;
         }
-        let least = subs.iter().map(|s| s.next_seq).min().unwrap_or(0);
+        let least = subs.iter().map(|s| s.tally.next_seq).min().unwrap_or(0);
         if warm_rss.is_none() && least >= total / 10 {
             warm_rss = Some(rss_kib(pid)?);
         }
@@ -786,20 +796,19 @@ fn soak(args: &Args) -> io::Result<()> {
                     "subscriber {i} was closed by the server"
                 )));
             }
-            out.clear();
-            sub.parser.feed(&body, &mut out);
-            for m in &out {
+            let tally = &mut sub.tally;
+            sub.parser.feed_with(&body, |m| {
                 if m.event == "reset" {
                     resets += 1;
-                    continue;
+                    return;
                 }
                 let Some(seq) = m.data.split(' ').next().and_then(|s| s.parse::<u64>().ok()) else {
-                    continue; // the seid event
+                    return; // the seid event
                 };
-                if sub.record(seq) {
+                if tally.record(seq) {
                     last_progress = Instant::now();
                 }
-            }
+            });
         }
     }
     let published = publisher
@@ -809,10 +818,10 @@ fn soak(args: &Args) -> io::Result<()> {
     let opening = warm_rss.unwrap_or(closing);
     let complete = subs
         .iter()
-        .filter(|s| s.next_seq == total && s.received == total)
+        .filter(|s| s.tally.next_seq == total && s.tally.received == total)
         .count();
-    let duplicated: u64 = subs.iter().map(|s| s.duplicated).sum();
-    let gaps: u64 = subs.iter().map(|s| s.out_of_order).sum();
+    let duplicated: u64 = subs.iter().map(|s| s.tally.duplicated).sum();
+    let gaps: u64 = subs.iter().map(|s| s.tally.out_of_order).sum();
     let growth = (closing as f64 - opening as f64) / opening as f64 * 100.0;
     println!(
         "soak subscribers={} events={} published={published} seconds={:.1} reconnects={reconnects} resets={resets} complete={complete} duplicated={duplicated} gaps={gaps} rss_warm_kib={opening} rss_closing_kib={closing} rss_growth_pct={growth:.1}",

@@ -28,6 +28,29 @@ pub struct Message {
     pub last_event_id: String,
 }
 
+/// One dispatched event, borrowed from the parser: what
+/// [`Parser::feed_with`] hands its callback, with no allocation per event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageRef<'a> {
+    /// The event type: the last `event` field, or `message`.
+    pub event: &'a str,
+    /// The data: every `data` field's value joined with LF.
+    pub data: &'a str,
+    /// The event source's last event id when this event was dispatched.
+    pub last_event_id: &'a str,
+}
+
+impl MessageRef<'_> {
+    /// An owned copy.
+    pub fn to_message(&self) -> Message {
+        Message {
+            event: self.event.to_owned(),
+            data: self.data.to_owned(),
+            last_event_id: self.last_event_id.to_owned(),
+        }
+    }
+}
+
 /// An incremental event-stream parser: feed it bytes in any splits.
 #[derive(Debug, Default)]
 pub struct Parser {
@@ -52,7 +75,14 @@ impl Parser {
     }
 
     /// Feeds stream bytes, appending every event they complete to `out`.
-    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<Message>) {
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Message>) {
+        self.feed_with(bytes, |m| out.push(m.to_message()));
+    }
+
+    /// Feeds stream bytes, calling `on_message` with every event they
+    /// complete, borrowed (no allocation per event).
+    pub fn feed_with(&mut self, mut bytes: &[u8], mut on_message: impl FnMut(MessageRef<'_>)) {
+        let out = &mut on_message;
         if !self.started && !bytes.is_empty() {
             // "One leading U+FEFF BYTE ORDER MARK character must be ignored."
             // The BOM may arrive split; collect the first three bytes first.
@@ -72,7 +102,7 @@ impl Parser {
         }
     }
 
-    fn feed_lines(&mut self, bytes: &[u8], out: &mut Vec<Message>) -> usize {
+    fn feed_lines(&mut self, bytes: &[u8], out: &mut impl FnMut(MessageRef<'_>)) -> usize {
         let mut rest = bytes;
         if self.after_cr {
             self.after_cr = false;
@@ -108,7 +138,7 @@ impl Parser {
         }
     }
 
-    fn process_line(&mut self, line: &[u8], out: &mut Vec<Message>) {
+    fn process_line(&mut self, line: &[u8], out: &mut impl FnMut(MessageRef<'_>)) {
         // The stream is decoded as UTF-8 with replacement; line breaks are
         // ASCII, so decoding line by line is the same as decoding first.
         let line = String::from_utf8_lossy(line);
@@ -144,23 +174,25 @@ impl Parser {
         }
     }
 
-    fn dispatch(&mut self, out: &mut Vec<Message>) {
+    fn dispatch(&mut self, out: &mut impl FnMut(MessageRef<'_>)) {
         self.last_event_id.clone_from(&self.last_event_id_buffer);
         if self.data.is_empty() {
             self.event_type.clear();
             return;
         }
-        self.data.pop(); // the trailing LF
+        let data = &self.data[..self.data.len() - 1]; // the trailing LF
         let event = if self.event_type.is_empty() {
-            "message".to_owned()
+            "message"
         } else {
-            std::mem::take(&mut self.event_type)
+            &self.event_type
         };
-        out.push(Message {
+        out(MessageRef {
             event,
-            data: std::mem::take(&mut self.data),
-            last_event_id: self.last_event_id.clone(),
+            data,
+            last_event_id: &self.last_event_id,
         });
+        // Cleared, not dropped: the next event reuses the allocations.
+        self.data.clear();
         self.event_type.clear();
     }
 
