@@ -98,6 +98,14 @@ pub fn parse(
             .or_else(|| args.next())
             .ok_or_else(|| format!("{name} needs a value"))?;
         let bad = |what: &str| format!("{name}: {value:?} is not {what}");
+        // A number above zero (a zero timeout or queue would refuse everything).
+        let positive = |what: &str| -> Result<u64, String> {
+            value
+                .parse()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| bad(what))
+        };
         match name.as_str() {
             "--listen" => {
                 config.listen = value
@@ -107,30 +115,17 @@ pub fn parse(
             "--heartbeat" => {
                 config.heartbeat_secs = value.parse().map_err(|_| bad("a number of seconds"))?
             }
-            "--timeout" => {
-                config.timeout_ms = value
-                    .parse()
-                    .ok()
-                    .filter(|&ms| ms > 0)
-                    .ok_or_else(|| bad("a positive number of milliseconds"))?;
-            }
+            "--timeout" => config.timeout_ms = positive("a positive number of milliseconds")?,
             "--head-timeout" => {
-                config.head_timeout_ms = value
-                    .parse()
-                    .ok()
-                    .filter(|&ms| ms > 0)
-                    .ok_or_else(|| bad("a positive number of milliseconds"))?;
+                config.head_timeout_ms = positive("a positive number of milliseconds")?
             }
             "--history" => config.history = value.parse().map_err(|_| bad("a count"))?,
             "--max-clients" => {
                 config.max_clients = Some(value.parse().map_err(|_| bad("a count"))?);
             }
             "--max-queue" => {
-                config.max_queue = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| bad("a positive number of bytes"))?;
+                config.max_queue = usize::try_from(positive("a positive number of bytes")?)
+                    .map_err(|_| bad("a number of bytes this machine can hold"))?;
             }
             "--max-body" => {
                 config.max_body = value.parse().map_err(|_| bad("a number of bytes"))?
@@ -187,16 +182,19 @@ mod tests {
 
     #[test]
     fn errors_are_one_line() {
-        for bad in [
-            "--timeout x",
-            "--timeout 0",
-            "--listen nowhere",
-            "--bogus 1",
-            "--history",
-            "--cors-origin a\rb",
-        ] {
-            let e = parse(args(bad), None).unwrap_err();
+        let cases: [&[&str]; 7] = [
+            &["--timeout", "x"],
+            &["--timeout", "0"],
+            &["--listen", "nowhere"],
+            &["--bogus", "1"],
+            &["--history"],
+            &["--cors-origin", "a\rb"],
+            &["--max-queue", "0"],
+        ];
+        for case in cases {
+            let e = parse(case.iter().map(|a| (*a).to_owned()), None).unwrap_err();
             assert!(!e.contains('\n'), "{e}");
+            assert!(e.starts_with(case[0]) || e.contains(case[0]), "{e}");
         }
     }
 
