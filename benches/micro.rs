@@ -9,6 +9,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use sseloop::auth::constant_time_eq;
 use sseloop::frame::chunk_header;
 use sseloop::timer::TimerWheel;
 use sseloop::Event;
@@ -94,6 +95,31 @@ fn main() {
             }),
             None,
         );
+    }
+
+    if wanted("token") {
+        // The same time whatever the guess: first byte wrong, last byte
+        // wrong, right, too short, too long.
+        let token = b"correct-horse-battery-staple-0123456789";
+        let mut last_wrong = *token;
+        last_wrong[token.len() - 1] ^= 1;
+        let mut first_wrong = *token;
+        first_wrong[0] ^= 1;
+        for (name, guess) in [
+            ("token compare: first byte wrong", &first_wrong[..]),
+            ("token compare: last byte wrong", &last_wrong[..]),
+            ("token compare: right", &token[..]),
+            ("token compare: 1 byte guess", &token[..1]),
+            ("token compare: 80 byte guess", &[b'x'; 80][..]),
+        ] {
+            report(
+                name,
+                measure(|| {
+                    black_box(constant_time_eq(black_box(guess), black_box(token)));
+                }),
+                None,
+            );
+        }
     }
 
     if wanted("timer") {
