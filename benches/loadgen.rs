@@ -363,6 +363,7 @@ fn open_streams(
     let target = subs.len() + count;
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut pending = 0;
+    let mut retries = 0usize;
     while subs.iter().filter(|s| s.ready).count() < target {
         while subs.len() < target && pending < args.connect_batch {
             let index = subs.len();
@@ -387,16 +388,18 @@ fn open_streams(
         }
         poll.poll(&mut events, Some(Duration::from_millis(100)))?;
         for event in events.iter() {
-            let sub = &mut subs[event.token().0];
+            let index = event.token().0;
+            let sub = &mut subs[index];
+            let mut failed = false;
             if event.is_writable() && !sub.request_sent {
-                sub.send_request(request.as_bytes())?;
+                failed |= sub.send_request(request.as_bytes()).is_err();
             }
-            if event.is_readable() && !sub.ready {
+            if event.is_readable() && !sub.ready && !failed {
                 let mut body = Vec::new();
                 let reader = &mut sub.reader;
                 let closed = read_available(&mut sub.stream, &mut scratch, |b| {
                     let _ = reader.feed(b, &mut body);
-                })?;
+                });
                 let mut events_seen = 0;
                 sub.parser.feed_with(&body, |_| events_seen += 1);
                 let has_head = sub.reader.head.is_some_and(|h| h.status == 200);
@@ -404,11 +407,33 @@ fn open_streams(
                     sub.ready = true;
                     pending -= 1;
                 }
-                if closed {
-                    return Err(io::Error::other("a stream closed while opening"));
+                failed |= !matches!(closed, Ok(false));
+            }
+            if failed {
+                // Refused or reset while connecting (a backlog overflowing
+                // under a burst of connects): connect again, a few times.
+                retries += 1;
+                if retries > count / 10 + 10 {
+                    return Err(io::Error::other(format!(
+                        "{retries} streams failed while opening"
+                    )));
+                }
+                let _ = poll.registry().deregister(&mut sub.stream);
+                sub.stream = connect(poll, args.addr, index, args.sources)?;
+                sub.request_sent = false;
+                sub.reader = ResponseReader::default();
+                sub.parser = Parser::new();
+                if sub.ready {
+                    sub.ready = false;
+                    pending += 1;
                 }
             }
         }
+    }
+    if retries > 0 {
+        eprintln!(
+            "loadgen: {retries} connections were refused or reset while opening and were retried"
+        );
     }
     Ok(())
 }

@@ -113,7 +113,9 @@ impl Builder {
     }
 
     /// The most bytes queued for one client before it is evicted as too slow
-    /// (default 1 MiB). Other clients never wait for it.
+    /// (default 1 MiB). Other clients never wait for it. Set it well above
+    /// the largest event you send: a healthy client can have the rest of one
+    /// event still queued when the next arrives.
     pub fn max_queue_bytes(mut self, bytes: usize) -> Self {
         self.max_queue = bytes;
         self
@@ -429,6 +431,17 @@ impl Server {
             }
         }
         self.on_read_closed(key);
+        // A plain answer (or a finite stream already ended) goes out now:
+        // only open streams wait for the end of the pass, where the events
+        // that pile up meanwhile share their write.
+        if self
+            .core
+            .conns
+            .get(key)
+            .is_some_and(|e| !e.conn.is_streaming() && e.conn.dirty)
+        {
+            self.core.flush(key);
+        }
     }
 
     /// The client will send nothing more: decide what is left to do.

@@ -334,9 +334,11 @@ fn fd_exhaustion_refuses_without_spinning_and_recovers() {
 fn slow_consumers_are_evicted_while_everyone_else_gets_100_mb_in_order() {
     const EVENTS: usize = 100;
     const SIZE: usize = 1_000_000;
+    // The cap must sit well above one event: a healthy reader may still be
+    // writing one 1 MB event when the next is queued.
     let hub = HubProcess::start(&[
         "--max-queue",
-        "1048576",
+        "4194304",
         "--history",
         "4",
         "--heartbeat",
@@ -350,10 +352,19 @@ fn slow_consumers_are_evicted_while_everyone_else_gets_100_mb_in_order() {
             c
         })
         .collect();
-    // The good clients read on their own threads as fast as they can.
+    // The good clients read on their own threads and report how many events
+    // they have; the broadcast stays at most two events ahead of the slowest
+    // of them, as a broadcast its readers keep up with does. (Debug-build
+    // readers on a shared 2-core machine are slower than the publisher; one
+    // that cannot keep up is a slow consumer and would rightly be evicted.)
+    let progress = std::sync::Arc::new((
+        std::sync::Mutex::new(vec![0usize; 3]),
+        std::sync::Condvar::new(),
+    ));
     let readers: Vec<_> = (0..3)
-        .map(|_| {
+        .map(|r| {
             let (mut sub, _) = hub.subscribe("/events");
+            let progress = progress.clone();
             std::thread::spawn(move || {
                 let mut seen = Vec::new();
                 for _ in 0..EVENTS {
@@ -361,6 +372,8 @@ fn slow_consumers_are_evicted_while_everyone_else_gets_100_mb_in_order() {
                     let (seq, rest) = m.data.split_once(' ').unwrap();
                     assert_eq!(rest.len(), SIZE - 8);
                     seen.push(seq.parse::<usize>().unwrap());
+                    progress.0.lock().unwrap()[r] += 1;
+                    progress.1.notify_all();
                 }
                 seen
             })
@@ -368,6 +381,15 @@ fn slow_consumers_are_evicted_while_everyone_else_gets_100_mb_in_order() {
         .collect();
     let payload = "y".repeat(SIZE - 8);
     for i in 0..EVENTS {
+        let (counts, changed) = &*progress;
+        let behind = |c: &mut Vec<usize>| c.iter().any(|&n| n + 2 < i);
+        let (_counts, wait) = changed
+            .wait_timeout_while(counts.lock().unwrap(), DEADLINE, behind)
+            .unwrap();
+        assert!(
+            !wait.timed_out(),
+            "a good reader stopped receiving at event {i}"
+        );
         let body = format!("{i:07} {payload}");
         assert_eq!(hub.publish("", &body).0, 200);
     }
