@@ -1,5 +1,5 @@
 //! sseloop's load generator: one mio event loop, so the client is not the
-//! bottleneck of what it measures. Three modes, each ending in a one-line
+//! bottleneck of what it measures. Four modes, each ending in a one-line
 //! summary:
 //!
 //! ```text
@@ -8,8 +8,11 @@
 //! loadgen hold   --addr 127.0.0.1:8080 --pid SERVER_PID --streams 1000,5000,15000 [--sub-path /events]
 //! loadgen rps    --addr 127.0.0.1:8081 --connections 50 --seconds 10 [--path /events]
 //! loadgen soak   --addr 127.0.0.1:8080 --pid SERVER_PID --subscribers 1000 --events 1000000
-//!        [--reconnect-percent 10] [--rate 20000]
+//!        [--reconnect-percent 10] [--rate 20000] [--pipeline 16]
 //! ```
+//!
+//! `--pipeline N` keeps up to N publish requests in flight on the
+//! publisher's connection (default 1: each waits for its answer).
 //!
 //! `soak` keeps `--subscribers` streams on `/events?topic=soak` while it
 //! publishes `--events` events; every second `--reconnect-percent` of them
@@ -48,6 +51,7 @@ struct Args {
     sources: u8,
     connect_batch: usize,
     reconnect_percent: usize,
+    pipeline: usize,
 }
 
 fn parse_args() -> Args {
@@ -68,6 +72,7 @@ fn parse_args() -> Args {
         sources: 8,
         connect_batch: 512,
         reconnect_percent: 10,
+        pipeline: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -94,6 +99,7 @@ fn parse_args() -> Args {
             "--sources" => args.sources = num(&value()).clamp(1, 250) as u8,
             "--connect-batch" => args.connect_batch = num(&value()).max(1),
             "--reconnect-percent" => args.reconnect_percent = num(&value()).min(100),
+            "--pipeline" => args.pipeline = num(&value()).max(1),
             _ => usage(&format!("unknown argument {flag}")),
         }
     }
@@ -460,14 +466,17 @@ fn fanout(args: &Args) -> io::Result<()> {
 
     let base = Instant::now();
     let publisher = {
-        let (addr, pub_path, events, rate, payload) = (
+        let (addr, pub_path, events, rate, payload, pipeline) = (
             args.addr,
             args.pub_path.clone(),
             args.events,
             args.rate,
             args.payload,
+            args.pipeline,
         );
-        std::thread::spawn(move || publish_loop(addr, &pub_path, events, rate, payload, base))
+        std::thread::spawn(move || {
+            publish_loop(addr, &pub_path, events, rate, payload, pipeline, base)
+        })
     };
 
     let total = (args.subscribers * args.events) as u64;
@@ -574,6 +583,7 @@ fn publish_loop(
     events: usize,
     rate: Option<f64>,
     payload: usize,
+    pipeline: usize,
     base: Instant,
 ) -> io::Result<usize> {
     let mut stream = std::net::TcpStream::connect(addr)?;
@@ -583,6 +593,7 @@ fn publish_loop(
     let mut scratch = vec![0u8; 16 * 1024];
     let started = Instant::now();
     let mut accepted = 0;
+    let mut in_flight = 0;
     for seq in 0..events {
         if let Some(rate) = rate {
             let due = started + Duration::from_secs_f64(seq as f64 / rate);
@@ -596,22 +607,41 @@ fn publish_loop(
             data.len()
         );
         stream.write_all(request.as_bytes())?;
-        let mut body = Vec::new();
-        while !reader.done {
-            let n = stream.read(&mut scratch)?;
-            if n == 0 {
-                return Err(io::Error::other("publisher connection closed"));
-            }
-            reader
-                .feed(&scratch[..n], &mut body)
-                .map_err(io::Error::other)?;
+        in_flight += 1;
+        // Up to `pipeline` requests wait for their answers at once.
+        while in_flight >= pipeline.max(1) {
+            accepted += usize::from(next_response_ok(&mut stream, &mut reader, &mut scratch)?);
+            in_flight -= 1;
         }
-        if reader.head.is_some_and(|h| (200..300).contains(&h.status)) {
-            accepted += 1;
-        }
-        reader.reset();
+    }
+    for _ in 0..in_flight {
+        accepted += usize::from(next_response_ok(&mut stream, &mut reader, &mut scratch)?);
     }
     Ok(accepted)
+}
+
+/// Reads the next whole response on a kept-alive connection (bytes of the
+/// ones after it stay in `reader`); answers whether it was a 2xx.
+fn next_response_ok(
+    stream: &mut std::net::TcpStream,
+    reader: &mut ResponseReader,
+    scratch: &mut [u8],
+) -> io::Result<bool> {
+    let mut body = Vec::new();
+    // What an earlier read already brought may hold this whole response.
+    reader.feed(&[], &mut body).map_err(io::Error::other)?;
+    while !reader.done {
+        let n = stream.read(scratch)?;
+        if n == 0 {
+            return Err(io::Error::other("publisher connection closed"));
+        }
+        reader
+            .feed(&scratch[..n], &mut body)
+            .map_err(io::Error::other)?;
+    }
+    let ok = reader.head.is_some_and(|h| (200..300).contains(&h.status));
+    reader.reset();
+    Ok(ok)
 }
 
 /// The server's resident set size in KiB, from /proc.
@@ -745,9 +775,17 @@ fn soak(args: &Args) -> io::Result<()> {
     eprintln!("soak: {} subscribers ready", subs.len());
     let base = Instant::now();
     let publisher = {
-        let (addr, events, rate) = (args.addr, args.events, args.rate);
+        let (addr, events, rate, pipeline) = (args.addr, args.events, args.rate, args.pipeline);
         std::thread::spawn(move || {
-            publish_loop(addr, "/publish?topic=soak", events, rate, 24, base)
+            publish_loop(
+                addr,
+                "/publish?topic=soak",
+                events,
+                rate,
+                24,
+                pipeline,
+                base,
+            )
         })
     };
     let total = args.events as u64;
