@@ -275,16 +275,26 @@ impl ResponseReader {
     }
 }
 
-/// Reads until `WouldBlock`; answers (bytes read, closed).
+/// Reads what the socket holds; answers whether the peer closed. A read
+/// that comes back short has emptied the socket, so the `WouldBlock` read
+/// after it is skipped (new bytes bring a new edge), unless `event` says
+/// the peer hung up: then it reads on to the end.
 fn read_available(
     stream: &mut TcpStream,
+    event: &mio::event::Event,
     scratch: &mut [u8],
     mut each: impl FnMut(&[u8]),
 ) -> io::Result<bool> {
+    let drain = event.is_read_closed() || event.is_error();
     loop {
         match stream.read(scratch) {
             Ok(0) => return Ok(true),
-            Ok(n) => each(&scratch[..n]),
+            Ok(n) => {
+                each(&scratch[..n]);
+                if n < scratch.len() && !drain {
+                    return Ok(false);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -403,7 +413,7 @@ fn open_streams(
             if event.is_readable() && !sub.ready && !failed {
                 let mut body = Vec::new();
                 let reader = &mut sub.reader;
-                let closed = read_available(&mut sub.stream, &mut scratch, |b| {
+                let closed = read_available(&mut sub.stream, event, &mut scratch, |b| {
                     let _ = reader.feed(b, &mut body);
                 });
                 let mut events_seen = 0;
@@ -507,7 +517,7 @@ fn fanout(args: &Args) -> io::Result<()> {
             body.clear();
             let reader = &mut sub.reader;
             let mut bad = None;
-            sub.closed = read_available(&mut sub.stream, &mut scratch, |b| {
+            sub.closed = read_available(&mut sub.stream, event, &mut scratch, |b| {
                 if let Err(e) = reader.feed(b, &mut body) {
                     bad = Some(e);
                 }
@@ -721,7 +731,7 @@ fn rps(args: &Args) -> io::Result<()> {
             };
             if event.is_readable() {
                 let reader = &mut c.reader;
-                let closed = read_available(&mut c.stream, &mut scratch, |b| {
+                let closed = read_available(&mut c.stream, event, &mut scratch, |b| {
                     body.clear();
                     if reader.feed(b, &mut body).is_err() {
                         errors += 1;
@@ -851,7 +861,7 @@ fn soak(args: &Args) -> io::Result<()> {
             }
             body.clear();
             let reader = &mut sub.reader;
-            let closed = read_available(&mut sub.stream, &mut scratch, |b| {
+            let closed = read_available(&mut sub.stream, event, &mut scratch, |b| {
                 let _ = reader.feed(b, &mut body);
             })?;
             if closed {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use slab::Slab;
 
-use crate::conn::{Chunk, CloseReason, Conn, Phase, Timeouts};
+use crate::conn::{Chunk, CloseReason, Conn, Phase, SpareBuffers, Timeouts};
 use crate::frame::{Event, Frame, FrameError, LAST_CHUNK};
 use crate::seid::{SeidGenerator, SeidIndex};
 use crate::timer::TimerWheel;
@@ -166,6 +166,8 @@ pub(crate) struct Core {
     pub closed_streams: Vec<(Rc<str>, CloseReason)>,
     /// Scratch for the keys a broadcast or publish reaches.
     fanout_keys: Vec<usize>,
+    /// Write-queue buffers the streams lend each other.
+    spare: SpareBuffers,
     next_generation: u64,
 }
 
@@ -188,6 +190,7 @@ impl Core {
             resume: Vec::new(),
             closed_streams: Vec::new(),
             fanout_keys: Vec::new(),
+            spare: SpareBuffers::default(),
             next_generation: 0,
         }
     }
@@ -243,7 +246,7 @@ impl Core {
     /// Queues raw bytes (a response head or body) on a connection.
     pub(crate) fn queue_bytes(&mut self, key: usize, chunk: Chunk) {
         if let Some(entry) = self.conns.get_mut(key) {
-            entry.conn.queue.push(chunk);
+            entry.conn.queue.push(chunk, &mut self.spare);
             self.mark_dirty(key);
         }
     }
@@ -257,7 +260,10 @@ impl Core {
         let Phase::Streaming { chunked } = entry.conn.phase else {
             return;
         };
-        entry.conn.queue.push(Chunk::Frame(frame.clone(), chunked));
+        entry
+            .conn
+            .queue
+            .push(Chunk::Frame(frame.clone(), chunked), &mut self.spare);
         let queued = entry.conn.queue.len();
         self.stats.frames_queued += 1;
         self.mark_dirty(key);
@@ -386,7 +392,10 @@ impl Core {
             return;
         };
         if chunked {
-            entry.conn.queue.push(Chunk::Static(LAST_CHUNK));
+            entry
+                .conn
+                .queue
+                .push(Chunk::Static(LAST_CHUNK), &mut self.spare);
         }
         let now = self.now;
         if chunked && entry.conn.keep_alive && !entry.conn.read_closed {
@@ -460,7 +469,7 @@ impl Core {
             return;
         }
         entry.conn.closing = Some(reason);
-        entry.conn.queue.clear();
+        entry.conn.queue.clear(&mut self.spare);
         if reason == CloseReason::HeadTimeout {
             self.stats.head_timeouts += 1;
         }
@@ -477,7 +486,7 @@ impl Core {
         if entry.conn.closing.is_some() || entry.conn.queue.is_empty() {
             return;
         }
-        match entry.conn.queue.flush(&mut entry.socket) {
+        match entry.conn.queue.flush(&mut entry.socket, &mut self.spare) {
             Ok(done) => {
                 if done.bytes > 0 {
                     entry.conn.last_write = self.now;

@@ -117,11 +117,16 @@ impl Parser {
                     return bytes.len();
                 }
                 Some(at) => {
-                    self.line.extend_from_slice(&rest[..at]);
-                    let line = std::mem::take(&mut self.line);
-                    self.process_line(&line, out);
-                    self.line = line;
-                    self.line.clear();
+                    if self.line.is_empty() {
+                        // The whole line is in `rest`: no copy.
+                        self.process_line(&rest[..at], out);
+                    } else {
+                        self.line.extend_from_slice(&rest[..at]);
+                        let line = std::mem::take(&mut self.line);
+                        self.process_line(&line, out);
+                        self.line = line;
+                        self.line.clear();
+                    }
                     if rest[at] == b'\r' {
                         if at + 1 == rest.len() {
                             self.after_cr = true;
@@ -139,36 +144,44 @@ impl Parser {
     }
 
     fn process_line(&mut self, line: &[u8], out: &mut impl FnMut(MessageRef<'_>)) {
-        // The stream is decoded as UTF-8 with replacement; line breaks are
-        // ASCII, so decoding line by line is the same as decoding first.
-        let line = String::from_utf8_lossy(line);
-        if line.is_empty() {
-            self.dispatch(out);
-        } else if line.starts_with(':') {
-            self.comments += 1;
-        } else if let Some((field, value)) = line.split_once(':') {
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            self.process_field(field, value);
-        } else {
-            self.process_field(&line, "");
+        // The field name ends at the first colon, an ASCII byte, so the
+        // line is split as bytes. The stream is decoded as UTF-8 with
+        // replacement; splitting at ASCII bytes first decodes the same.
+        match line.iter().position(|&b| b == b':') {
+            _ if line.is_empty() => self.dispatch(out),
+            Some(0) => self.comments += 1,
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                let value = value.strip_prefix(b" ").unwrap_or(value);
+                self.process_field(&line[..colon], value);
+            }
+            None => self.process_field(line, b""),
         }
     }
 
-    fn process_field(&mut self, field: &str, value: &str) {
+    fn process_field(&mut self, field: &[u8], value: &[u8]) {
         match field {
-            "event" => value.clone_into(&mut self.event_type),
-            "data" => {
-                self.data.push_str(value);
+            b"event" => {
+                self.event_type.clear();
+                self.event_type.push_str(&String::from_utf8_lossy(value));
+            }
+            b"data" => {
+                self.data.push_str(&String::from_utf8_lossy(value));
                 self.data.push('\n');
             }
             // "If the field value does not contain U+0000 NULL, then set the
             // last event ID buffer to the field value. Otherwise, ignore."
-            "id" if !value.contains('\0') => value.clone_into(&mut self.last_event_id_buffer),
+            b"id" if !value.contains(&0) => {
+                self.last_event_id_buffer.clear();
+                self.last_event_id_buffer
+                    .push_str(&String::from_utf8_lossy(value));
+            }
             // "If the field value consists of only ASCII digits, then
             // interpret [it] as an integer in base ten." Digits beyond u64
             // are still digits: saturate.
-            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
-                self.retry = Some(value.parse().unwrap_or(u64::MAX));
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                let digits = std::str::from_utf8(value).unwrap_or_default();
+                self.retry = Some(digits.parse().unwrap_or(u64::MAX));
             }
             _ => {}
         }
