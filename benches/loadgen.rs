@@ -808,6 +808,7 @@ fn soak(args: &Args) -> io::Result<()> {
     let mut warm_rss = None;
     let mut random = 0x2545_f491_4f6c_dd1du64;
     let mut last_progress = Instant::now();
+    let mut next_trace = Instant::now() + Duration::from_secs(20);
     loop {
         let done = subs.iter().all(|s| s.tally.next_seq == total);
         if done {
@@ -820,6 +821,16 @@ fn soak(args: &Args) -> io::Result<()> {
         let least = subs.iter().map(|s| s.tally.next_seq).min().unwrap_or(0);
         if warm_rss.is_none() && least >= total / 10 {
             warm_rss = Some(rss_kib(pid)?);
+        }
+        if Instant::now() >= next_trace {
+            // The server's memory over time: a leak climbs, a high-water
+            // mark levels off.
+            next_trace += Duration::from_secs(20);
+            eprintln!(
+                "soak: t={:.0}s slowest_subscriber_at={least} reconnects={reconnects} rss_kib={}",
+                base.elapsed().as_secs_f64(),
+                rss_kib(pid)?
+            );
         }
         if Instant::now() >= next_reconnect && !publisher.is_finished() {
             next_reconnect += Duration::from_secs(1);
