@@ -307,6 +307,22 @@ fn read_available(
     }
 }
 
+/// A benchmark event's data, `"<seq> <sent ns> <padding>"`: its two numbers.
+fn seq_and_sent(data: &str) -> Option<(u64, u64)> {
+    let mut fields = data.as_bytes().splitn(3, |&b| b == b' ');
+    let mut number = || -> Option<u64> {
+        let digits = fields.next()?;
+        if digits.is_empty() {
+            return None;
+        }
+        digits.iter().try_fold(0u64, |n, &d| {
+            let digit = d.checked_sub(b'0').filter(|&d| d < 10)?;
+            n.checked_mul(10)?.checked_add(u64::from(digit))
+        })
+    };
+    Some((number()?, number()?))
+}
+
 /// One subscriber's view of the stream.
 struct Subscriber {
     stream: TcpStream,
@@ -542,11 +558,7 @@ fn fanout(args: &Args) -> io::Result<()> {
             let now = now_ns(base);
             let mut got = 0;
             sub.parser.feed_with(&body, |m| {
-                let mut fields = m.data.split(' ');
-                let (Some(seq), Some(sent)) = (
-                    fields.next().and_then(|s| s.parse::<u64>().ok()),
-                    fields.next().and_then(|s| s.parse::<u64>().ok()),
-                ) else {
+                let Some((seq, sent)) = seq_and_sent(m.data) else {
                     return; // not a benchmark event (a seid, say)
                 };
                 got += 1;
@@ -900,7 +912,7 @@ fn soak(args: &Args) -> io::Result<()> {
                     resets += 1;
                     return;
                 }
-                let Some(seq) = m.data.split(' ').next().and_then(|s| s.parse::<u64>().ok()) else {
+                let Some((seq, _)) = seq_and_sent(m.data) else {
                     return; // the seid event
                 };
                 if tally.record(seq) {

@@ -163,18 +163,17 @@ impl Parser {
         match field {
             b"event" => {
                 self.event_type.clear();
-                self.event_type.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.event_type, value);
             }
             b"data" => {
-                self.data.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.data, value);
                 self.data.push('\n');
             }
             // "If the field value does not contain U+0000 NULL, then set the
             // last event ID buffer to the field value. Otherwise, ignore."
             b"id" if !value.contains(&0) => {
                 self.last_event_id_buffer.clear();
-                self.last_event_id_buffer
-                    .push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.last_event_id_buffer, value);
             }
             // "If the field value consists of only ASCII digits, then
             // interpret [it] as an integer in base ten." Digits beyond u64
@@ -222,6 +221,15 @@ impl Parser {
     /// How many comment lines the stream carried (heartbeats are comments).
     pub fn comments(&self) -> usize {
         self.comments
+    }
+}
+
+/// Appends `bytes` decoded as UTF-8 with replacement, as the spec decodes
+/// the stream. Valid text (the usual case) takes `from_utf8`'s fast path.
+fn push_lossy(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => out.push_str(text),
+        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
     }
 }
 
