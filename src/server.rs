@@ -59,6 +59,7 @@ impl<F: FnMut(&Request, &mut Reply<'_>) + 'static> Handler for F {
 pub struct Builder {
     addr: Option<SocketAddr>,
     listener: Option<std::net::TcpListener>,
+    backlog: u32,
     server_timeout: Duration,
     head_timeout: Duration,
     heartbeat: Option<Duration>,
@@ -83,9 +84,20 @@ impl Builder {
         Ok(self)
     }
 
-    /// Uses a listener the program already bound.
+    /// Uses a listener the program already bound. Its backlog is set to
+    /// [`backlog`](Builder::backlog) too.
     pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
         self.listener = Some(listener);
+        self
+    }
+
+    /// How many connections the kernel may hold, handshake done, until the
+    /// loop accepts them (default 1024; Linux caps it at
+    /// `net.core.somaxconn`). std and mio would leave 128, which a burst of
+    /// subscribers overflows while the loop is busy: the overflow is not
+    /// refused but stalled or reset.
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog.max(1);
         self
     }
 
@@ -172,11 +184,11 @@ impl Builder {
                 l.set_nonblocking(true)?;
                 TcpListener::from_std(l)
             }
-            // mio sets SO_REUSEADDR (a restart can bind at once) and a
-            // backlog of 1024 (bursts of thousands of subscribers connect).
+            // mio sets SO_REUSEADDR, so a restart can bind at once.
             (None, Some(addr)) => TcpListener::bind(addr)?,
             (None, None) => TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 8080)))?,
         };
+        crate::listen::set_backlog(&listener, self.backlog)?;
         let local_addr = listener.local_addr()?;
         let poll = Poll::new()?;
         poll.registry()
@@ -237,6 +249,7 @@ impl Server {
         Builder {
             addr: None,
             listener: None,
+            backlog: crate::listen::DEFAULT_BACKLOG,
             server_timeout: DEFAULT_SERVER_TIMEOUT,
             head_timeout: DEFAULT_HEAD_TIMEOUT,
             heartbeat: None,

@@ -68,7 +68,12 @@ fn slowloris_is_cut_at_the_head_deadline_while_subscribers_get_everything() {
             lived >= Duration::from_millis(900),
             "cut before the deadline: {lived:?}"
         );
-        assert!(m.got(b"HTTP/1.1 408"), "a slow client is told why");
+        assert!(
+            m.got(b"HTTP/1.1 408"),
+            "a slow client is told why; it got {:?} ({:?}) after {lived:?}",
+            String::from_utf8_lossy(&m.received),
+            m.error
+        );
     }
     let took = started.elapsed();
     assert!(

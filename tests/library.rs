@@ -2,10 +2,12 @@
 //! spec-conformant parser, HTTP edge cases, seids, timers, eviction, the
 //! cross-thread handle and shutdown.
 
+#[path = "util/crowd.rs"]
+mod crowd;
 mod util;
 
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sseloop::{Event, FrameError, Reply, Request, Response, SendError, StreamError};
 use util::{Client, EventStream, TestServer, DEADLINE};
@@ -651,4 +653,41 @@ fn half_closed_client_still_gets_its_answer() {
     assert_eq!(client.read_response().1, b"/a");
     assert_eq!(client.read_response().1, b"/b");
     assert!(client.closes_within(DEADLINE));
+}
+
+#[test]
+fn a_burst_of_connections_while_the_loop_is_busy_waits_in_the_backlog() {
+    // 600 clients connect while the loop is stuck in a slow handler. The
+    // kernel holds them in the listen backlog (sseloop asks for 1024; std
+    // and mio leave 128), so every one is answered as soon as the loop is
+    // free. Past a full backlog Linux drops the SYN, and the client tries
+    // again only after a second: that is what the deadline tells apart.
+    const BURST: usize = 600;
+    let (busy_tx, busy_rx) = mpsc::channel();
+    let server = TestServer::start(move |b| {
+        b.build(move |req: &Request, reply: &mut Reply<'_>| {
+            if req.path() == "/busy" {
+                busy_tx.send(()).unwrap();
+                // A stand-in for a long fan-out: the loop does nothing else.
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            let _ = reply.respond(Response::text(200, "ok\n"));
+        })
+    });
+    let mut busy = server.connect();
+    busy.get("/busy");
+    busy_rx.recv_timeout(DEADLINE).expect("the loop took /busy");
+    let started = Instant::now();
+    let mut crowd = crowd::Crowd::new();
+    crowd.connect(server.addr, BURST, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    let answered = |c: &crowd::Crowd| c.members.iter().filter(|m| m.got(b"HTTP/1.1 200")).count();
+    let all = crowd.run_until(Duration::from_millis(900), |c| answered(c) == BURST);
+    assert!(
+        all,
+        "{} of {BURST} answered {:?} after the burst began; {} reset",
+        answered(&crowd),
+        started.elapsed(),
+        crowd.members.iter().filter(|m| m.error.is_some()).count()
+    );
+    assert_eq!(busy.read_response().0.status, 200);
 }

@@ -15,6 +15,8 @@ pub struct Member {
     pub received: Vec<u8>,
     pub closed_at: Option<Instant>,
     pub opened_at: Instant,
+    /// The error that ended the connection, if it did not end in an EOF.
+    pub error: Option<io::ErrorKind>,
 }
 
 /// A crowd of non-blocking connections to one server.
@@ -65,6 +67,7 @@ impl Crowd {
                 received: Vec::new(),
                 closed_at: None,
                 opened_at: Instant::now(),
+                error: None,
             });
             self.pending_request(index, request);
         }
@@ -122,7 +125,10 @@ impl Crowd {
                 Ok(n) => member.received.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break member.close_now(),
+                Err(e) => {
+                    member.error = Some(e.kind());
+                    break member.close_now();
+                }
             }
         }
     }
