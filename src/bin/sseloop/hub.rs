@@ -438,6 +438,18 @@ mod tests {
     }
 
     #[test]
+    fn only_loopback_peers_publish_without_a_token() {
+        // The 403 branch of `authorize`: tests may only connect from
+        // 127.0.0.0/8, so the peer check itself is tested here.
+        for ip in ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.0.0.1", "192.168.1.2", "::ffff:10.0.0.1", "2001:db8::1"] {
+            assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
     fn path_segments() {
         assert_eq!(decode_segment("%40user-1").as_deref(), Some("@user-1"));
         assert_eq!(decode_segment("a+b").as_deref(), Some("a+b"));
