@@ -51,6 +51,7 @@
 // One call needs `unsafe` (`listen` with a backlog, in `listen.rs`); nothing
 // else may.
 #![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 pub mod auth;

@@ -2,6 +2,10 @@
 //! Subscribe with `GET /events`, publish with `POST /publish`; `--help`
 //! lists every flag.
 
+// `signals.rs` holds the binary's only `unsafe` (two libc calls), each with
+// a SAFETY note.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod config;
 mod history;
 mod hub;
