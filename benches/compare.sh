@@ -5,7 +5,7 @@
 # Prints a markdown table on stdout; the details go to stderr.
 #
 #   bash benches/compare.sh                 # everything
-#   SUBSCRIBERS=2000 EVENTS=50 bash benches/compare.sh   # a quicker run
+#   SUBSCRIBERS=2000 EVENTS=50 ROUNDS=1 bash benches/compare.sh   # a quicker run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ EVENTS=${EVENTS:-100}
 STEADY_EVENTS=${STEADY_EVENTS:-250}   # at 50 events/s: 5 s
 HOLD=${HOLD:-1000,5000,15000}
 WRK_SECONDS=${WRK_SECONDS:-10}
+ROUNDS=${ROUNDS:-3}                   # rounds of wrk and fan-out, interleaved
 PEERS=${PEERS:-"sseloop axum nchan"}
 WORK=$(mktemp -d /tmp/sseloop-compare.XXXXXX)
 trap 'stop_all; rm -rf "$WORK"' EXIT
@@ -82,21 +83,43 @@ field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 
 need
 build
-echo "| server | finite stream req/s (wrk -t1 -c50 -d${WRK_SECONDS}s) | fan-out ${SUBSCRIBERS}×${EVENTS} deliveries/s | its p99 ms | lost/dup/ooo | p99 ms at 50 ev/s | RSS per idle stream (1k / 5k / 15k) |"
+
+# median VALUES...: the middle value (the lower middle for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+# The noisy, quick measurements (wrk and the fan-out) run ROUNDS times,
+# interleaved across the servers, and the table gives the median of each, so
+# one unlucky slice of this shared machine does not decide a ratio.
+declare -A RPS FAN FAN_P99 LOSS
+for round in $(seq "$ROUNDS"); do
+  for peer in $PEERS; do
+    say "== round $round: $peer"
+    start "$peer"
+    wrk_out=$(wrk -t1 -c50 -d"${WRK_SECONDS}s" "http://127.0.0.1:$FINITE/events" 2>&1)
+    rps=$(echo "$wrk_out" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
+    say "wrk: $rps req/s"
+    fast=$(./target/release/examples/loadgen fanout --addr "127.0.0.1:$HUB" --subscribers "$SUBSCRIBERS" --events "$EVENTS" --sub-path "$SUB" --pub-path "$PUB")
+    say "$fast"
+    RPS[$peer]+="${rps:-0} "
+    FAN[$peer]+="$(echo "$fast" | field deliveries_per_s) "
+    FAN_P99[$peer]+="$(echo "$fast" | field p99_ms) "
+    LOSS[$peer]+="$(echo "$fast" | field lost)/$(echo "$fast" | field duplicated)/$(echo "$fast" | field out_of_order) "
+    stop_all
+  done
+done
+
+echo "| server | finite stream req/s (wrk -t1 -c50 -d${WRK_SECONDS}s; median of $ROUNDS) | fan-out ${SUBSCRIBERS}×${EVENTS} deliveries/s (median of $ROUNDS) | p99 ms (median) | lost/dup/ooo (each round) | p99 ms at 50 ev/s | RSS per idle stream (1k / 5k / 15k) |"
 echo "|---|---|---|---|---|---|---|"
 for peer in $PEERS; do
-  say "== $peer"
+  say "== $peer: steady rate and idle streams"
   start "$peer"
-  wrk_out=$(wrk -t1 -c50 -d"${WRK_SECONDS}s" "http://127.0.0.1:$FINITE/events" 2>&1)
-  rps=$(echo "$wrk_out" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
-  say "wrk: $rps req/s"
-  fast=$(./target/release/examples/loadgen fanout --addr "127.0.0.1:$HUB" --subscribers "$SUBSCRIBERS" --events "$EVENTS" --sub-path "$SUB" --pub-path "$PUB" 2>&2)
-  say "$fast"
   steady=$(./target/release/examples/loadgen fanout --addr "127.0.0.1:$HUB" --subscribers "$SUBSCRIBERS" --events "$STEADY_EVENTS" --rate 50 --sub-path "$SUB" --pub-path "$PUB")
   say "$steady"
   held=$(./target/release/examples/loadgen hold --addr "127.0.0.1:$HUB" --pid "$SERVER_PID" --streams "$HOLD" --sub-path "$SUB")
   say "$held"
   rss=$(echo "$held" | grep -o 'rss_per_stream_at_[0-9]*=[0-9]*B' | sed 's/.*=//' | paste -sd/ | sed 's|/| / |g')
-  echo "| $peer | ${rps:-?} | $(echo "$fast" | field deliveries_per_s) | $(echo "$fast" | field p99_ms) | $(echo "$fast" | field lost)/$(echo "$fast" | field duplicated)/$(echo "$fast" | field out_of_order) | $(echo "$steady" | field p99_ms) | $rss |"
+  # shellcheck disable=SC2086 # the rounds' values, one word each
+  echo "| $peer | $(median ${RPS[$peer]}) | $(median ${FAN[$peer]}) | $(median ${FAN_P99[$peer]}) | ${LOSS[$peer]% } | $(echo "$steady" | field p99_ms) | $rss |"
+  say "$peer rounds: req/s ${RPS[$peer]}; deliveries/s ${FAN[$peer]}"
   stop_all
 done
