@@ -391,13 +391,20 @@ fn decode_query(query: &str) -> Option<Vec<(String, String)>> {
         .filter(|part| !part.is_empty())
         .map(|part| {
             let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            Some((percent_decode(k)?, percent_decode(v)?))
+            Some((decode(k, true)?, decode(v, true)?))
         })
         .collect()
 }
 
-/// Percent-decodes `s` (`+` as space). `None` on a bad escape or non-UTF-8.
+/// Percent-decodes `s` as a path segment (RFC 3986: `+` stays `+`). `None`
+/// on a bad escape or non-UTF-8. Query parameters are decoded already, with
+/// `+` as a space ([`Request::query`]).
 pub fn percent_decode(s: &str) -> Option<String> {
+    decode(s, false)
+}
+
+/// Percent-decoding, with `+` as a space in form-encoded queries only.
+fn decode(s: &str, plus_is_space: bool) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -409,7 +416,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
             }
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -789,6 +796,16 @@ mod tests {
 
     fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
         parse_head(buf, &Limits::default(), peer())
+    }
+
+    #[test]
+    fn plus_is_a_space_in_queries_only() {
+        let (req, _) = parse(b"GET /a+b?q=x+y%2B HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.query("q"), Some("x y+"));
+        assert_eq!(percent_decode("a+b%20c").as_deref(), Some("a+b c"));
+        assert_eq!(percent_decode("%zz"), None);
     }
 
     #[test]

@@ -408,7 +408,7 @@ fn decode_segment(segment: &str) -> Option<String> {
     if segment.is_empty() || segment.contains('/') {
         return None;
     }
-    sseloop::http::percent_decode(&segment.replace('+', "%2B"))
+    sseloop::http::percent_decode(segment)
 }
 
 fn push_json_string(out: &mut String, s: &str) {
