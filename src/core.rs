@@ -33,7 +33,9 @@ const FLUSH_EARLY: usize = 64 * 1024;
 ///
 /// Measured (BENCHMARKS.md): to 10 000 subscribers as fast as one publisher
 /// can go, 256 gave 2.5× the deliveries/s of 1024 (31 events per `writev`
-/// instead of 9); 64 and 128 let the publisher outrun the fan-out.
+/// instead of 9). Smaller budgets read the publisher more often, so more
+/// events share a write, but a published event then waits behind more of
+/// them: 64 and 128 gave no more deliveries/s and over twice the p99.
 pub(crate) const STREAM_FLUSH_BUDGET: usize = 256;
 
 /// The heartbeat comment, bare and as a chunk.
