@@ -228,8 +228,130 @@ impl Hub {
 
     fn metrics(&self, reply: &Reply<'_>) -> Response {
         let s = reply.stats();
+        let one = |value: u64| vec![("", value)];
+        // (name, type, help, [(labels, value)]), in exposition order.
+        let rows: [(&str, &str, &str, Vec<(&str, u64)>); 19] = [
+            (
+                "clients",
+                "gauge",
+                "Live event streams.",
+                one(s.clients as u64),
+            ),
+            (
+                "connections",
+                "gauge",
+                "Open TCP connections.",
+                one(s.connections as u64),
+            ),
+            (
+                "connections_accepted_total",
+                "counter",
+                "TCP connections accepted.",
+                one(s.accepted),
+            ),
+            (
+                "accept_errors_total",
+                "counter",
+                "Accept failures (EMFILE and the like).",
+                one(s.accept_errors),
+            ),
+            (
+                "requests_total",
+                "counter",
+                "Requests handled.",
+                one(s.requests),
+            ),
+            (
+                "bad_requests_total",
+                "counter",
+                "Requests refused by the parser.",
+                one(s.bad_requests),
+            ),
+            (
+                "streams_opened_total",
+                "counter",
+                "Event streams opened.",
+                one(s.streams_opened),
+            ),
+            (
+                "streams_closed_total",
+                "counter",
+                "Event streams ended or closed.",
+                one(s.streams_closed),
+            ),
+            (
+                "events_published_total",
+                "counter",
+                "Events published through /publish.",
+                one(self.published),
+            ),
+            (
+                "frames_queued_total",
+                "counter",
+                "Frames queued to clients (one per client).",
+                one(s.frames_queued),
+            ),
+            (
+                "frames_written_total",
+                "counter",
+                "Event frames completely written to sockets.",
+                one(s.frames_written),
+            ),
+            (
+                "bytes_written_total",
+                "counter",
+                "Bytes written to sockets.",
+                one(s.bytes_written),
+            ),
+            (
+                "write_calls_total",
+                "counter",
+                "write/writev calls that wrote bytes.",
+                one(s.write_calls),
+            ),
+            (
+                "heartbeats_total",
+                "counter",
+                "Heartbeat comments sent.",
+                one(s.heartbeats),
+            ),
+            (
+                "evictions_total",
+                "counter",
+                "Streams closed by the server, by reason.",
+                vec![
+                    ("{reason=\"idle\"}", s.evicted_idle),
+                    ("{reason=\"queue_full\"}", s.evicted_queue_full),
+                    ("{reason=\"shutdown\"}", s.evicted_shutdown),
+                ],
+            ),
+            (
+                "head_timeouts_total",
+                "counter",
+                "Connections closed for not sending a request in time.",
+                one(s.head_timeouts),
+            ),
+            (
+                "replayed_events_total",
+                "counter",
+                "Events replayed to reconnecting clients.",
+                one(self.replayed),
+            ),
+            (
+                "replay_resets_total",
+                "counter",
+                "Reconnects whose Last-Event-ID was no longer in the history.",
+                one(self.resets),
+            ),
+            (
+                "history_events",
+                "gauge",
+                "Events held for replay.",
+                one(self.history.len() as u64),
+            ),
+        ];
         let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, values: &[(&str, u64)]| {
+        for (name, kind, help, values) in rows {
             let _ = writeln!(
                 out,
                 "# HELP sseloop_{name} {help}\n# TYPE sseloop_{name} {kind}"
@@ -237,125 +359,7 @@ impl Hub {
             for (labels, value) in values {
                 let _ = writeln!(out, "sseloop_{name}{labels} {value}");
             }
-        };
-        metric(
-            "clients",
-            "gauge",
-            "Live event streams.",
-            &[("", s.clients as u64)],
-        );
-        metric(
-            "connections",
-            "gauge",
-            "Open TCP connections.",
-            &[("", s.connections as u64)],
-        );
-        metric(
-            "connections_accepted_total",
-            "counter",
-            "TCP connections accepted.",
-            &[("", s.accepted)],
-        );
-        metric(
-            "accept_errors_total",
-            "counter",
-            "Accept failures (EMFILE and the like).",
-            &[("", s.accept_errors)],
-        );
-        metric(
-            "requests_total",
-            "counter",
-            "Requests handled.",
-            &[("", s.requests)],
-        );
-        metric(
-            "bad_requests_total",
-            "counter",
-            "Requests refused by the parser.",
-            &[("", s.bad_requests)],
-        );
-        metric(
-            "streams_opened_total",
-            "counter",
-            "Event streams opened.",
-            &[("", s.streams_opened)],
-        );
-        metric(
-            "streams_closed_total",
-            "counter",
-            "Event streams ended or closed.",
-            &[("", s.streams_closed)],
-        );
-        metric(
-            "events_published_total",
-            "counter",
-            "Events published through /publish.",
-            &[("", self.published)],
-        );
-        metric(
-            "frames_queued_total",
-            "counter",
-            "Frames queued to clients (one per client).",
-            &[("", s.frames_queued)],
-        );
-        metric(
-            "frames_written_total",
-            "counter",
-            "Event frames completely written to sockets.",
-            &[("", s.frames_written)],
-        );
-        metric(
-            "bytes_written_total",
-            "counter",
-            "Bytes written to sockets.",
-            &[("", s.bytes_written)],
-        );
-        metric(
-            "write_calls_total",
-            "counter",
-            "write/writev calls that wrote bytes.",
-            &[("", s.write_calls)],
-        );
-        metric(
-            "heartbeats_total",
-            "counter",
-            "Heartbeat comments sent.",
-            &[("", s.heartbeats)],
-        );
-        metric(
-            "evictions_total",
-            "counter",
-            "Streams closed by the server, by reason.",
-            &[
-                ("{reason=\"idle\"}", s.evicted_idle),
-                ("{reason=\"queue_full\"}", s.evicted_queue_full),
-                ("{reason=\"shutdown\"}", s.evicted_shutdown),
-            ],
-        );
-        metric(
-            "head_timeouts_total",
-            "counter",
-            "Connections closed for not sending a request in time.",
-            &[("", s.head_timeouts)],
-        );
-        metric(
-            "replayed_events_total",
-            "counter",
-            "Events replayed to reconnecting clients.",
-            &[("", self.replayed)],
-        );
-        metric(
-            "replay_resets_total",
-            "counter",
-            "Reconnects whose Last-Event-ID was no longer in the history.",
-            &[("", self.resets)],
-        );
-        metric(
-            "history_events",
-            "gauge",
-            "Events held for replay.",
-            &[("", self.history.len() as u64)],
-        );
+        }
         Response::new(200)
             .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             .body(out)
