@@ -13,6 +13,14 @@ use crate::history::{History, Replay};
 
 const DEMO_PAGE: &str = include_str!("demo.html");
 
+/// One metric for `/metrics`: name, type, help, and its (labels, value) series.
+type MetricRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<(&'static str, u64)>,
+);
+
 /// The hub's state between requests.
 pub struct Hub {
     config: Config,
@@ -230,7 +238,7 @@ impl Hub {
         let s = reply.stats();
         let one = |value: u64| vec![("", value)];
         // (name, type, help, [(labels, value)]), in exposition order.
-        let rows: [(&str, &str, &str, Vec<(&str, u64)>); 19] = [
+        let rows: [MetricRow; 19] = [
             (
                 "clients",
                 "gauge",
