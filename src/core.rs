@@ -205,9 +205,11 @@ impl Core {
     /// Encodes `event` once, with the next automatic id when enabled.
     pub(crate) fn encode(&mut self, event: &Event) -> Result<Frame, FrameError> {
         if self.settings.auto_generate_id && !event.has_id() && event.data_str().is_some() {
-            event.validate()?;
-            self.last_auto_id += 1;
-            event.encode_with_auto_id(Some(self.last_auto_id))
+            // The id is used up only by an event that encodes.
+            let id = self.last_auto_id + 1;
+            let frame = event.encode_with_auto_id(Some(id))?;
+            self.last_auto_id = id;
+            Ok(frame)
         } else {
             event.encode()
         }

@@ -523,6 +523,8 @@ fn auto_generated_ids_increase_and_can_be_turned_off() {
         b.build(|_req: &Request, reply: &mut Reply<'_>| {
             reply.send("a").unwrap();
             reply.send(Event::new("b").id("own")).unwrap();
+            // Refused, so it must not use up an id.
+            assert!(reply.send(Event::new("x").event("bad\nname")).is_err());
             reply.send("c").unwrap();
             reply.end().unwrap();
         })
@@ -535,6 +537,11 @@ fn auto_generated_ids_increase_and_can_be_turned_off() {
     let first: u64 = ids[0].parse().unwrap();
     assert_eq!(ids[1], "own");
     assert!(ids[2].parse::<u64>().unwrap() > first);
+    assert_eq!(
+        ids[2].parse::<u64>().unwrap(),
+        first + 1,
+        "ids have no gaps"
+    );
 
     let server = quiet_server();
     let mut stream = EventStream::open(&server, "/events");
