@@ -474,9 +474,6 @@ impl Core {
         }
         entry.conn.closing = Some(reason);
         entry.conn.queue.clear(&mut self.spare);
-        if reason == CloseReason::HeadTimeout {
-            self.stats.head_timeouts += 1;
-        }
         self.closing.push(key);
         self.forget_stream(key, reason);
     }

@@ -642,11 +642,11 @@ impl Server {
                     self.core.flush(key);
                 }
                 Due::HeadTimeout => {
+                    self.core.stats.head_timeouts += 1;
                     if entry.conn.reader.is_idle() {
                         // An idle keep-alive connection: just close it.
                         self.core.close(key, CloseReason::HeadTimeout);
                     } else {
-                        self.core.stats.head_timeouts += 1;
                         self.refuse(key, HttpError::Timeout);
                         continue;
                     }
