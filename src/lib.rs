@@ -5,8 +5,8 @@
 //! into an event stream. Every stream has a **seid** (server event id), from a
 //! pluggable [`SeidGenerator`], by which any handler or any thread (through a
 //! [`Handle`]) can reach it. Events are encoded once into shared [`Frame`]s,
-//! queued by reference, and written with one `writev` per client per pass of
-//! the loop. Idle, stalled and slow clients are evicted through a timer wheel
+//! queued by reference, and written with one `write`/`writev` per client per
+//! pass of the loop. Idle, stalled and slow clients are evicted through a timer wheel
 //! and a per-client queue cap, never at the expense of the others.
 //!
 //! # Quick start
