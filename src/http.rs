@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::Range;
 
 /// Size limits on what a client may send.
 #[derive(Clone, Copy, Debug)]
@@ -112,12 +113,17 @@ pub(crate) enum BodyFraming {
 }
 
 /// A parsed request, handed to the handler with its body already read.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Request {
-    method: String,
-    path: String,
+    /// The head as received (request line and headers), copied once out of
+    /// the read buffer. The method, path and headers are positions in it, so
+    /// a request costs the same two allocations however many headers it has.
+    head: Box<[u8]>,
+    method: Range<usize>,
+    path: Range<usize>,
+    /// Each header's name and value.
+    headers: Vec<(Range<usize>, Range<usize>)>,
     query: Vec<(String, String)>,
-    headers: Vec<(String, Vec<u8>)>,
     version: Version,
     keep_alive: bool,
     expects_continue: bool,
@@ -129,12 +135,18 @@ pub struct Request {
 impl Request {
     /// The method, as sent (`GET`, `POST`, …).
     pub fn method(&self) -> &str {
-        &self.method
+        self.text(&self.method)
     }
 
     /// The path of the request target, without the query, not decoded.
     pub fn path(&self) -> &str {
-        &self.path
+        self.text(&self.path)
+    }
+
+    /// The head's text at `at`: the method, the path or a header name, each
+    /// of which the parser accepted as ASCII, so the fallback is never taken.
+    fn text(&self, at: &Range<usize>) -> &str {
+        std::str::from_utf8(&self.head[at.clone()]).unwrap_or_default()
     }
 
     /// The first value of query parameter `name`, percent-decoded.
@@ -166,15 +178,16 @@ impl Request {
 
     /// The first header named `name` (any case), as raw bytes.
     pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
+        self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| v)
     }
 
     /// Every header, in order, with names as sent.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.headers
+            .iter()
+            .map(|(name, value)| (self.text(name), &self.head[value.clone()]))
     }
 
     /// The HTTP version.
@@ -208,14 +221,33 @@ impl Request {
     /// A request built directly, for handlers' unit tests.
     pub fn for_test(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
         let (path, query) = split_target(target);
+        let mut head = Vec::new();
+        let mut append = |bytes: &[u8]| {
+            let start = head.len();
+            head.extend_from_slice(bytes);
+            start..head.len()
+        };
+        let method = append(method.as_bytes());
+        append(b" ");
+        let path = append(path.as_bytes());
+        append(b" HTTP/1.1\r\n");
+        let headers = headers
+            .iter()
+            .map(|(name, value)| {
+                let name = append(name.as_bytes());
+                append(b": ");
+                let value = append(value.as_bytes());
+                append(b"\r\n");
+                (name, value)
+            })
+            .collect();
+        append(b"\r\n");
         Request {
-            method: method.to_owned(),
-            path: path.to_owned(),
+            head: head.into_boxed_slice(),
+            method,
+            path,
+            headers,
             query: decode_query(query).unwrap_or_default(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
-                .collect(),
             version: Version::Http11,
             keep_alive: true,
             expects_continue: false,
@@ -223,6 +255,29 @@ impl Request {
             body: body.to_vec(),
             peer: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
+    }
+}
+
+/// Shows what a handler sees: the method, path, query, headers (values
+/// escaped) and body, rather than the head's raw bytes and positions.
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, String)> = self
+            .headers()
+            .map(|(name, value)| (name, value.escape_ascii().to_string()))
+            .collect();
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("path", &self.path())
+            .field("query", &self.query)
+            .field("headers", &headers)
+            .field("version", &self.version)
+            .field("keep_alive", &self.keep_alive)
+            .field("expects_continue", &self.expects_continue)
+            .field("framing", &self.framing)
+            .field("body", &self.body.escape_ascii().to_string())
+            .field("peer", &self.peer)
+            .finish()
     }
 }
 
@@ -263,7 +318,17 @@ pub(crate) fn parse_head(
         Some(1) => Version::Http11,
         _ => return Err(HttpError::UnsupportedVersion),
     };
-    let method = req.method.ok_or(HttpError::Malformed)?.to_owned();
+    // Where a piece of the head lies in `buf`: the parser's slices point
+    // into it, and the request keeps positions in its own copy.
+    let at = |piece: &[u8]| {
+        let start = piece.as_ptr() as usize - buf.as_ptr() as usize;
+        debug_assert!(
+            start + piece.len() <= len,
+            "a piece of the head lies outside it"
+        );
+        start..start + piece.len()
+    };
+    let method = at(req.method.ok_or(HttpError::Malformed)?.as_bytes());
     let target = req.path.ok_or(HttpError::Malformed)?;
     let target = origin_form(target).ok_or(HttpError::Malformed)?;
     let (path, query) = split_target(target);
@@ -275,7 +340,7 @@ pub(crate) fn parse_head(
     let mut connection_close = false;
     let mut connection_keep_alive = false;
     let mut expects_continue = false;
-    let mut owned_headers = Vec::with_capacity(req.headers.len());
+    let mut headers = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = parse_content_length(h.value, limits)?;
@@ -300,7 +365,7 @@ pub(crate) fn parse_head(
         } else if h.name.eq_ignore_ascii_case("expect") {
             expects_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         }
-        owned_headers.push((h.name.to_owned(), h.value.to_vec()));
+        headers.push((at(h.name.as_bytes()), at(h.value)));
     }
     let framing = match (content_length, transfer_encoding) {
         (Some(_), true) => return Err(HttpError::BadFraming),
@@ -314,11 +379,20 @@ pub(crate) fn parse_head(
         Version::Http11 => !connection_close,
         Version::Http10 => connection_keep_alive && !connection_close,
     };
+    let mut head = buf[..len].to_vec();
+    let path = if path.is_empty() {
+        // `http://host`: its path is `/`, which is not among the bytes sent.
+        head.push(b'/');
+        len..len + 1
+    } else {
+        at(path.as_bytes())
+    };
     let request = Request {
+        head: head.into_boxed_slice(),
         method,
-        path: path.to_owned(),
+        path,
         query,
-        headers: owned_headers,
+        headers,
         version,
         keep_alive,
         expects_continue: expects_continue && version == Version::Http11,
@@ -330,7 +404,10 @@ pub(crate) fn parse_head(
 }
 
 /// The path-and-query of a request target: origin form as is, absolute form
-/// (`http://host/path`) without its scheme and authority, `*` as is.
+/// (`http://host/path`) without its scheme and authority, `*` as is. An
+/// absolute form with no path (`http://host`, `http://host?q`) gives an
+/// empty path, which stands for `/` (RFC 9112 §3.2.2). Always a slice of
+/// `target`.
 fn origin_form(target: &str) -> Option<&str> {
     if target.starts_with('/') || target == "*" {
         return Some(target);
@@ -338,7 +415,7 @@ fn origin_form(target: &str) -> Option<&str> {
     let rest = target
         .strip_prefix("http://")
         .or_else(|| target.strip_prefix("https://"))?;
-    Some(rest.find('/').map_or("/", |at| &rest[at..]))
+    Some(&rest[rest.find(['/', '?']).unwrap_or(rest.len())..])
 }
 
 fn split_target(target: &str) -> (&str, &str) {
@@ -432,12 +509,16 @@ fn decode(s: &str, plus_is_space: bool) -> Option<String> {
 /// Reads requests from a connection's bytes: a push parser. Push what the
 /// socket gave with [`push`](RequestReader::push), then take every complete
 /// request with [`next_request`](RequestReader::next_request) until it
-/// answers `Ok(None)`.
+/// answers `Ok(None)`. Or hand it the bytes just read with
+/// [`next_request_in`](RequestReader::next_request_in), which parses them
+/// where they lie and keeps only an incomplete rest: a request that arrives
+/// whole in one read is never copied into the connection's buffer.
 ///
 /// It holds at most one head's worth of unparsed bytes ([`Limits::max_head`])
 /// plus the last push, and a body up to [`Limits::max_body`]; past either,
 /// it answers the [`HttpError`] to refuse the request with. Its answers do
-/// not depend on how the bytes were split across pushes.
+/// not depend on how the bytes were split across pushes, nor on which of the
+/// two ways they were handed over.
 ///
 /// ```
 /// use sseloop::http::{Limits, RequestReader};
@@ -453,10 +534,61 @@ fn decode(s: &str, plus_is_space: bool) -> Option<String> {
 pub struct RequestReader {
     /// Bytes received and not yet parsed. Unallocated when empty and idle.
     buf: Vec<u8>,
+    /// What the bytes parsed so far have left unfinished.
+    pending: Pending,
+}
+
+/// A request reader's state between reads, apart from its buffered bytes.
+#[derive(Debug, Default)]
+struct Pending {
     /// The request whose body is being read.
     body: Option<Box<(Request, BodyReader)>>,
     /// A head asked for `100 Continue` and it has not been answered yet.
     continue_pending: bool,
+}
+
+impl Pending {
+    /// Takes the next complete request from the front of `bytes`; answers it
+    /// (or `None` if more bytes are needed) and how many bytes it used. A
+    /// head and body prefix used without completing a request are kept in
+    /// `self`, so the caller drops them either way.
+    fn take(
+        &mut self,
+        bytes: &[u8],
+        limits: &Limits,
+        peer: SocketAddr,
+    ) -> Result<(Option<Request>, usize), HttpError> {
+        let mut used = 0;
+        if self.body.is_none() {
+            let Some((req, len)) = parse_head(bytes, limits, peer)? else {
+                return Ok((None, 0));
+            };
+            used = len;
+            if req.framing == BodyFraming::None {
+                return Ok((Some(req), used));
+            }
+            self.continue_pending = req.expects_continue() && bytes.len() == len;
+            let reader = BodyReader::new(req.framing, limits);
+            self.body = Some(Box::new((req, reader)));
+        }
+        let Some(body) = self.body.as_mut() else {
+            return Ok((None, used));
+        };
+        let fed = body.1.feed(&bytes[used..])?;
+        used += fed;
+        if fed > 0 {
+            self.continue_pending = false;
+        }
+        if !body.1.is_done() {
+            return Ok((None, used));
+        }
+        let Some(body) = self.body.take() else {
+            return Ok((None, used));
+        };
+        let (mut req, reader) = *body;
+        req.set_body(reader.into_body());
+        Ok((Some(req), used))
+    }
 }
 
 impl RequestReader {
@@ -480,41 +612,43 @@ impl RequestReader {
         limits: &Limits,
         peer: SocketAddr,
     ) -> Result<Option<Request>, HttpError> {
-        if self.body.is_none() {
-            let Some((req, len)) = parse_head(&self.buf, limits, peer)? else {
-                return Ok(None);
-            };
-            self.buf.drain(..len);
-            if req.framing == BodyFraming::None {
-                return Ok(Some(req));
-            }
-            self.continue_pending = req.expects_continue() && self.buf.is_empty();
-            let reader = BodyReader::new(req.framing, limits);
-            self.body = Some(Box::new((req, reader)));
-        }
-        let Some(body) = self.body.as_mut() else {
-            return Ok(None);
-        };
-        let used = body.1.feed(&self.buf)?;
+        let (request, used) = self.pending.take(&self.buf, limits, peer)?;
         self.buf.drain(..used);
-        if used > 0 {
-            self.continue_pending = false;
+        Ok(request)
+    }
+
+    /// The next complete request from what is buffered followed by `input`
+    /// (bytes just read), consuming from `input` what it used; `Ok(None)`
+    /// once all of `input` is taken and more bytes are needed. With nothing
+    /// buffered, `input` is parsed where it lies and only an incomplete rest
+    /// is copied into the reader.
+    ///
+    /// # Errors
+    /// As [`next_request`](RequestReader::next_request).
+    pub fn next_request_in(
+        &mut self,
+        input: &mut &[u8],
+        limits: &Limits,
+        peer: SocketAddr,
+    ) -> Result<Option<Request>, HttpError> {
+        if !self.buf.is_empty() {
+            self.push(input);
+            *input = &[];
+            return self.next_request(limits, peer);
         }
-        if !body.1.is_done() {
-            return Ok(None);
+        let (request, used) = self.pending.take(input, limits, peer)?;
+        *input = &input[used..];
+        if request.is_none() {
+            self.push(input);
+            *input = &[];
         }
-        let Some(body) = self.body.take() else {
-            return Ok(None);
-        };
-        let (mut req, reader) = *body;
-        req.set_body(reader.into_body());
-        Ok(Some(req))
+        Ok(request)
     }
 
     /// Whether the client should be told `100 Continue` now; answers `true`
     /// once per request that asked for it and has sent none of its body.
     pub fn take_continue(&mut self) -> bool {
-        std::mem::take(&mut self.continue_pending)
+        std::mem::take(&mut self.pending.continue_pending)
     }
 
     /// Bytes held that are not part of a request yet.
@@ -524,12 +658,12 @@ impl RequestReader {
 
     /// Whether a request's body is being read.
     pub fn in_body(&self) -> bool {
-        self.body.is_some()
+        self.pending.body.is_some()
     }
 
     /// Whether nothing of a next request has arrived.
     pub fn is_idle(&self) -> bool {
-        self.buf.is_empty() && self.body.is_none()
+        self.buf.is_empty() && self.pending.body.is_none()
     }
 
     /// Gives back the buffer's memory when it holds nothing, so an idle
@@ -864,6 +998,33 @@ mod tests {
             let got = parse(input).map(|r| r.is_some());
             assert_eq!(&got, want, "{:?}", String::from_utf8_lossy(input));
         }
+    }
+
+    #[test]
+    fn request_target_forms() {
+        let table: &[(&[u8], &str, Option<&str>)] = &[
+            (b"GET /events?topic=a HTTP/1.1", "/events", Some("a")),
+            (
+                b"GET http://h.example/events?topic=a HTTP/1.1",
+                "/events",
+                Some("a"),
+            ),
+            (b"GET https://h.example HTTP/1.1", "/", None),
+            (b"GET http://h.example?topic=b HTTP/1.1", "/", Some("b")),
+            (b"OPTIONS * HTTP/1.1", "*", None),
+        ];
+        for (line, path, topic) in table {
+            let head = [line, &b"\r\nX-A: 1\r\nx-b: \xff\r\n\r\n"[..]].concat();
+            let (r, _) = parse(&head).unwrap().unwrap();
+            assert_eq!((r.path(), r.query("topic")), (*path, *topic), "{r:?}");
+            let headers: Vec<_> = r.headers().collect();
+            assert_eq!(headers, [("X-A", &b"1"[..]), ("x-b", &b"\xff"[..])]);
+            assert_eq!((r.header("x-a"), r.header("X-B")), (Some("1"), None));
+        }
+        assert_eq!(
+            parse(b"GET ftp://h/ HTTP/1.1\r\n\r\n").err(),
+            Some(HttpError::Malformed)
+        );
     }
 
     #[test]

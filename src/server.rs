@@ -419,16 +419,23 @@ impl Server {
                 Ok(_) if matches!(conn.phase, Phase::Draining) => {}
                 Ok(n) => {
                     let drained = n < self.read_buf.len() && !to_eof;
-                    conn.reader.push(&self.read_buf[..n]);
                     if conn.reader.in_body() {
                         conn.phase_since = self.core.now; // progress on the body
                     }
-                    if conn.is_streaming() && conn.reader.buffered() > max_head {
-                        // More than a pipelined request's worth behind a stream.
-                        self.core.close(key, CloseReason::BadRequest);
-                        return;
+                    if conn.is_streaming() {
+                        conn.reader.push(&self.read_buf[..n]);
+                        if conn.reader.buffered() > max_head {
+                            // More than a pipelined request's worth behind a stream.
+                            self.core.close(key, CloseReason::BadRequest);
+                            return;
+                        }
+                    } else {
+                        // The handlers cannot reach the read buffer, so it can
+                        // be lent out while they run.
+                        let read_buf = std::mem::take(&mut self.read_buf);
+                        self.handle_requests(key, &read_buf[..n]);
+                        self.read_buf = read_buf;
                     }
-                    self.handle_requests(key);
                     if drained {
                         break;
                     }
@@ -490,7 +497,7 @@ impl Server {
 
     /// Dispatches every complete request the reader holds for `key`, until
     /// one turns the connection into a stream or more bytes are needed.
-    fn handle_requests(&mut self, key: usize) {
+    fn handle_requests(&mut self, key: usize, mut input: &[u8]) {
         let limits = self.core.settings.limits;
         loop {
             let Some(entry) = self.core.conns.get_mut(key) else {
@@ -498,9 +505,12 @@ impl Server {
             };
             let conn = &mut entry.conn;
             if conn.closing.is_some() || !matches!(conn.phase, Phase::Reading) {
+                // What is left waits behind the stream (or is dropped with
+                // the connection) as if it had been read later.
+                conn.reader.push(input);
                 return;
             }
-            let request = match conn.reader.next_request(&limits, conn.peer) {
+            let request = match conn.reader.next_request_in(&mut input, &limits, conn.peer) {
                 Ok(Some(request)) => request,
                 Ok(None) => {
                     if conn.reader.take_continue() {
@@ -514,15 +524,13 @@ impl Server {
             };
             conn.keep_alive = request.keep_alive();
             conn.version = request.version();
-            if !self.dispatch(key, &request) {
-                return;
-            }
+            self.dispatch(key, &request);
         }
     }
 
-    /// Calls the handler; answers whether the connection is free for the
-    /// next pipelined request.
-    fn dispatch(&mut self, key: usize, request: &Request) -> bool {
+    /// Calls the handler. The connection is free for the next pipelined
+    /// request if it is still reading and kept alive.
+    fn dispatch(&mut self, key: usize, request: &Request) {
         self.core.stats.requests += 1;
         let now = self.core.now;
         self.core.conns[key].conn.set_phase(Phase::Reading, now);
@@ -538,7 +546,6 @@ impl Server {
             conn.set_phase(Phase::Draining, now);
         }
         self.core.schedule(key);
-        ready && keep_alive
     }
 
     /// Answers a request the parser refused, then closes.
@@ -665,7 +672,7 @@ impl Server {
                 continue;
             };
             if entry.conn.reader.buffered() > 0 {
-                self.handle_requests(key);
+                self.handle_requests(key, &[]);
             } else {
                 entry.conn.reader.release();
             }

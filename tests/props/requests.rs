@@ -1,8 +1,9 @@
 //! The request-reader property, shared by the `request_head` fuzz target
-//! and the corpus replay test: arbitrary bytes, pushed to the connection's
+//! and the corpus replay test: arbitrary bytes, handed to the connection's
 //! request reader in arbitrary splits, never panic, never make it hold more
 //! than its limits allow, and give the same requests and the same final
-//! answer as the same bytes pushed at once.
+//! answer as the same bytes pushed at once, whether they are pushed first
+//! or parsed where they lie (`next_request_in`, the server's way).
 
 use std::net::SocketAddr;
 
@@ -22,8 +23,17 @@ pub struct Outcome {
     pub error: Option<HttpError>,
 }
 
-/// Pushes `bytes` in pieces whose sizes cycle through `pieces`.
-pub fn read(bytes: &[u8], pieces: &[usize]) -> Outcome {
+/// How the reader is handed each piece.
+#[derive(Clone, Copy, Debug)]
+pub enum Handover {
+    /// `push`, then `next_request` until it answers `None`.
+    Push,
+    /// `next_request_in` until it answers `None`.
+    InPlace,
+}
+
+/// Hands `bytes` over in pieces whose sizes cycle through `pieces`.
+pub fn read(bytes: &[u8], pieces: &[usize], handover: Handover) -> Outcome {
     let peer = SocketAddr::from(([127, 0, 0, 1], 9));
     let mut reader = RequestReader::new();
     let mut outcome = Outcome {
@@ -38,10 +48,17 @@ pub fn read(bytes: &[u8], pieces: &[usize]) -> Outcome {
             .copied()
             .unwrap_or(rest.len())
             .clamp(1, rest.len());
-        reader.push(&rest[..n]);
+        let mut input = &rest[..n];
         rest = &rest[n..];
+        if let Handover::Push = handover {
+            reader.push(input);
+        }
         loop {
-            match reader.next_request(&LIMITS, peer) {
+            let next = match handover {
+                Handover::Push => reader.next_request(&LIMITS, peer),
+                Handover::InPlace => reader.next_request_in(&mut input, &LIMITS, peer),
+            };
+            match next {
                 Ok(Some(request)) => outcome.requests.push(format!("{request:?}")),
                 Ok(None) => break,
                 Err(e) => {
@@ -67,7 +84,7 @@ pub fn check_bytes(data: &[u8]) {
     let Some((&pattern, bytes)) = data.split_first() else {
         return;
     };
-    let whole = read(bytes, &[bytes.len().max(1)]);
+    let whole = read(bytes, &[bytes.len().max(1)], Handover::Push);
     let pieces: Vec<usize> = match pattern % 4 {
         0 => vec![1],
         1 => vec![usize::from(pattern / 4) + 1],
@@ -78,9 +95,11 @@ pub fn check_bytes(data: &[u8]) {
             .map(|&b| usize::from(b % 16) + 1)
             .collect(),
     };
-    let split = read(bytes, &pieces);
-    assert_eq!(
-        split, whole,
-        "the answer depends on how the bytes were split ({pieces:?})"
-    );
+    for handover in [Handover::Push, Handover::InPlace] {
+        let split = read(bytes, &pieces, handover);
+        assert_eq!(
+            split, whole,
+            "the answer depends on how the bytes were split ({pieces:?}, {handover:?})"
+        );
+    }
 }
