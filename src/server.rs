@@ -495,8 +495,10 @@ impl Server {
         }
     }
 
-    /// Dispatches every complete request the reader holds for `key`, until
-    /// one turns the connection into a stream or more bytes are needed.
+    /// Dispatches every complete request in what the reader holds for `key`
+    /// followed by `input` (bytes just read), until one turns the connection
+    /// into a stream or more bytes are needed. Only bytes left over are
+    /// copied into the connection's reader.
     fn handle_requests(&mut self, key: usize, mut input: &[u8]) {
         let limits = self.core.settings.limits;
         loop {
