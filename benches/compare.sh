@@ -55,9 +55,18 @@ wait_port() {
   say "nothing listens on port $1"; return 1
 }
 
+# A port something else already listens on would be measured in place of
+# the peer (its own bind fails quietly): refuse to start over it.
+port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    say "port $1 is already in use: stop whatever listens there first"; exit 1
+  fi
+}
+
 # start NAME: starts the peer's finite-stream server and hub; sets FINITE,
 # HUB, SUB, PUB and SERVER_PID (the process whose memory `hold` measures).
 start() {
+  for port in 18201 18202 18211 18221; do port_free "$port"; done
   case "$1" in
     sseloop)
       ./target/release/examples/hello --listen 127.0.0.1:18201 2>/dev/null & PIDS+=($!)
