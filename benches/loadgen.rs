@@ -631,13 +631,19 @@ fn publish_loop(
     let mut accepted = 0;
     let mut in_flight = 0;
     for seq in 0..events {
+        // The time the event is stamped with. At a fixed rate it is when the
+        // event was due, not when it could be sent: a server that answers
+        // the publisher late then shows the delay in the latency, rather
+        // than hiding it by slowing the publisher (coordinated omission).
+        let mut stamp = now_ns(base);
         if let Some(rate) = rate {
             let due = started + Duration::from_secs_f64(seq as f64 / rate);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait); // pacing the publisher, not synchronising a test
             }
+            stamp = due.duration_since(base).as_nanos() as u64;
         }
-        let data = format!("{seq} {} {padding}", now_ns(base));
+        let data = format!("{seq} {stamp} {padding}");
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\n\r\n{data}",
             data.len()
