@@ -27,16 +27,20 @@ const FLUSH_EARLY: usize = 64 * 1024;
 /// for the next pass, which comes at once (a zero poll timeout) after
 /// reading whatever arrived meanwhile. Under a fan-out that keeps the loop
 /// busy, events published meanwhile join the waiting streams' queues and go
-/// out in the same `writev`, instead of one syscall per client per event;
-/// an idle loop still writes everything as fast as before, just in several
-/// passes.
+/// out in the same write, instead of one syscall per client per event; an
+/// idle loop still writes everything as fast as before, just in several
+/// passes. A pass of 64 writes takes about half a millisecond, so new
+/// connections, publishers and plain requests are read that often even in
+/// the middle of a fan-out; the poll between passes costs far less.
 ///
-/// Measured (BENCHMARKS.md): to 10 000 subscribers as fast as one publisher
-/// can go, 256 gave 2.5× the deliveries/s of 1024 (31 events per `writev`
-/// instead of 9). Smaller budgets read the publisher more often, so more
-/// events share a write, but a published event then waits behind more of
-/// them: 64 and 128 gave no more deliveries/s and over twice the p99.
-pub(crate) const STREAM_FLUSH_BUDGET: usize = 256;
+/// Measured (BENCHMARKS.md, "The flush budget, again"): with one sequential
+/// publisher to 10 000 subscribers, 64 finished every burst sooner than 256
+/// (1.05–1.37× the deliveries/s in nine paired runs), and at a steady 50 or 1
+/// events/s the two gave the same latency. The publish-to-delivery p99 of a
+/// burst is higher at 64 only because the hub takes the events from the
+/// publisher sooner: at 256 they waited in the publisher instead, where that
+/// measurement does not see them.
+pub(crate) const STREAM_FLUSH_BUDGET: usize = 64;
 
 /// The heartbeat comment, bare and as a chunk.
 const HEARTBEAT: &[u8] = b":\n\n";
