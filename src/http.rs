@@ -144,8 +144,9 @@ impl Request {
         self.text(&self.path)
     }
 
-    /// The head's text at `at`: the method, the path or a header name, each
-    /// of which the parser accepted as ASCII, so the fallback is never taken.
+    /// The head's text at `at`: the method, the path or a header name. The
+    /// parser handed each of them over as `str` and they are cut at ASCII
+    /// delimiters, so they are UTF-8 and the fallback is never taken.
     fn text(&self, at: &Range<usize>) -> &str {
         std::str::from_utf8(&self.head[at.clone()]).unwrap_or_default()
     }
