@@ -1016,6 +1016,11 @@ mod tests {
             (b"GET https://h.example HTTP/1.1", "/", None),
             (b"GET http://h.example?topic=b HTTP/1.1", "/", Some("b")),
             (b"OPTIONS * HTTP/1.1", "*", None),
+            (
+                "GET /caf\u{e9}?topic=\u{e9} HTTP/1.1".as_bytes(),
+                "/caf\u{e9}",
+                Some("\u{e9}"),
+            ),
         ];
         for (line, path, topic) in table {
             let head = [line, &b"\r\nX-A: 1\r\nx-b: \xff\r\n\r\n"[..]].concat();
