@@ -97,11 +97,18 @@ build
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 # The noisy, quick measurements (wrk and the fan-out) run ROUNDS times,
-# interleaved across the servers, and the table gives the median of each, so
+# interleaved across the servers in a rotating order, and the table gives the median of each, so
 # one unlucky slice of this shared machine does not decide a ratio.
 declare -A RPS FAN FAN_P99 LOSS
+read -ra PEER_LIST <<< "$PEERS"
 for round in $(seq "$ROUNDS"); do
-  for peer in $PEERS; do
+  # Each round starts with a different server, so none always runs first
+  # (after the build) or always right after a particular peer's teardown.
+  ORDER=()
+  for i in "${!PEER_LIST[@]}"; do
+    ORDER+=("${PEER_LIST[$(( (i + round - 1) % ${#PEER_LIST[@]} ))]}")
+  done
+  for peer in "${ORDER[@]}"; do
     say "== round $round: $peer"
     start "$peer"
     wrk_out=$(wrk -t1 -c50 -d"${WRK_SECONDS}s" "http://127.0.0.1:$FINITE/events" 2>&1)
