@@ -97,8 +97,9 @@ build
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 # The noisy, quick measurements (wrk and the fan-out) run ROUNDS times,
-# interleaved across the servers in a rotating order, and the table gives the median of each, so
-# one unlucky slice of this shared machine does not decide a ratio.
+# interleaved across the servers in a rotating order, and the table gives
+# the median of each, so one unlucky slice of this shared machine does not
+# decide a ratio.
 declare -A RPS FAN FAN_P99 LOSS
 read -ra PEER_LIST <<< "$PEERS"
 for round in $(seq "$ROUNDS"); do
