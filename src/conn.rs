@@ -213,27 +213,30 @@ impl WriteQueue {
     ) -> io::Result<Flushed> {
         let mut done = Flushed::default();
         while !self.chunks.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            let mut want = 0;
-            for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
-                let bytes = if i == 0 {
-                    &chunk.bytes()[self.offset..]
-                } else {
-                    chunk.bytes()
-                };
-                slices[i] = IoSlice::new(bytes);
-                want += bytes.len();
-                count += 1;
-            }
-            let written = if count > 1 && want <= GATHER_MAX {
+            // The unwritten bytes of each chunk one write can take.
+            let offset = self.offset;
+            let pending = || {
+                let chunks = self.chunks.iter().take(MAX_IOVECS).enumerate();
+                chunks.map(move |(i, chunk)| unwritten(offset, i, chunk))
+            };
+            let count = self.chunks.len().min(MAX_IOVECS);
+            let want: usize = pending().map(<[u8]>::len).sum();
+            // The slice array is only built for a large `writev`: filling
+            // all 64 slots first was a fifth of `Core::flush` under wrk.
+            let written = if count == 1 {
+                w.write(unwritten(offset, 0, &self.chunks[0]))
+            } else if want <= GATHER_MAX {
                 let gather = &mut spare.gather;
                 gather.clear();
-                for slice in &slices[..count] {
-                    gather.extend_from_slice(slice);
+                for bytes in pending() {
+                    gather.extend_from_slice(bytes);
                 }
                 w.write(gather)
             } else {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                for (slot, bytes) in slices.iter_mut().zip(pending()) {
+                    *slot = IoSlice::new(bytes);
+                }
                 w.write_vectored(&slices[..count])
             };
             let n = match written {
@@ -275,6 +278,12 @@ impl WriteQueue {
             }
         }
     }
+}
+
+/// The bytes of the `i`th queued chunk not written yet: all of it but for
+/// the front chunk, of which the first `offset` bytes are gone.
+fn unwritten(offset: usize, i: usize, chunk: &Chunk) -> &[u8] {
+    &chunk.bytes()[if i == 0 { offset } else { 0 }..]
 }
 
 /// One connection's state.
