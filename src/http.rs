@@ -575,18 +575,14 @@ impl Pending {
             let reader = BodyReader::new(req.framing, limits);
             self.body = Some(Box::new((req, reader)));
         }
-        let Some(body) = self.body.as_mut() else {
-            return Ok((None, used));
-        };
-        let fed = body.1.feed(&bytes[used..])?;
-        used += fed;
-        if fed > 0 {
-            self.continue_pending = false;
+        if let Some((_, reader)) = self.body.as_deref_mut() {
+            let fed = reader.feed(&bytes[used..])?;
+            used += fed;
+            if fed > 0 {
+                self.continue_pending = false;
+            }
         }
-        if !body.1.is_done() {
-            return Ok((None, used));
-        }
-        let Some(body) = self.body.take() else {
+        let Some(body) = self.body.take_if(|body| body.1.is_done()) else {
             return Ok((None, used));
         };
         let (mut req, reader) = *body;
