@@ -147,8 +147,10 @@ impl Parser {
         // The field name ends at the first colon, an ASCII byte, so the
         // line is split as bytes. The stream is decoded as UTF-8 with
         // replacement; splitting at ASCII bytes first decodes the same.
+        if line.is_empty() {
+            return self.dispatch(out);
+        }
         match line.iter().position(|&b| b == b':') {
-            _ if line.is_empty() => self.dispatch(out),
             Some(0) => self.comments += 1,
             Some(colon) => {
                 let value = &line[colon + 1..];
