@@ -207,7 +207,7 @@ impl Event {
             push_field(out, b"retry", itoa::Buffer::new().format(ms).as_bytes());
         }
         if let Some(data) = &self.data {
-            push_data_lines(out, data.as_bytes());
+            push_data_lines(out, data);
         }
         out.push(b'\n');
         Ok(())
@@ -279,8 +279,17 @@ fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 /// Writes one `data: ` line per line of `data`, splitting on CRLF, CR and LF
 /// (CRLF is one break), as the spec's parser will split them.
-fn push_data_lines(out: &mut Vec<u8>, data: &[u8]) {
-    let mut rest = data;
+fn push_data_lines(out: &mut Vec<u8>, data: &str) {
+    // Most data has no CR, and then LF is the only break: `contains` and
+    // `split` on one byte use std's memchr, a word at a time, where a search
+    // for either of two bytes goes a byte at a time.
+    if !data.as_bytes().contains(&b'\r') {
+        for line in data.split('\n') {
+            push_field(out, b"data", line.as_bytes());
+        }
+        return;
+    }
+    let mut rest = data.as_bytes();
     loop {
         match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
             None => {
