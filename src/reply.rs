@@ -13,7 +13,8 @@ use crate::http::{push_header, push_status_line, valid_header, Request, Version}
 use crate::seid::SeidError;
 
 /// A plain (non-stream) response: a status, headers and a body. It is sent
-/// with `Content-Length`.
+/// with `Content-Length`, except a `1xx`, `204` or `304`: those end with
+/// their head (RFC 9112 §6.3), so they go without a body or a length.
 ///
 /// ```
 /// use sseloop::Response;
@@ -77,6 +78,9 @@ pub enum StreamError {
     /// As many streams are live as [`Builder::max_clients`](crate::Builder::max_clients)
     /// allows; answer `503` with `Retry-After`, say.
     TooManyClients,
+    /// The request is a `HEAD`: it was answered with the head a `GET` would
+    /// get, and a response to `HEAD` has no body, so no stream was opened.
+    HeadRequest,
 }
 
 impl fmt::Display for StreamError {
@@ -87,6 +91,9 @@ impl fmt::Display for StreamError {
             StreamError::Seid(e) => e.fmt(f),
             StreamError::Generator(e) => write!(f, "seid generator failed: {e}"),
             StreamError::TooManyClients => f.write_str("too many clients"),
+            StreamError::HeadRequest => {
+                f.write_str("a HEAD request gets the stream's head and no stream")
+            }
         }
     }
 }
@@ -121,6 +128,13 @@ Connection: close\r\n\r\n";
 /// the first [`send`](Reply::send)), or answer plainly with
 /// [`respond`](Reply::respond). A request the handler leaves unanswered gets
 /// `404 Not Found`.
+///
+/// A `HEAD` request is answered like a `GET` without the body, whatever the
+/// handler does: a plain response keeps its headers (and the
+/// `Content-Length` its body would have had), and opening a stream sends the
+/// stream's head and opens nothing ([`StreamError::HeadRequest`]), so a
+/// handler that routes on the path alone cannot put a body after a `HEAD`'s
+/// response, where the client would read it as the next response.
 pub struct Reply<'a> {
     core: &'a mut Core,
     handle: &'a Handle,
@@ -182,18 +196,23 @@ impl<'a> Reply<'a> {
         for (name, value) in self.headers.iter().chain(&response.headers) {
             push_header(&mut out, name, value.as_bytes());
         }
-        push_header(
-            &mut out,
-            "Content-Length",
-            itoa::Buffer::new().format(response.body.len()).as_bytes(),
-        );
+        // A body after these would be read as the next response, and a
+        // length is forbidden on 1xx and 204 (RFC 9110 §8.6).
+        let bodiless = matches!(response.status, 100..=199 | 204 | 304);
+        if !bodiless {
+            push_header(
+                &mut out,
+                "Content-Length",
+                itoa::Buffer::new().format(response.body.len()).as_bytes(),
+            );
+        }
         match (self.version, keep_alive) {
             (Version::Http11, false) => push_header(&mut out, "Connection", b"close"),
             (Version::Http10, true) => push_header(&mut out, "Connection", b"keep-alive"),
             _ => {}
         }
         out.extend_from_slice(b"\r\n");
-        if !self.head_request {
+        if !self.head_request && !bodiless {
             out.extend_from_slice(&response.body);
         }
         self.core.queue_bytes(self.key, Chunk::Owned(out));
@@ -206,7 +225,9 @@ impl<'a> Reply<'a> {
     ///
     /// # Errors
     /// [`StreamError::AlreadyAnswered`] after a plain response or `end`;
-    /// [`StreamError::Seid`] when the generator gave a seid in use or invalid.
+    /// [`StreamError::Seid`] when the generator gave a seid in use or invalid;
+    /// [`StreamError::HeadRequest`] for a `HEAD` request, which this call has
+    /// answered with the stream's head alone.
     pub fn stream(&mut self) -> Result<&str, StreamError> {
         if self.state == State::Unanswered {
             let chunked = self.version == Version::Http11;
@@ -215,6 +236,9 @@ impl<'a> Reply<'a> {
             } else {
                 STREAM_HEAD_10
             };
+            if self.head_request {
+                return Err(self.answer_head_only(whole));
+            }
             let head = if self.headers.is_empty() {
                 Chunk::Static(whole)
             } else {
@@ -232,6 +256,27 @@ impl<'a> Reply<'a> {
             State::Streaming(seid) => Ok(seid),
             _ => Err(StreamError::AlreadyAnswered),
         }
+    }
+
+    /// Answers a `HEAD` request for a stream with the stream's head `whole`
+    /// and nothing after it. The head's framing headers stay, as a `GET`
+    /// would get them (RFC 9110 §9.3.2); the response ends with its head.
+    fn answer_head_only(&mut self, whole: &[u8]) -> StreamError {
+        let conn = &mut self.core.conns[self.key].conn;
+        let mut head = whole[..whole.len() - 2].to_vec();
+        for (name, value) in &self.headers {
+            push_header(&mut head, name, value.as_bytes());
+        }
+        match self.version {
+            // The HTTP/1.0 stream head says `Connection: close`: keep to it.
+            Version::Http10 => conn.keep_alive = false,
+            Version::Http11 if !conn.keep_alive => push_header(&mut head, "Connection", b"close"),
+            Version::Http11 => {}
+        }
+        head.extend_from_slice(b"\r\n");
+        self.state = State::Responded;
+        self.core.queue_bytes(self.key, Chunk::Owned(head));
+        StreamError::HeadRequest
     }
 
     /// The stream's seid (the seed's `req.seid`), once streaming.

@@ -186,6 +186,83 @@ fn pipelined_request_after_a_finite_stream() {
 }
 
 #[test]
+fn head_request_gets_the_head_alone_even_from_a_handler_that_streams() {
+    // The handler routes on the path alone, as the README's does. A body
+    // after a HEAD's response would be read as the next response.
+    let (tx, rx) = mpsc::channel();
+    let server = TestServer::start(move |b| {
+        b.auto_generate_id(false)
+            .build(
+                move |req: &Request, reply: &mut Reply<'_>| match req.path() {
+                    "/events" => {
+                        reply.header("X-Extra", "kept").unwrap();
+                        tx.send(reply.send(Event::new("body"))).unwrap();
+                        tx.send(reply.end()).unwrap();
+                    }
+                    path => reply.respond(Response::text(200, path)).unwrap(),
+                },
+            )
+    });
+    let mut client = server.connect();
+    client.send(
+        b"HEAD /events HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD /plain HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /after HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let head = client.read_head();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    assert_eq!(head.header("x-extra"), Some("kept"));
+    // A plain answer to HEAD keeps the length its body would have had.
+    let head = client.read_head();
+    assert_eq!(
+        (head.status, head.header("content-length")),
+        (200, Some("6"))
+    );
+    // The third response follows with nothing in between.
+    let (head, body) = client.read_response();
+    assert_eq!((head.status, body.as_slice()), (200, &b"/after"[..]));
+    assert_eq!(
+        rx.recv_timeout(DEADLINE).unwrap(),
+        Err(SendError::Open(StreamError::HeadRequest))
+    );
+    assert_eq!(
+        rx.recv_timeout(DEADLINE).unwrap(),
+        Err(SendError::NotStreaming)
+    );
+
+    // The HTTP/1.0 stream head says `Connection: close`, and the server
+    // keeps to it, with nothing after the head.
+    let mut client = server.connect();
+    client.send(b"HEAD /events HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let head = client.read_head();
+    assert_eq!(
+        (head.version.as_str(), head.header("connection")),
+        ("HTTP/1.0", Some("close"))
+    );
+    assert!(client.read_to_close().is_empty());
+}
+
+#[test]
+fn no_body_or_length_on_204_and_304() {
+    let server = TestServer::start(|b| {
+        b.build(|req: &Request, reply: &mut Reply<'_>| {
+            let status = req.path()[1..].parse().unwrap();
+            // A handler's body on these would be read as the next response.
+            reply.respond(Response::text(status, "dropped")).unwrap();
+        })
+    });
+    let mut client = server.connect();
+    client.send(b"GET /204 HTTP/1.1\r\nHost: x\r\n\r\nGET /304 HTTP/1.1\r\nHost: x\r\n\r\nGET /200 HTTP/1.1\r\nHost: x\r\n\r\n");
+    for status in [204, 304] {
+        let head = client.read_head();
+        assert_eq!((head.status, head.header("content-length")), (status, None));
+    }
+    let (head, body) = client.read_response();
+    assert_eq!((head.status, body.as_slice()), (200, &b"dropped"[..]));
+}
+
+#[test]
 fn oversized_head_gets_431_and_malformed_gets_400() {
     let server = quiet_server();
     let mut client = server.connect();

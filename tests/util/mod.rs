@@ -209,6 +209,16 @@ impl Client {
     /// Reads a whole plain response; answers its head and body.
     pub fn read_response(&mut self) -> (Head, Vec<u8>) {
         let head = self.read_head();
+        if matches!(head.status, 100..=199 | 204 | 304) {
+            // These end with their head, and must not claim a length.
+            assert_eq!(
+                head.header("content-length"),
+                None,
+                "a {} with a length",
+                head.status
+            );
+            return (head, Vec::new());
+        }
         let len: usize = head
             .header("content-length")
             .expect("content-length")
