@@ -325,6 +325,52 @@ fn cors_header_and_preflight() {
 }
 
 #[test]
+fn head_is_get_without_a_body_and_options_lists_the_methods() {
+    let hub = HubProcess::start(&[]);
+    let mut client = hub.connect();
+    // A stream, the metrics and the health check on one connection: the
+    // two HEADs must leave nothing between their heads and the GET's answer.
+    client.send(
+        b"HEAD /events HTTP/1.1\r\nHost: t\r\n\r\n\
+          HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let head = client.read_head();
+    assert_eq!(
+        (head.status, head.header("content-type")),
+        (200, Some("text/event-stream"))
+    );
+    let head = client.read_head();
+    assert_eq!(head.status, 200);
+    let length: usize = head.header("content-length").unwrap().parse().unwrap();
+    assert!(
+        length > 100,
+        "the length the metrics would have had: {length}"
+    );
+    let (head, body) = client.read_response();
+    assert_eq!((head.status, body.as_slice()), (200, &b"ok\n"[..]));
+    // The HEAD opened no stream.
+    assert_eq!(hub.request("GET", "/clients", &[], b"").1, b"[]\n");
+
+    let (head, _) = hub.request("OPTIONS", "/events", &[], b"");
+    assert_eq!(
+        (head.status, head.header("allow")),
+        (204, Some("GET, HEAD, OPTIONS"))
+    );
+    assert_eq!(head.header("access-control-allow-origin"), None);
+    let (head, _) = hub.request("PUT", "/events", &[], b"");
+    assert_eq!(
+        (head.status, head.header("allow")),
+        (405, Some("GET, HEAD, OPTIONS"))
+    );
+    let (head, _) = hub.request("POST", "/metrics", &[], b"");
+    assert_eq!(
+        (head.status, head.header("allow")),
+        (405, Some("GET, HEAD"))
+    );
+}
+
+#[test]
 fn retry_flag_sends_retry_first() {
     let hub = HubProcess::start(&["--retry", "1500"]);
     let (sub, _) = hub.subscribe("/events");

@@ -13,6 +13,9 @@ use crate::history::{History, Replay};
 
 const DEMO_PAGE: &str = include_str!("demo.html");
 
+/// What `/events` answers to, for `Allow`.
+const EVENTS_METHODS: &str = "GET, HEAD, OPTIONS";
+
 /// One metric for `/metrics`: name, type, help, and its (labels, value) series.
 type MetricRow = (
     &'static str,
@@ -60,6 +63,8 @@ impl Hub {
         }
         match reply.stream() {
             Ok(_) => {}
+            // Answered with the stream's head; there is nothing to send on.
+            Err(StreamError::HeadRequest) => return,
             Err(StreamError::TooManyClients) => {
                 let _ = reply
                     .respond(Response::text(503, "too many clients\n").header("Retry-After", "5"));
@@ -101,13 +106,17 @@ impl Hub {
         }
     }
 
-    fn preflight(&self, reply: &mut Reply<'_>) {
+    /// `OPTIONS /events`: the methods it takes, and with `--cors-origin`
+    /// the answer to a browser's CORS preflight. Without it a preflight gets
+    /// no `Access-Control-Allow-Origin`, so the browser refuses, as it should.
+    fn options(&self, reply: &mut Reply<'_>) {
         let Some(origin) = &self.config.cors_origin else {
-            let _ = reply.respond(allow("GET, HEAD"));
+            let _ = reply.respond(Response::new(204).header("Allow", EVENTS_METHODS));
             return;
         };
         let _ = reply.respond(
             Response::new(204)
+                .header("Allow", EVENTS_METHODS)
                 .header("Access-Control-Allow-Origin", origin)
                 .header("Access-Control-Allow-Methods", "GET")
                 .header(
@@ -375,24 +384,30 @@ impl Hub {
 
 impl Handler for Hub {
     fn on_request(&mut self, req: &Request, reply: &mut Reply<'_>) {
-        let answer = match (req.method(), req.path()) {
-            ("GET" | "HEAD", "/") => Ok(Response::new(200)
+        // Every GET route takes HEAD too: the library answers a HEAD with
+        // the head of what the handler sends, stream or plain, and no body.
+        let method = match req.method() {
+            "HEAD" => "GET",
+            method => method,
+        };
+        let answer = match (method, req.path()) {
+            ("GET", "/") => Ok(Response::new(200)
                 .header("Content-Type", "text/html; charset=utf-8")
                 .body(DEMO_PAGE)),
             ("GET", "/events") => return self.subscribe(req, reply),
-            ("OPTIONS", "/events") => return self.preflight(reply),
-            (_, "/events") => Err(allow("GET, OPTIONS")),
+            ("OPTIONS", "/events") => return self.options(reply),
+            (_, "/events") => Err(allow(EVENTS_METHODS)),
             ("POST", "/publish") => self.publish(req, reply),
             (_, "/publish") => Err(allow("POST")),
             ("GET", "/clients") => self.clients(req, reply),
-            (_, "/clients") => Err(allow("GET")),
+            (_, "/clients") => Err(allow("GET, HEAD")),
             (_, path) if path.starts_with("/clients/") => {
                 match decode_segment(&path["/clients/".len()..]) {
                     Some(seid) => self.client(req, reply, &seid),
                     None => Err(Response::text(400, "bad seid in path\n")),
                 }
             }
-            ("GET" | "HEAD", "/health") => Ok(Response::text(200, "ok\n")),
+            ("GET", "/health") => Ok(Response::text(200, "ok\n")),
             ("GET", "/metrics") => Ok(self.metrics(reply)),
             (_, "/" | "/health" | "/metrics") => Err(allow("GET, HEAD")),
             _ => Err(Response::text(404, "not found\n")),
