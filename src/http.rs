@@ -57,6 +57,10 @@ pub enum HttpError {
     UnsupportedTransferCoding,
     /// Not HTTP/1.0 or HTTP/1.1 (`505`).
     UnsupportedVersion,
+    /// An HTTP/1.1 request without `Host`, or any request with more than
+    /// one `Host` or one that is not a host and port (`400`, as RFC 9112
+    /// §3.2 requires).
+    BadHost,
     /// The client did not send a complete request in time (`408`).
     Timeout,
 }
@@ -69,7 +73,8 @@ impl HttpError {
             HttpError::Malformed
             | HttpError::BadQuery
             | HttpError::BadFraming
-            | HttpError::BadChunk => 400,
+            | HttpError::BadChunk
+            | HttpError::BadHost => 400,
             HttpError::BodyTooLarge => 413,
             HttpError::UnsupportedTransferCoding => 501,
             HttpError::UnsupportedVersion => 505,
@@ -89,6 +94,7 @@ impl fmt::Display for HttpError {
             HttpError::BodyTooLarge => "request body too large",
             HttpError::UnsupportedTransferCoding => "unsupported transfer coding",
             HttpError::UnsupportedVersion => "unsupported HTTP version",
+            HttpError::BadHost => "missing, repeated or invalid Host header",
             HttpError::Timeout => "request timed out",
         })
     }
@@ -344,6 +350,7 @@ pub(crate) fn parse_head(
     let mut connection_close = false;
     let mut connection_keep_alive = false;
     let mut expects_continue = false;
+    let mut has_host = false;
     let mut headers = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -368,6 +375,11 @@ pub(crate) fn parse_head(
             }
         } else if h.name.eq_ignore_ascii_case("expect") {
             expects_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        } else if h.name.eq_ignore_ascii_case("host") {
+            if has_host || !is_host(h.value.trim_ascii()) {
+                return Err(HttpError::BadHost);
+            }
+            has_host = true;
         }
         headers.push((at(h.name.as_bytes()), at(h.value)));
     }
@@ -379,6 +391,9 @@ pub(crate) fn parse_head(
         (Some(0), false) | (None, false) => BodyFraming::None,
         (Some(n), false) => BodyFraming::Length(n),
     };
+    if version == Version::Http11 && !has_host {
+        return Err(HttpError::BadHost);
+    }
     let keep_alive = match version {
         Version::Http11 => !connection_close,
         Version::Http10 => connection_keep_alive && !connection_close,
@@ -427,6 +442,15 @@ fn split_target(target: &str) -> (&str, &str) {
         Some((path, query)) => (path, query),
         None => (target, ""),
     }
+}
+
+/// Whether `value` can be a `Host` field: `uri-host [ ":" port ]` (RFC 3986
+/// §3.2.2), or empty for a target without an authority. Checked by the bytes
+/// those allow: letters, digits, `-._~`, `%`, the sub-delims, and `:[]`.
+fn is_host(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
 }
 
 fn parse_content_length(value: &[u8], limits: &Limits) -> Result<usize, HttpError> {
@@ -528,7 +552,7 @@ fn decode(s: &str, plus_is_space: bool) -> Option<String> {
 /// use sseloop::http::{Limits, RequestReader};
 /// let peer = "127.0.0.1:1".parse().unwrap();
 /// let mut reader = RequestReader::new();
-/// reader.push(b"POST /publish HTTP/1.1\r\nContent-Length: 2\r\n\r\nh");
+/// reader.push(b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nh");
 /// assert!(reader.next_request(&Limits::default(), peer).unwrap().is_none());
 /// reader.push(b"i");
 /// let req = reader.next_request(&Limits::default(), peer).unwrap().unwrap();
@@ -934,7 +958,7 @@ mod tests {
 
     #[test]
     fn plus_is_a_space_in_queries_only() {
-        let (req, _) = parse(b"GET /a+b?q=x+y%2B HTTP/1.1\r\n\r\n")
+        let (req, _) = parse(b"GET /a+b?q=x+y%2B HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap()
             .unwrap();
         assert_eq!(req.query("q"), Some("x y+"));
@@ -955,44 +979,54 @@ mod tests {
         assert!(r.keep_alive());
 
         let table: &[(&[u8], Result<bool, HttpError>)] = &[
-            (b"GET / HTTP/1.1\r\n", Ok(false)),
-            (b"GET / HTTP/1.1\r\n\r\n", Ok(true)),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n", Ok(false)),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Ok(true)),
             (b"GET / HTTP/1.0\r\n\r\n", Ok(true)),
             (
                 b"GET / HTTP/2.0\r\n\r\n",
                 Err(HttpError::UnsupportedVersion),
             ),
-            (b"G\0T / HTTP/1.1\r\n\r\n", Err(HttpError::Malformed)),
-            (b"GET /?a=%zz HTTP/1.1\r\n\r\n", Err(HttpError::BadQuery)),
-            (b"GET /?a=%ff HTTP/1.1\r\n\r\n", Err(HttpError::BadQuery)),
+            (b"G\0T / HTTP/1.1\r\nHost: x\r\n\r\n", Err(HttpError::Malformed)),
+            (b"GET /?a=%zz HTTP/1.1\r\nHost: x\r\n\r\n", Err(HttpError::BadQuery)),
+            (b"GET /?a=%ff HTTP/1.1\r\nHost: x\r\n\r\n", Err(HttpError::BadQuery)),
             (
-                b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
                 Err(HttpError::BadFraming),
             ),
             (
-                b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
                 Err(HttpError::BadFraming),
             ),
             (
-                b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
                 Err(HttpError::BadFraming),
             ),
             (
-                b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
                 Err(HttpError::BodyTooLarge),
             ),
             (
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
                 Err(HttpError::BadFraming),
             ),
             (
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
                 Err(HttpError::UnsupportedTransferCoding),
             ),
             (
                 b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
                 Err(HttpError::BadFraming),
             ),
+            // Host: required on HTTP/1.1, once, and a host and port.
+            (b"GET / HTTP/1.1\r\n\r\n", Err(HttpError::BadHost)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", Err(HttpError::BadHost)),
+            (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", Err(HttpError::BadHost)),
+            (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", Err(HttpError::BadHost)),
+            (b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", Err(HttpError::BadHost)),
+            (b"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n", Err(HttpError::BadHost)),
+            (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", Ok(true)),
+            (b"GET / HTTP/1.1\r\nHOST: [::1]:8080\r\n\r\n", Ok(true)),
+            (b"GET / HTTP/1.1\r\nhost: xn--bcher-kva.example:80\r\n\r\n", Ok(true)),
         ];
         for (input, want) in table {
             let got = parse(input).map(|r| r.is_some());
@@ -1019,15 +1053,22 @@ mod tests {
             ),
         ];
         for (line, path, topic) in table {
-            let head = [line, &b"\r\nX-A: 1\r\nx-b: \xff\r\n\r\n"[..]].concat();
+            let head = [line, &b"\r\nHost: x\r\nX-A: 1\r\nx-b: \xff\r\n\r\n"[..]].concat();
             let (r, _) = parse(&head).unwrap().unwrap();
             assert_eq!((r.path(), r.query("topic")), (*path, *topic), "{r:?}");
             let headers: Vec<_> = r.headers().collect();
-            assert_eq!(headers, [("X-A", &b"1"[..]), ("x-b", &b"\xff"[..])]);
+            assert_eq!(
+                headers,
+                [
+                    ("Host", &b"x"[..]),
+                    ("X-A", &b"1"[..]),
+                    ("x-b", &b"\xff"[..])
+                ]
+            );
             assert_eq!((r.header("x-a"), r.header("X-B")), (Some("1"), None));
         }
         assert_eq!(
-            parse(b"GET ftp://h/ HTTP/1.1\r\n\r\n").err(),
+            parse(b"GET ftp://h/ HTTP/1.1\r\nHost: x\r\n\r\n").err(),
             Some(HttpError::Malformed)
         );
     }
@@ -1037,7 +1078,7 @@ mod tests {
         let mut big = b"GET /".to_vec();
         big.resize(DEFAULT_MAX_HEAD + 10, b'a');
         assert_eq!(parse(&big).err(), Some(HttpError::HeadTooLarge));
-        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        let mut many = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
         for i in 0..=MAX_HEADERS {
             many.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
         }
@@ -1048,7 +1089,9 @@ mod tests {
     #[test]
     fn keep_alive_rules() {
         let ka = |b: &[u8]| parse(b).unwrap().unwrap().0.keep_alive();
-        assert!(!ka(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+        assert!(!ka(
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ));
         assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
         assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
     }
@@ -1139,12 +1182,12 @@ mod tests {
     #[test]
     fn reader_answers_do_not_depend_on_splits() {
         let inputs: &[&[u8]] = &[
-            b"GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyzGET /c HTTP/1.1\r\n\r\n",
-            b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\nGET /d HTTP/1.1\r\n\r\n",
-            b"GET /e HTTP/1.1\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
-            b"GET /f HTTP/1.1\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x00\r\n\r\n",
-            b"POST /g HTTP/1.1\r\nContent-Length: 17\r\n\r\n",
-            b"POST /h HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n1\r\nX\r\n",
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyzGET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\nGET /d HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /e HTTP/1.1\r\nHost: x\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+            b"GET /f HTTP/1.1\r\nHost: x\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x00\r\n\r\n",
+            b"POST /g HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n",
+            b"POST /h HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n1\r\nX\r\n",
         ];
         for input in inputs {
             let whole = read_all(input, input.len());

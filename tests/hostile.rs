@@ -36,7 +36,11 @@ fn slowloris_is_cut_at_the_head_deadline_while_subscribers_get_everything() {
     let mut subs: Vec<EventStream> = (0..100).map(|_| hub.subscribe("/events").0).collect();
 
     let mut crowd = Crowd::new();
-    crowd.connect(hub.addr, SLOW, b"GET /events HTTP/1.1\r\nX-Slow: ");
+    crowd.connect(
+        hub.addr,
+        SLOW,
+        b"GET /events HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+    );
     let started = Instant::now();
     let mut publisher = hub.connect();
     let mut published = 0;
@@ -47,7 +51,7 @@ fn slowloris_is_cut_at_the_head_deadline_while_subscribers_get_everything() {
         if published < EVENTS {
             publisher.send(
                 format!(
-                    "POST /publish HTTP/1.1\r\nContent-Length: 1\r\n\r\n{}",
+                    "POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n{}",
                     published % 10
                 )
                 .as_bytes(),
@@ -113,8 +117,8 @@ fn malformed_and_oversized_requests_get_4xx_or_a_close() {
         );
         head.status
     };
-    let long_line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(64 * 1024));
-    let mut many_headers = String::from("GET /events HTTP/1.1\r\n");
+    let long_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(64 * 1024));
+    let mut many_headers = String::from("GET /events HTTP/1.1\r\nHost: x\r\n");
     for i in 0..10_000 {
         many_headers.push_str(&format!("h{i}: v\r\n"));
     }
@@ -122,18 +126,20 @@ fn malformed_and_oversized_requests_get_4xx_or_a_close() {
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("64 KiB request line", long_line.into_bytes(), 431),
         ("10 000 headers", many_headers.into_bytes(), 431),
-        ("NUL in path", b"GET /ev\0ents HTTP/1.1\r\n\r\n".to_vec(), 400),
-        ("non-UTF-8 in path", b"GET /ev\xffents HTTP/1.1\r\n\r\n".to_vec(), 400),
-        ("NUL in a header value", b"GET /events HTTP/1.1\r\nX: a\0b\r\n\r\n".to_vec(), 400),
-        ("non-UTF-8 in a header name", b"GET /events HTTP/1.1\r\nX\xff: v\r\n\r\n".to_vec(), 400),
-        ("absurd Content-Length", b"POST /publish HTTP/1.1\r\nContent-Length: 184467440737095516160\r\n\r\n".to_vec(), 413),
-        ("Content-Length and Transfer-Encoding", b"POST /publish HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 400),
-        ("two different Content-Lengths", b"POST /publish HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".to_vec(), 400),
-        ("chunk size not hex", b"POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n".to_vec(), 400),
-        ("negative chunk size", b"POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nab\r\n0\r\n\r\n".to_vec(), 400),
-        ("chunk size overflow", b"POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffffff\r\n".to_vec(), 413),
-        ("chunk longer than its size", b"POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n".to_vec(), 400),
-        ("unknown transfer coding", b"POST /publish HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(), 501),
+        ("NUL in path", b"GET /ev\0ents HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
+        ("non-UTF-8 in path", b"GET /ev\xffents HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
+        ("NUL in a header value", b"GET /events HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n".to_vec(), 400),
+        ("non-UTF-8 in a header name", b"GET /events HTTP/1.1\r\nHost: x\r\nX\xff: v\r\n\r\n".to_vec(), 400),
+        ("absurd Content-Length", b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 184467440737095516160\r\n\r\n".to_vec(), 413),
+        ("Content-Length and Transfer-Encoding", b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 400),
+        ("two different Content-Lengths", b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".to_vec(), 400),
+        ("chunk size not hex", b"POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n".to_vec(), 400),
+        ("negative chunk size", b"POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nab\r\n0\r\n\r\n".to_vec(), 400),
+        ("chunk size overflow", b"POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffffff\r\n".to_vec(), 413),
+        ("chunk longer than its size", b"POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n".to_vec(), 400),
+        ("unknown transfer coding", b"POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(), 501),
+        ("no Host on HTTP/1.1", b"GET /events HTTP/1.1\r\n\r\n".to_vec(), 400),
+        ("two Hosts", b"GET /events HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(), 400),
         ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(), 505),
         ("binary garbage", (0..=255u8).cycle().take(4000).collect(), 400),
     ];
@@ -142,7 +148,7 @@ fn malformed_and_oversized_requests_get_4xx_or_a_close() {
     }
     // A publish body that never finishes: cut at the deadline, never published.
     let mut c = hub.connect();
-    c.send(b"POST /publish HTTP/1.1\r\nContent-Length: 100\r\n\r\nonly ten b");
+    c.send(b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten b");
     assert_eq!(c.read_head().status, 408);
     assert!(c.closes_within(DEADLINE));
 
@@ -160,7 +166,7 @@ fn churn_of_20000_abrupt_disconnects_leaves_no_trace() {
     // The metrics watcher below idles between its polls; keep it alive.
     let hub = HubProcess::start(&["--head-timeout", "60000"]);
     let pid = pid(&hub);
-    let request = b"GET /events HTTP/1.1\r\n\r\n";
+    let request = b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n";
     let ready = |c: &Crowd| {
         c.members
             .iter()
@@ -209,7 +215,7 @@ fn churn_of_20000_abrupt_disconnects_leaves_no_trace() {
         let body = "x".repeat(2000);
         publisher.send(
             format!(
-                "POST /publish HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                "POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             )
             .as_bytes(),
@@ -272,7 +278,7 @@ fn fd_exhaustion_refuses_without_spinning_and_recovers() {
     assert!(status.success());
 
     let mut crowd = Crowd::new();
-    crowd.connect(hub.addr, 1000, b"GET /events HTTP/1.1\r\n\r\n");
+    crowd.connect(hub.addr, 1000, b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
     let streaming = |c: &Crowd| c.members.iter().filter(|m| m.got(b"HTTP/1.1 200")).count();
     // Give the server a second to take all it can, then count.
     crowd.run_until(Duration::from_secs(1), |_| false);
@@ -299,7 +305,7 @@ fn fd_exhaustion_refuses_without_spinning_and_recovers() {
     );
 
     // The clients it has are still served.
-    publisher.send(b"POST /publish HTTP/1.1\r\nContent-Length: 5\r\n\r\nstill");
+    publisher.send(b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nstill");
     assert_eq!(publisher.read_response().0.status, 200);
     let got_it = |c: &Crowd| {
         c.members

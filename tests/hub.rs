@@ -82,16 +82,16 @@ fn publish_refuses_what_would_inject_or_cannot_be_sent() {
 
     // Both Content-Length and Transfer-Encoding: 400 (smuggling).
     let mut c = hub.connect();
-    c.send(b"POST /publish HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nnever\r\n0\r\n\r\n");
+    c.send(b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nnever\r\n0\r\n\r\n");
     assert_eq!(c.read_head().status, 400);
 
     // Chunked bodies are accepted.
     let mut c = hub.connect();
-    c.send(b"POST /publish?event=chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nchun\r\n3\r\nked\r\n0\r\n\r\n");
+    c.send(b"POST /publish?event=chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nchun\r\n3\r\nked\r\n0\r\n\r\n");
     assert_eq!(c.read_response().0.status, 200);
     // An absurd Content-Length is refused before any of it is read.
     let mut c = hub.connect();
-    c.send(b"POST /publish HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n");
+    c.send(b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n");
     assert_eq!(c.read_head().status, 413);
 
     // Nothing refused reached the subscriber; the chunked one did.
@@ -104,7 +104,9 @@ fn expect_continue_publish_like_curl() {
     let hub = HubProcess::start(&[]);
     let (mut sub, _) = hub.subscribe("/events");
     let mut c = hub.connect();
-    c.send(b"POST /publish HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    c.send(
+        b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    );
     let head = c.read_head();
     assert_eq!(head.status, 100);
     c.send(b"hello");
@@ -208,7 +210,10 @@ fn replay_after_reconnect_is_exactly_what_was_missed() {
     }
     // Reconnect as a browser does, with the Last-Event-ID header.
     let mut c = hub.connect();
-    c.send(format!("GET /events?topic=t HTTP/1.1\r\nLast-Event-ID: {last}\r\n\r\n").as_bytes());
+    c.send(
+        format!("GET /events?topic=t HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {last}\r\n\r\n")
+            .as_bytes(),
+    );
     let mut sub = util::EventStream::from_client(c);
     assert_eq!(sub.next().event, "seid");
     for (i, id) in missed.iter().enumerate() {

@@ -267,7 +267,7 @@ fn oversized_head_gets_431_and_malformed_gets_400() {
     let server = quiet_server();
     let mut client = server.connect();
     let big = format!(
-        "GET /events HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "GET /events HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "a".repeat(9000)
     );
     client.send(big.as_bytes());
@@ -277,7 +277,7 @@ fn oversized_head_gets_431_and_malformed_gets_400() {
     assert!(client.closes_within(DEADLINE));
 
     let mut client = server.connect();
-    client.send(b"GET /events HTTP/1.1\r\nBad Header\r\n\r\n");
+    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
     assert_eq!(client.read_head().status, 400);
     assert!(client.closes_within(DEADLINE));
 
@@ -663,7 +663,7 @@ fn slow_request_heads_get_408_and_idle_keep_alive_closes() {
     });
     // Slowloris: a head that never completes.
     let mut slow = server.connect();
-    slow.send(b"GET / HTTP/1.1\r\nX-Slow: ");
+    slow.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ");
     let head = slow.read_head();
     assert_eq!(head.status, 408);
     assert!(slow.closes_within(DEADLINE));
@@ -732,7 +732,7 @@ fn half_closed_client_still_gets_its_answer() {
         })
     });
     let mut client = server.connect();
-    client.send(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+    client.send(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
     client.stream.shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(client.read_response().1, b"/a");
     assert_eq!(client.read_response().1, b"/b");

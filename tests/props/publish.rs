@@ -179,7 +179,7 @@ pub fn check(input: &PublishInput) {
     let sentinel = format!("sentinel {}", h.sentinels);
     h.publisher.send(
         format!(
-            "POST /publish?event=sentinel HTTP/1.1\r\nContent-Length: {}\r\n\r\n{sentinel}",
+            "POST /publish?event=sentinel HTTP/1.1\r\nHost: fuzz\r\nContent-Length: {}\r\n\r\n{sentinel}",
             sentinel.len()
         )
         .as_bytes(),
