@@ -89,6 +89,8 @@ pub(crate) enum Chunk {
     /// A shared frame, written as a chunk (`true`) or as bare SSE bytes.
     Frame(Frame, bool),
     Owned(Vec<u8>),
+    /// Bytes many connections queue alike (this second's stream head).
+    Shared(Rc<[u8]>),
     Static(&'static [u8]),
 }
 
@@ -97,6 +99,7 @@ impl Chunk {
         match self {
             Chunk::Frame(f, chunked) => f.wire(*chunked),
             Chunk::Owned(v) => v,
+            Chunk::Shared(s) => s,
             Chunk::Static(s) => s,
         }
     }

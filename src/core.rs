@@ -12,7 +12,9 @@ use mio::net::TcpStream;
 use slab::Slab;
 
 use crate::conn::{Chunk, CloseReason, Conn, Phase, SpareBuffers, Timeouts};
+use crate::date::HttpDate;
 use crate::frame::{Event, Frame, FrameError, LAST_CHUNK};
+use crate::reply::StreamHeads;
 use crate::seid::{SeidGenerator, SeidIndex};
 use crate::timer::TimerWheel;
 
@@ -175,6 +177,10 @@ pub(crate) struct Core {
     /// Write-queue buffers the streams lend each other.
     spare: SpareBuffers,
     next_generation: u64,
+    /// This second's `Date` value, for every response head.
+    pub date: HttpDate,
+    /// This second's stream heads, shared by the streams opened in it.
+    pub stream_heads: StreamHeads,
 }
 
 impl Core {
@@ -198,6 +204,8 @@ impl Core {
             fanout_keys: Vec::new(),
             spare: SpareBuffers::default(),
             next_generation: 0,
+            date: HttpDate::new(),
+            stream_heads: StreamHeads::default(),
         }
     }
 

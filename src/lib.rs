@@ -57,6 +57,7 @@
 pub mod auth;
 mod conn;
 mod core;
+mod date;
 pub mod frame;
 mod handle;
 pub mod http;

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::conn::{Chunk, CloseReason, Phase};
 use crate::core::{Core, SendError, Stats};
+use crate::date::HttpDate;
 use crate::frame::{Event, Frame};
 use crate::handle::Handle;
 use crate::http::{push_header, push_status_line, valid_header, Request, Version};
@@ -109,8 +110,8 @@ enum State {
     Ended,
 }
 
-/// The whole stream response heads. Without extra headers one is queued as
-/// it is, with no copy; extra headers go before its final CRLF.
+/// The stream response heads, but for `Date`: it and any extra headers go
+/// before the final CRLF.
 const STREAM_HEAD_11: &[u8] = b"HTTP/1.1 200 OK\r\n\
 Content-Type: text/event-stream\r\n\
 Cache-Control: no-cache\r\n\
@@ -121,6 +122,43 @@ Content-Type: text/event-stream\r\n\
 Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
 Connection: close\r\n\r\n";
+
+/// This second's stream heads, `Date` included. A head differs from the
+/// next stream's only when the second changes, so the streams opened in one
+/// second queue one shared copy, built when the first of them opens.
+#[derive(Default)]
+pub(crate) struct StreamHeads {
+    /// The second they show, once built.
+    second: Option<u64>,
+    http11: Rc<[u8]>,
+    http10: Rc<[u8]>,
+}
+
+impl StreamHeads {
+    fn get(&mut self, date: &HttpDate, version: Version) -> Rc<[u8]> {
+        if self.second != Some(date.second()) {
+            self.http11 = stream_head(STREAM_HEAD_11, date, &[]).into();
+            self.http10 = stream_head(STREAM_HEAD_10, date, &[]).into();
+            self.second = Some(date.second());
+        }
+        match version {
+            Version::Http11 => self.http11.clone(),
+            Version::Http10 => self.http10.clone(),
+        }
+    }
+}
+
+/// `whole` (one of the stream heads) with `Date` and `extra` headers.
+fn stream_head(whole: &[u8], date: &HttpDate, extra: &[(String, String)]) -> Vec<u8> {
+    let mut head = Vec::with_capacity(whole.len() + 64);
+    head.extend_from_slice(&whole[..whole.len() - 2]);
+    push_header(&mut head, "Date", date.value());
+    for (name, value) in extra {
+        push_header(&mut head, name, value.as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
 
 /// A handler's answer to one request.
 ///
@@ -193,6 +231,7 @@ impl<'a> Reply<'a> {
         let keep_alive = self.core.conns[self.key].conn.keep_alive;
         let mut out = Vec::with_capacity(128 + response.body.len());
         push_status_line(&mut out, self.version, response.status);
+        push_header(&mut out, "Date", self.core.date.value());
         for (name, value) in self.headers.iter().chain(&response.headers) {
             push_header(&mut out, name, value.as_bytes());
         }
@@ -240,14 +279,10 @@ impl<'a> Reply<'a> {
                 return Err(self.answer_head_only(whole));
             }
             let head = if self.headers.is_empty() {
-                Chunk::Static(whole)
+                let core = &mut *self.core;
+                Chunk::Shared(core.stream_heads.get(&core.date, self.version))
             } else {
-                let mut head = whole[..whole.len() - 2].to_vec();
-                for (name, value) in &self.headers {
-                    push_header(&mut head, name, value.as_bytes());
-                }
-                head.extend_from_slice(b"\r\n");
-                Chunk::Owned(head)
+                Chunk::Owned(stream_head(whole, &self.core.date, &self.headers))
             };
             let seid = self.core.open_stream(self.key, head, chunked)?;
             self.state = State::Streaming(seid);
@@ -263,17 +298,15 @@ impl<'a> Reply<'a> {
     /// would get them (RFC 9110 §9.3.2); the response ends with its head.
     fn answer_head_only(&mut self, whole: &[u8]) -> StreamError {
         let conn = &mut self.core.conns[self.key].conn;
-        let mut head = whole[..whole.len() - 2].to_vec();
-        for (name, value) in &self.headers {
-            push_header(&mut head, name, value.as_bytes());
-        }
         match self.version {
             // The HTTP/1.0 stream head says `Connection: close`: keep to it.
             Version::Http10 => conn.keep_alive = false,
-            Version::Http11 if !conn.keep_alive => push_header(&mut head, "Connection", b"close"),
+            Version::Http11 if !conn.keep_alive => {
+                self.headers.push(("Connection".into(), "close".into()));
+            }
             Version::Http11 => {}
         }
-        head.extend_from_slice(b"\r\n");
+        let head = stream_head(whole, &self.core.date, &self.headers);
         self.state = State::Responded;
         self.core.queue_bytes(self.key, Chunk::Owned(head));
         StreamError::HeadRequest

@@ -5,7 +5,7 @@
 use std::io::{self, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -289,6 +289,10 @@ impl Server {
                 Err(e) => return Err(e),
             }
             self.core.now = self.elapsed_ms();
+            if self.core.date.is_stale(self.core.now) {
+                // Once a second: every response this second shows it.
+                self.core.date.set(self.core.now, SystemTime::now());
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -556,6 +560,7 @@ impl Server {
         let conn = &mut self.core.conns[key].conn;
         let mut out = Vec::with_capacity(128);
         http::push_status_line(&mut out, conn.version, error.status());
+        http::push_header(&mut out, "Date", self.core.date.value());
         http::push_header(&mut out, "Content-Type", b"text/plain; charset=utf-8");
         let body = format!("{error}\n");
         http::push_header(

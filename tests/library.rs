@@ -243,6 +243,66 @@ fn head_request_gets_the_head_alone_even_from_a_handler_that_streams() {
     assert!(client.read_to_close().is_empty());
 }
 
+/// Checks that `date` is an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`)
+/// whose time of day is the wall clock's, within a few seconds.
+fn assert_current_http_date(date: Option<&str>) {
+    let date = date.expect("a Date header");
+    let fields: Vec<&str> = date.split(' ').collect();
+    assert_eq!(fields.len(), 6, "{date:?}");
+    assert!(["Mon,", "Tue,", "Wed,", "Thu,", "Fri,", "Sat,", "Sun,"].contains(&fields[0]));
+    assert!(
+        fields[1].len() == 2 && fields[3].len() == 4 && fields[5] == "GMT",
+        "{date:?}"
+    );
+    let hms: Vec<u64> = fields[4].split(':').map(|n| n.parse().unwrap()).collect();
+    let shown = hms[0] * 3600 + hms[1] * 60 + hms[2];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 86_400;
+    let apart = shown.abs_diff(now).min(86_400 - shown.abs_diff(now));
+    assert!(apart <= 5, "{date:?} is {apart} s from the wall clock");
+}
+
+#[test]
+fn every_response_carries_the_date() {
+    let server = TestServer::start(|b| {
+        b.build(|req: &Request, reply: &mut Reply<'_>| match req.path() {
+            "/plain" => reply.respond(Response::text(200, "x")).unwrap(),
+            // A HEAD gets `Err(Open(HeadRequest))`: answered with the head.
+            "/stream" => drop(reply.end()),
+            _ => {
+                reply.header("X-Extra", "1").unwrap();
+                reply.end().unwrap();
+            }
+        })
+    });
+    let mut client = server.connect();
+    client.send(
+        b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /stream HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let (head, _) = client.read_response();
+    assert_current_http_date(head.header("date"));
+    assert_current_http_date(client.read_head().header("date"));
+    let head = client.read_head();
+    assert_current_http_date(head.header("date"));
+    assert_eq!(client.read_chunk(), None);
+    client.get("/extra");
+    let head = client.read_head();
+    assert_current_http_date(head.header("date"));
+    assert_eq!(head.header("x-extra"), Some("1"));
+    assert_eq!(client.read_chunk(), None);
+    // Refused requests too.
+    let mut client = server.connect();
+    client.send(b"GET / HTTP/1.1\r\n\r\n");
+    let (head, _) = client.read_response();
+    assert_eq!(head.status, 400);
+    assert_current_http_date(head.header("date"));
+}
+
 #[test]
 fn no_body_or_length_on_204_and_304() {
     let server = TestServer::start(|b| {
