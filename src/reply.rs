@@ -137,8 +137,8 @@ pub(crate) struct StreamHeads {
 impl StreamHeads {
     fn get(&mut self, date: &HttpDate, version: Version) -> Rc<[u8]> {
         if self.second != Some(date.second()) {
-            self.http11 = stream_head(STREAM_HEAD_11, date, &[]).into();
-            self.http10 = stream_head(STREAM_HEAD_10, date, &[]).into();
+            self.http11 = stream_head(STREAM_HEAD_11, date, &[], false).into();
+            self.http10 = stream_head(STREAM_HEAD_10, date, &[], false).into();
             self.second = Some(date.second());
         }
         match version {
@@ -148,13 +148,17 @@ impl StreamHeads {
     }
 }
 
-/// `whole` (one of the stream heads) with `Date` and `extra` headers.
-fn stream_head(whole: &[u8], date: &HttpDate, extra: &[(String, String)]) -> Vec<u8> {
+/// `whole` (one of the stream heads) with `Date`, the `extra` headers and,
+/// if `close`, `Connection: close`.
+fn stream_head(whole: &[u8], date: &HttpDate, extra: &[(String, String)], close: bool) -> Vec<u8> {
     let mut head = Vec::with_capacity(whole.len() + 64);
     head.extend_from_slice(&whole[..whole.len() - 2]);
     push_header(&mut head, "Date", date.value());
     for (name, value) in extra {
         push_header(&mut head, name, value.as_bytes());
+    }
+    if close {
+        push_header(&mut head, "Connection", b"close");
     }
     head.extend_from_slice(b"\r\n");
     head
@@ -275,14 +279,16 @@ impl<'a> Reply<'a> {
             } else {
                 STREAM_HEAD_10
             };
+            let close = self.stream_closes_connection();
             if self.head_request {
-                return Err(self.answer_head_only(whole));
+                return Err(self.answer_head_only(whole, close));
             }
-            let head = if self.headers.is_empty() {
+            let head = if self.headers.is_empty() && !close {
                 let core = &mut *self.core;
                 Chunk::Shared(core.stream_heads.get(&core.date, self.version))
             } else {
-                Chunk::Owned(stream_head(whole, &self.core.date, &self.headers))
+                let date = &self.core.date;
+                Chunk::Owned(stream_head(whole, date, &self.headers, close))
             };
             let seid = self.core.open_stream(self.key, head, chunked)?;
             self.state = State::Streaming(seid);
@@ -293,20 +299,25 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// Whether an HTTP/1.1 stream head must add `Connection: close`: the
+    /// request asked to close (RFC 9112 §9.6). The HTTP/1.0 head already
+    /// says it, so that connection is made to close after the response.
+    fn stream_closes_connection(&mut self) -> bool {
+        let conn = &mut self.core.conns[self.key].conn;
+        match self.version {
+            Version::Http10 => {
+                conn.keep_alive = false;
+                false
+            }
+            Version::Http11 => !conn.keep_alive,
+        }
+    }
+
     /// Answers a `HEAD` request for a stream with the stream's head `whole`
     /// and nothing after it. The head's framing headers stay, as a `GET`
     /// would get them (RFC 9110 §9.3.2); the response ends with its head.
-    fn answer_head_only(&mut self, whole: &[u8]) -> StreamError {
-        let conn = &mut self.core.conns[self.key].conn;
-        match self.version {
-            // The HTTP/1.0 stream head says `Connection: close`: keep to it.
-            Version::Http10 => conn.keep_alive = false,
-            Version::Http11 if !conn.keep_alive => {
-                self.headers.push(("Connection".into(), "close".into()));
-            }
-            Version::Http11 => {}
-        }
-        let head = stream_head(whole, &self.core.date, &self.headers);
+    fn answer_head_only(&mut self, whole: &[u8], close: bool) -> StreamError {
+        let head = stream_head(whole, &self.core.date, &self.headers, close);
         self.state = State::Responded;
         self.core.queue_bytes(self.key, Chunk::Owned(head));
         StreamError::HeadRequest

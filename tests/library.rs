@@ -374,6 +374,33 @@ fn http10_stream_is_unchunked_and_ends_with_close() {
 }
 
 #[test]
+fn a_stream_on_a_connection_asked_to_close_says_so_and_closes() {
+    let server = TestServer::start(|b| {
+        b.auto_generate_id(false)
+            .build(|_req: &Request, reply: &mut Reply<'_>| {
+                let _ = reply.send(Event::new("only"));
+                let _ = reply.end();
+            })
+    });
+    for method in ["GET", "HEAD"] {
+        let mut client = server.connect();
+        client.send(
+            format!("{method} /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        let head = client.read_head();
+        assert_eq!(head.header("connection"), Some("close"), "{method}");
+        if method == "GET" {
+            assert!(client.read_chunk().is_some());
+            assert_eq!(client.read_chunk(), None);
+        }
+        assert!(
+            client.read_to_close().is_empty(),
+            "{method}: nothing after the response"
+        );
+    }
+}
+
+#[test]
 fn send_to_another_client_by_seid() {
     let (tx, rx) = mpsc::channel();
     let server = TestServer::start(move |b| {
