@@ -63,6 +63,47 @@ impl Response {
     pub fn status(&self) -> u16 {
         self.status
     }
+
+    /// The response's bytes for a request of `version`: the status line,
+    /// `Date`, the reply's `extra` headers and then its own, the framing
+    /// and connection headers, and the body unless `head_only` (a `HEAD`).
+    /// Every plain response, the handler's or the loop's refusal, is made
+    /// here.
+    pub(crate) fn encode(
+        &self,
+        version: Version,
+        date: &HttpDate,
+        extra: &[(String, String)],
+        keep_alive: bool,
+        head_only: bool,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.body.len());
+        push_status_line(&mut out, version, self.status);
+        push_header(&mut out, "Date", date.value());
+        for (name, value) in extra.iter().chain(&self.headers) {
+            push_header(&mut out, name, value.as_bytes());
+        }
+        // A body after these would be read as the next response, and a
+        // length is forbidden on 1xx and 204 (RFC 9110 §8.6).
+        let bodiless = matches!(self.status, 100..=199 | 204 | 304);
+        if !bodiless {
+            push_header(
+                &mut out,
+                "Content-Length",
+                itoa::Buffer::new().format(self.body.len()).as_bytes(),
+            );
+        }
+        match (version, keep_alive) {
+            (Version::Http11, false) => push_header(&mut out, "Connection", b"close"),
+            (Version::Http10, true) => push_header(&mut out, "Connection", b"keep-alive"),
+            _ => {}
+        }
+        out.extend_from_slice(b"\r\n");
+        if !head_only && !bodiless {
+            out.extend_from_slice(&self.body);
+        }
+        out
+    }
 }
 
 /// Errors from answering a request or opening its stream.
@@ -233,31 +274,13 @@ impl<'a> Reply<'a> {
         }
         self.state = State::Responded;
         let keep_alive = self.core.conns[self.key].conn.keep_alive;
-        let mut out = Vec::with_capacity(128 + response.body.len());
-        push_status_line(&mut out, self.version, response.status);
-        push_header(&mut out, "Date", self.core.date.value());
-        for (name, value) in self.headers.iter().chain(&response.headers) {
-            push_header(&mut out, name, value.as_bytes());
-        }
-        // A body after these would be read as the next response, and a
-        // length is forbidden on 1xx and 204 (RFC 9110 §8.6).
-        let bodiless = matches!(response.status, 100..=199 | 204 | 304);
-        if !bodiless {
-            push_header(
-                &mut out,
-                "Content-Length",
-                itoa::Buffer::new().format(response.body.len()).as_bytes(),
-            );
-        }
-        match (self.version, keep_alive) {
-            (Version::Http11, false) => push_header(&mut out, "Connection", b"close"),
-            (Version::Http10, true) => push_header(&mut out, "Connection", b"keep-alive"),
-            _ => {}
-        }
-        out.extend_from_slice(b"\r\n");
-        if !self.head_request && !bodiless {
-            out.extend_from_slice(&response.body);
-        }
+        let out = response.encode(
+            self.version,
+            &self.core.date,
+            &self.headers,
+            keep_alive,
+            self.head_request,
+        );
         self.core.queue_bytes(self.key, Chunk::Owned(out));
         Ok(())
     }

@@ -13,7 +13,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::conn::{Chunk, CloseReason, Conn, Due, Phase, Timeouts};
 use crate::core::{Core, Entry, Settings, TICK_MS};
 use crate::handle::{Command, Handle};
-use crate::http::{self, HttpError, Limits, Request, RequestReader};
+use crate::http::{HttpError, Limits, Request, RequestReader};
 use crate::reply::{Reply, Response};
 use crate::seid::{RandomSeid, SeidGenerator};
 
@@ -558,19 +558,14 @@ impl Server {
     fn refuse(&mut self, key: usize, error: HttpError) {
         self.core.stats.bad_requests += 1;
         let conn = &mut self.core.conns[key].conn;
-        let mut out = Vec::with_capacity(128);
-        http::push_status_line(&mut out, conn.version, error.status());
-        http::push_header(&mut out, "Date", self.core.date.value());
-        http::push_header(&mut out, "Content-Type", b"text/plain; charset=utf-8");
-        let body = format!("{error}\n");
-        http::push_header(
-            &mut out,
-            "Content-Length",
-            itoa::Buffer::new().format(body.len()).as_bytes(),
+        // Not kept alive: `Connection: close` on HTTP/1.1, the default on 1.0.
+        let out = Response::text(error.status(), format!("{error}\n")).encode(
+            conn.version,
+            &self.core.date,
+            &[],
+            false,
+            false,
         );
-        http::push_header(&mut out, "Connection", b"close");
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(body.as_bytes());
         conn.keep_alive = false;
         conn.linger = true;
         conn.reader = RequestReader::new();
