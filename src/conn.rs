@@ -1,61 +1,63 @@
-//! One connection's state: which phase of HTTP it is in, what it has read
-//! but not yet parsed, what it must still write, and when it next needs the
-//! loop's attention. Pure apart from [`WriteQueue::flush`], which writes to
-//! any `io::Write` it is given.
+//! One connection's state machine: which part of HTTP it is in, what it
+//! does with input, when it next needs the loop, and what the loop must do
+//! after each thing that happens to it. Pure: no socket, no clock (time is
+//! passed in), no I/O; the loop in `server.rs` feeds it events and carries
+//! out the [`Step`]s it answers.
 //!
 //! ```text
-//!             request complete           handler opens a stream
-//!  Reading ───────────────────► (handler) ──────────────────────► Streaming
-//!     ▲                             │                                │ end()
-//!     │      plain response         │                                ▼
-//!     └──────── keep-alive ◄────────┴──────────────────────── (last chunk)
-//!                                   │ close / refused / HTTP/1.0 end
-//!                                   ▼
-//!                               Draining ──(queue written)──► removed
+//!                on_request + handler           handler opens a stream
+//!   ┌──► Reading ──────────────────► (answer) ─────────────────────► Streaming
+//!   │      │  ▲                        │   │ handler defers               │
+//!   │      │  │ response, keep-alive   │   ▼                              │ on_stream_end
+//!   │      │  └────────────────────────┤  Deferred ──(answered later)──►  │ (last chunk;
+//!   │      │                           │   │  (deadline: 504)             │  kept alive)
+//!   │      │                           │   │                              │
+//!   └──────┼───────────────────────────┼───┼──────────────────────────────┘
+//!          │ on_refused (4xx/5xx)      │ response, not kept alive; HTTP/1.0 stream end
+//!          ▼                           ▼
+//!       Draining { linger } ──(queue written)──► linger? ── yes ──► Lingering
+//!          │                                      │ no                 │ EOF or LINGER_MS
+//!          └──────── EOF / error / timeout ───────┴──► Closed ◄──────┘
 //! ```
+//!
+//! Any state goes to `Closed` on a write error, an eviction (idle, queue
+//! full), a shutdown, or the client's EOF while it waits for or holds an
+//! answer (`Deferred`, `Streaming`). A closed connection is removed at the
+//! end of the loop's pass. Input is parsed only in `Reading`; behind a
+//! pending answer or an open stream it is held (a pipelined request waits
+//! its turn), and once draining it is discarded.
 
-use std::collections::VecDeque;
-use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use crate::frame::Frame;
-use crate::http::{RequestReader, Version};
+use crate::http::{Request, RequestReader, Version};
+use crate::queue::WriteQueue;
 use crate::timer::TimerKey;
 
 /// Where a connection is in its life.
 #[derive(Debug)]
-pub(crate) enum Phase {
-    /// Reading a request (its head, then any body).
+enum State {
+    /// Waiting for a request, reading one (its head, then any body), or
+    /// handing one to the handler.
     Reading,
+    /// The handler deferred its answer; `id` names this deferral (no other
+    /// deferral, on this or any connection, has it), and the request waits
+    /// here for whoever answers.
+    Deferred {
+        id: u64,
+        request: Option<Box<Request>>,
+    },
     /// An SSE response is open; `chunked` on HTTP/1.1.
     Streaming { chunked: bool },
-    /// Nothing more will be read; close once the queue is written.
-    Draining,
-}
-
-/// The timeouts a connection's deadlines are computed from, in ms.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timeouts {
-    /// A request head (or body) must arrive within this.
-    pub head: u64,
-    /// A stream on which nothing was written for this long is closed.
-    pub idle: u64,
-    /// Send a heartbeat comment after this long without a write.
-    pub heartbeat: Option<u64>,
-}
-
-/// What a connection needs when its timer fires.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Due {
-    /// Nothing yet: look again at this time.
-    Later(u64),
-    /// Write a heartbeat comment.
-    Heartbeat,
-    /// The request did not arrive in time.
-    HeadTimeout,
-    /// Nothing could be written for the idle timeout.
-    Idle,
+    /// Nothing more will be read; close once the queue is written, after a
+    /// lingering half-close if `linger`.
+    Draining { linger: bool },
+    /// Everything is written and the write side shut down; waiting briefly
+    /// for the client's EOF, so unread input it still sends does not turn the
+    /// close into a reset that destroys the response in flight.
+    Lingering,
+    /// Finished; removed at the end of the pass.
+    Closed,
 }
 
 /// Why a connection was closed; also the eviction reasons in the stats.
@@ -79,214 +81,77 @@ pub enum CloseReason {
     IoError,
 }
 
-/// How long a draining connection waits for the client's EOF after the
-/// last byte was written (a "lingering close").
+/// The timeouts a connection's deadlines are computed from, in ms.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    /// A request head (or body) must arrive within this.
+    pub head: u64,
+    /// A stream on which nothing was written for this long is closed.
+    pub idle: u64,
+    /// Send a heartbeat comment after this long without a write.
+    pub heartbeat: Option<u64>,
+    /// A deferred answer must come within this, or the request gets `504`.
+    pub answer: u64,
+}
+
+/// How long a lingering connection waits for the client's EOF.
 pub(crate) const LINGER_MS: u64 = 2_000;
 
-/// One piece of queued output.
-#[derive(Debug)]
-pub(crate) enum Chunk {
-    /// A shared frame, written as a chunk (`true`) or as bare SSE bytes.
-    Frame(Frame, bool),
-    Owned(Vec<u8>),
-    /// Bytes many connections queue alike (this second's stream head).
-    Shared(Rc<[u8]>),
-    Static(&'static [u8]),
+/// What the loop must do after a transition.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Nothing more for now.
+    Wait,
+    /// The connection is closed for this reason: forget its stream, drop
+    /// its queue, remove it at the end of the pass.
+    Close(CloseReason),
+    /// Shut down the socket's write side (a lingering close has begun).
+    ShutdownWrite,
+    /// The connection is free for its next request: parse what it holds.
+    ResumeReading,
 }
 
-impl Chunk {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Chunk::Frame(f, chunked) => f.wire(*chunked),
-            Chunk::Owned(v) => v,
-            Chunk::Shared(s) => s,
-            Chunk::Static(s) => s,
-        }
-    }
+/// What a connection does with bytes it reads.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// Parse them into requests.
+    Parse,
+    /// Keep them for later: a pipelined request behind an answer.
+    Hold,
+    /// Drop them: nothing more will be answered.
+    Discard,
 }
 
-/// The most slices handed to one `writev`; far above what a flush needs
-/// and well under every platform's `IOV_MAX`.
-const MAX_IOVECS: usize = 64;
-
-/// A flush of several chunks that together are at most this many bytes is
-/// copied into one contiguous buffer and written with one `write` instead
-/// of a `writev` of many slices. The kernel pays for each slice of a
-/// `writev` (a user-copy with its checks, per slice); copying a few hundred
-/// bytes here costs less. Measured in BENCHMARKS.md ("Gathering small
-/// writes").
-const GATHER_MAX: usize = 4096;
-
-/// Emptied queue buffers, kept for the next queue that needs one.
-///
-/// A queue gives its buffer back as soon as it is written out, so an idle
-/// stream holds no allocation; a fan-out that keeps thousands of queues
-/// busy then reuses these instead of allocating and growing a buffer per
-/// stream per event (that churn was a tenth of the loop's CPU in a 10 000
-/// subscriber fan-out). Bounded: at most [`SpareBuffers::MAX_BUFFERS`]
-/// buffers of at most [`SpareBuffers::MAX_CAPACITY`] chunks are kept.
-#[derive(Debug, Default)]
-pub(crate) struct SpareBuffers {
-    buffers: Vec<VecDeque<Chunk>>,
-    /// Where a flush of many small chunks gathers them into one slice (see
-    /// [`GATHER_MAX`]); one buffer for the whole loop, kept between flushes.
-    gather: Vec<u8>,
+/// What a connection needs when its timer fires.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// Nothing yet: look again at this time.
+    Later(u64),
+    /// Write a heartbeat comment.
+    Heartbeat,
+    /// The request did not arrive in time.
+    HeadTimeout,
+    /// Nobody answered the deferred request in time: `504`.
+    AnswerTimeout,
+    /// Nothing could be written for the idle timeout.
+    Idle,
+    /// A lingering close waited long enough for the client's EOF.
+    LingerOver,
 }
 
-impl SpareBuffers {
-    const MAX_BUFFERS: usize = 1024;
-    const MAX_CAPACITY: usize = 64;
-    const MIN_CAPACITY: usize = 8;
-
-    fn take(&mut self) -> VecDeque<Chunk> {
-        self.buffers
-            .pop()
-            .unwrap_or_else(|| VecDeque::with_capacity(Self::MIN_CAPACITY))
-    }
-
-    fn give(&mut self, buffer: VecDeque<Chunk>) {
-        debug_assert!(buffer.is_empty());
-        if buffer.capacity() > 0
-            && buffer.capacity() <= Self::MAX_CAPACITY
-            && self.buffers.len() < Self::MAX_BUFFERS
-        {
-            self.buffers.push(buffer);
-        }
-    }
-}
-
-/// Output the socket has not taken yet. Frames are queued by reference, so
-/// queueing a broadcast copies nothing; one flush is one `write` (or
-/// `writev`) of everything queued.
-#[derive(Debug, Default)]
-pub(crate) struct WriteQueue {
-    chunks: VecDeque<Chunk>,
-    /// Bytes of the front chunk already written.
-    offset: usize,
-    /// Bytes queued and not yet written.
-    len: usize,
-}
-
-/// What one flush did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Flushed {
-    pub bytes: usize,
-    /// Frames (not heads or other bytes) completely written.
-    pub frames: usize,
-    pub syscalls: usize,
-}
-
-impl WriteQueue {
-    /// Queues `chunk`; an empty queue borrows a buffer from `spare`.
-    pub(crate) fn push(&mut self, chunk: Chunk, spare: &mut SpareBuffers) {
-        let n = chunk.bytes().len();
-        if n > 0 {
-            if self.chunks.capacity() == 0 {
-                self.chunks = spare.take();
-            }
-            self.len += n;
-            self.chunks.push_back(chunk);
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Drops everything queued (the connection is going away).
-    pub(crate) fn clear(&mut self, spare: &mut SpareBuffers) {
-        let mut chunks = std::mem::take(&mut self.chunks);
-        chunks.clear();
-        spare.give(chunks);
-        *self = WriteQueue::default();
-    }
-
-    /// Writes as much as `w` takes. Stops at `WouldBlock` or at a short
-    /// write (the socket's buffer is full, so the next write would only
-    /// say `WouldBlock`; writable readiness will bring us back).
-    /// Once everything is written the buffer goes back to `spare`.
-    pub(crate) fn flush(
-        &mut self,
-        w: &mut impl Write,
-        spare: &mut SpareBuffers,
-    ) -> io::Result<Flushed> {
-        let mut done = Flushed::default();
-        while !self.chunks.is_empty() {
-            // The unwritten bytes of each chunk one write can take.
-            let offset = self.offset;
-            let pending = || {
-                let chunks = self.chunks.iter().take(MAX_IOVECS).enumerate();
-                chunks.map(move |(i, chunk)| unwritten(offset, i, chunk))
-            };
-            let count = self.chunks.len().min(MAX_IOVECS);
-            let want: usize = pending().map(<[u8]>::len).sum();
-            // The slice array is only built for a large `writev`: filling
-            // all 64 slots first was a fifth of `Core::flush` under wrk.
-            let written = if count == 1 {
-                w.write(unwritten(offset, 0, &self.chunks[0]))
-            } else if want <= GATHER_MAX {
-                let gather = &mut spare.gather;
-                gather.clear();
-                for bytes in pending() {
-                    gather.extend_from_slice(bytes);
-                }
-                w.write(gather)
-            } else {
-                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                for (slot, bytes) in slices.iter_mut().zip(pending()) {
-                    *slot = IoSlice::new(bytes);
-                }
-                w.write_vectored(&slices[..count])
-            };
-            let n = match written {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => n,
-                // Not an error: the socket's buffer is full for now.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // Not an error: a signal arrived mid-call; try again.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            done.syscalls += 1;
-            done.bytes += n;
-            self.advance(n, &mut done.frames);
-            if n < want {
-                break;
-            }
-        }
-        if self.chunks.is_empty() {
-            spare.give(std::mem::take(&mut self.chunks));
-        }
-        Ok(done)
-    }
-
-    fn advance(&mut self, mut n: usize, finished: &mut usize) {
-        self.len -= n;
-        while n > 0 {
-            let front = self.chunks.front().map_or(0, |c| c.bytes().len());
-            let left = front - self.offset;
-            if n >= left {
-                n -= left;
-                self.offset = 0;
-                if let Some(Chunk::Frame(..)) = self.chunks.pop_front() {
-                    *finished += 1;
-                }
-            } else {
-                self.offset += n;
-                n = 0;
-            }
-        }
-    }
-}
-
-/// The bytes of the `i`th queued chunk not written yet: all of it but for
-/// the front chunk, of which the first `offset` bytes are gone.
-fn unwritten(offset: usize, i: usize, chunk: &Chunk) -> &[u8] {
-    &chunk.bytes()[if i == 0 { offset } else { 0 }..]
+/// What a shutdown does to a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ShutdownStep {
+    /// End the stream cleanly (the last chunk), then close.
+    EndStream,
+    /// Answer the pending request `503`, then close.
+    RefuseDeferred,
+    /// Write what is queued, then close.
+    Drain,
+    /// Close now.
+    Close,
+    /// Already on its way out.
+    Nothing,
 }
 
 /// One connection's state.
@@ -295,36 +160,30 @@ pub(crate) struct Conn {
     /// Distinguishes this connection from earlier ones in the same slab slot.
     pub generation: u64,
     pub peer: SocketAddr,
-    pub phase: Phase,
+    state: State,
     /// The request parser and the bytes it has not consumed. Empty (and
     /// unallocated) on an idle stream.
     pub reader: RequestReader,
     pub queue: WriteQueue,
     /// Whether the connection stays open after the current response.
-    pub keep_alive: bool,
+    keep_alive: bool,
     /// The version of the current request (how to answer it).
-    pub version: Version,
-    /// When the current phase began or, reading a body, last made progress.
-    pub phase_since: u64,
+    version: Version,
+    /// When the current state began or, reading a body, last made progress.
+    since: u64,
     /// When bytes last went out on the socket.
-    pub last_write: u64,
+    last_write: u64,
+    /// The client will send nothing more.
+    read_closed: bool,
     /// The connection's one timer, and the time it is set for.
     pub timer: Option<(TimerKey, u64)>,
     /// The stream's seid while streaming.
     pub seid: Option<Rc<str>>,
     /// Topic memberships while streaming: (topic, key in that topic's set).
     pub topics: Vec<(Rc<str>, usize)>,
-    /// Queued output waiting for the end-of-pass flush.
+    /// Whether the connection is on one of the loop's lists of output to
+    /// write (set and cleared only by the code that keeps those lists).
     pub dirty: bool,
-    /// The client will send nothing more.
-    pub read_closed: bool,
-    /// Set once the connection is to be removed at the end of the pass.
-    pub closing: Option<CloseReason>,
-    /// The client may still be sending (its request was refused part-way):
-    /// after the last write, half-close and wait for its EOF rather than
-    /// close at once, so unread input does not turn the close into a reset
-    /// that destroys the error response in flight.
-    pub linger: bool,
 }
 
 impl Conn {
@@ -332,38 +191,269 @@ impl Conn {
         Conn {
             generation,
             peer,
-            phase: Phase::Reading,
+            state: State::Reading,
             reader: RequestReader::new(),
             queue: WriteQueue::default(),
             keep_alive: true,
             version: Version::Http11,
-            phase_since: now,
+            since: now,
             last_write: now,
+            read_closed: false,
             timer: None,
             seid: None,
             topics: Vec::new(),
             dirty: false,
-            read_closed: false,
-            closing: None,
-            linger: false,
         }
     }
 
+    fn enter(&mut self, state: State, now: u64) {
+        self.state = state;
+        self.since = now;
+    }
+
+    // ---- what the loop may ask ----
+
+    /// Whether an SSE response is open.
     pub(crate) fn is_streaming(&self) -> bool {
-        matches!(self.phase, Phase::Streaming { .. })
+        matches!(self.state, State::Streaming { .. })
     }
 
-    /// Changes phase and restarts the phase clock.
-    pub(crate) fn set_phase(&mut self, phase: Phase, now: u64) {
-        self.phase = phase;
-        self.phase_since = now;
+    /// Whether the open stream is chunked (`None` when not streaming).
+    pub(crate) fn stream_chunked(&self) -> Option<bool> {
+        match self.state {
+            State::Streaming { chunked } => Some(chunked),
+            _ => None,
+        }
     }
 
-    /// When the connection next needs attention.
+    /// Whether the connection is closed (it gets no more output).
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Whether reading the socket can still bring anything.
+    pub(crate) fn wants_input(&self) -> bool {
+        !self.read_closed && !self.is_closed()
+    }
+
+    /// What to do with bytes just read.
+    pub(crate) fn input(&self) -> Input {
+        match self.state {
+            State::Reading => Input::Parse,
+            State::Deferred { .. } | State::Streaming { .. } => Input::Hold,
+            State::Draining { .. } | State::Lingering | State::Closed => Input::Discard,
+        }
+    }
+
+    /// Whether the current request asked to keep the connection open (and
+    /// nothing since has decided otherwise).
+    pub(crate) fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// The version of the current request.
+    pub(crate) fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The deferral pending on this connection, if any.
+    pub(crate) fn deferred_id(&self) -> Option<u64> {
+        match self.state {
+            State::Deferred { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    // ---- transitions ----
+
+    /// A complete request arrived and goes to the handler now.
+    pub(crate) fn on_request(&mut self, request: &Request, now: u64) {
+        debug_assert!(matches!(self.state, State::Reading));
+        self.keep_alive = request.keep_alive();
+        self.version = request.version();
+        self.since = now;
+    }
+
+    /// Bytes of a request body arrived: the body deadline counts from now.
+    pub(crate) fn on_body_progress(&mut self, now: u64) {
+        if matches!(self.state, State::Reading) && self.reader.in_body() {
+            self.since = now;
+        }
+    }
+
+    /// A plain response to the current request was queued.
+    pub(crate) fn on_response(&mut self, now: u64) -> Step {
+        match self.state {
+            State::Reading | State::Deferred { .. } if !self.keep_alive || self.read_closed => {
+                self.enter(State::Draining { linger: false }, now);
+                if self.queue.is_empty() {
+                    return self.close(CloseReason::Done);
+                }
+                Step::Wait
+            }
+            State::Deferred { .. } => {
+                self.enter(State::Reading, now);
+                Step::ResumeReading
+            }
+            _ => Step::Wait,
+        }
+    }
+
+    /// A `HEAD` request for a stream was answered with the stream's head
+    /// alone. An HTTP/1.0 stream head says `Connection: close`, so that
+    /// connection closes after it, as the stream's would.
+    pub(crate) fn on_stream_head_only(&mut self, chunked: bool, now: u64) -> Step {
+        self.keep_alive &= chunked;
+        self.on_response(now)
+    }
+
+    /// The handler deferred its answer; it comes later as deferral `id`.
+    pub(crate) fn on_defer(&mut self, id: u64, request: Request, now: u64) {
+        debug_assert!(matches!(self.state, State::Reading));
+        let request = Some(Box::new(request));
+        self.enter(State::Deferred { id, request }, now);
+    }
+
+    /// Takes the request of deferral `id` to answer it, if that deferral is
+    /// still pending here. The connection stays `Deferred` until the answer
+    /// is queued ([`on_response`](Conn::on_response),
+    /// [`on_stream_open`](Conn::on_stream_open)).
+    pub(crate) fn take_deferred(&mut self, id: u64) -> Option<Box<Request>> {
+        match &mut self.state {
+            State::Deferred {
+                id: pending,
+                request,
+            } if *pending == id => request.take(),
+            _ => None,
+        }
+    }
+
+    /// The answer opens an event stream; `chunked` on HTTP/1.1. An HTTP/1.0
+    /// stream ends with a close, so it cannot be kept alive.
+    pub(crate) fn on_stream_open(&mut self, chunked: bool, now: u64) {
+        debug_assert!(matches!(
+            self.state,
+            State::Reading | State::Deferred { .. }
+        ));
+        self.keep_alive &= chunked;
+        self.enter(State::Streaming { chunked }, now);
+        self.last_write = now;
+        // An idle stream keeps no read buffer (unless a request waits in it).
+        if self.reader.buffered() == 0 {
+            self.reader.release();
+        }
+    }
+
+    /// The stream ended cleanly (its last chunk, if any, is queued). On a
+    /// kept-alive HTTP/1.1 connection the next request may follow.
+    pub(crate) fn on_stream_end(&mut self, now: u64) -> Step {
+        let State::Streaming { chunked } = self.state else {
+            return Step::Wait;
+        };
+        if chunked && self.keep_alive && !self.read_closed {
+            self.enter(State::Reading, now);
+            return Step::ResumeReading;
+        }
+        self.enter(State::Draining { linger: false }, now);
+        if self.queue.is_empty() {
+            return self.close(CloseReason::Done);
+        }
+        Step::Wait
+    }
+
+    /// The request was refused with an error response (queued): close after
+    /// it, lingering, since the client may still be sending.
+    pub(crate) fn on_refused(&mut self, now: u64) {
+        self.keep_alive = false;
+        self.reader = RequestReader::new();
+        self.enter(State::Draining { linger: true }, now);
+    }
+
+    /// The client sent EOF: it will send nothing more.
+    pub(crate) fn on_eof(&mut self, now: u64) -> Step {
+        self.read_closed = true;
+        match self.state {
+            // Nothing will read what we write, or the answer is moot.
+            State::Streaming { .. } | State::Deferred { .. } => self.close(CloseReason::ClientGone),
+            // A request that can now never complete, or an idle keep-alive
+            // connection: write the answers to earlier requests, then close.
+            State::Reading => {
+                self.keep_alive = false;
+                if self.queue.is_empty() {
+                    self.close(CloseReason::ClientGone)
+                } else {
+                    self.enter(State::Draining { linger: false }, now);
+                    Step::Wait
+                }
+            }
+            State::Draining { .. } if self.queue.is_empty() => self.close(CloseReason::Done),
+            State::Draining { .. } => Step::Wait,
+            State::Lingering => self.close(CloseReason::Done),
+            State::Closed => Step::Wait,
+        }
+    }
+
+    /// A write took `bytes`; the queue may now be empty.
+    pub(crate) fn on_flushed(&mut self, bytes: usize, now: u64) -> Step {
+        if bytes > 0 {
+            self.last_write = now;
+        }
+        if !self.queue.is_empty() {
+            return Step::Wait;
+        }
+        match self.state {
+            State::Draining { linger } if linger && !self.read_closed => {
+                self.enter(State::Lingering, now);
+                Step::ShutdownWrite
+            }
+            State::Draining { .. } => self.close(CloseReason::Done),
+            _ => Step::Wait,
+        }
+    }
+
+    /// A write failed.
+    pub(crate) fn on_write_error(&mut self, kind: std::io::ErrorKind) -> Step {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+        let reason = match kind {
+            BrokenPipe | ConnectionReset | ConnectionAborted => CloseReason::ClientGone,
+            _ => CloseReason::IoError,
+        };
+        self.close(reason)
+    }
+
+    /// The server is shutting down.
+    pub(crate) fn on_shutdown(&mut self, now: u64) -> ShutdownStep {
+        self.keep_alive = false;
+        match self.state {
+            State::Streaming { .. } => ShutdownStep::EndStream,
+            State::Deferred { .. } => ShutdownStep::RefuseDeferred,
+            State::Reading if self.queue.is_empty() => ShutdownStep::Close,
+            State::Reading => {
+                self.enter(State::Draining { linger: false }, now);
+                ShutdownStep::Drain
+            }
+            State::Draining { .. } | State::Lingering | State::Closed => ShutdownStep::Nothing,
+        }
+    }
+
+    /// Closes the connection. Answers `Step::Close` the first time, and
+    /// `Step::Wait` if it was already closed.
+    pub(crate) fn close(&mut self, reason: CloseReason) -> Step {
+        if self.is_closed() {
+            return Step::Wait;
+        }
+        self.state = State::Closed;
+        Step::Close(reason)
+    }
+
+    // ---- time ----
+
+    /// When the connection next needs attention (`u64::MAX`: never).
     pub(crate) fn deadline(&self, t: &Timeouts) -> u64 {
-        match self.phase {
-            Phase::Reading => self.phase_since + t.head,
-            Phase::Streaming { .. } => {
+        match self.state {
+            State::Reading => self.since + t.head,
+            State::Deferred { .. } => self.since + t.answer,
+            State::Streaming { .. } => {
                 let idle = self.last_write + t.idle;
                 match t.heartbeat {
                     // A heartbeat is only worth queueing behind nothing.
@@ -371,22 +461,23 @@ impl Conn {
                     _ => idle,
                 }
             }
-            Phase::Draining if self.queue.is_empty() && self.linger => {
-                self.last_write + LINGER_MS.min(t.idle)
-            }
-            Phase::Draining => self.last_write + t.idle,
+            State::Draining { .. } => self.last_write + t.idle,
+            State::Lingering => self.since + LINGER_MS.min(t.idle),
+            State::Closed => u64::MAX,
         }
     }
 
-    /// What the connection needs at time `now`.
-    pub(crate) fn due(&self, now: u64, t: &Timeouts) -> Due {
+    /// What the connection needs at time `now` (its timer fired).
+    pub(crate) fn on_timeout(&self, now: u64, t: &Timeouts) -> Due {
         let at = self.deadline(t);
         if at > now {
             return Due::Later(at);
         }
-        match self.phase {
-            Phase::Reading => Due::HeadTimeout,
-            Phase::Streaming { .. } if self.last_write + t.idle > now => Due::Heartbeat,
+        match self.state {
+            State::Reading => Due::HeadTimeout,
+            State::Deferred { .. } => Due::AnswerTimeout,
+            State::Streaming { .. } if self.last_write + t.idle > now => Due::Heartbeat,
+            State::Lingering => Due::LingerOver,
             _ => Due::Idle,
         }
     }
@@ -395,136 +486,208 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::Event;
+    use crate::http::Limits;
+    use crate::queue::{Chunk, SpareBuffers};
 
-    /// A writer that takes at most `room` bytes, then says WouldBlock.
-    struct Throttled {
-        out: Vec<u8>,
-        room: usize,
-        calls: usize,
-        /// How many slices each call was given.
-        slices: Vec<usize>,
+    const T: Timeouts = Timeouts {
+        head: 10,
+        idle: 100,
+        heartbeat: Some(30),
+        answer: 50,
+    };
+
+    fn conn() -> Conn {
+        Conn::new(1, SocketAddr::from(([127, 0, 0, 1], 1)), 0)
     }
 
-    impl Throttled {
-        fn new(room: usize) -> Self {
-            Throttled {
-                out: Vec::new(),
-                room,
-                calls: 0,
-                slices: Vec::new(),
-            }
-        }
+    /// Parses one request out of `raw` with a fresh reader.
+    fn request(raw: &str) -> Request {
+        let mut reader = RequestReader::new();
+        reader.push(raw.as_bytes());
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        reader
+            .next_request(&Limits::default(), peer)
+            .unwrap()
+            .unwrap()
     }
 
-    impl Write for Throttled {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.write_vectored(&[IoSlice::new(buf)])
-        }
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            self.calls += 1;
-            self.slices.push(bufs.len());
-            if self.room == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let mut n = 0;
-            for b in bufs {
-                let take = b.len().min(self.room);
-                self.out.extend_from_slice(&b[..take]);
-                self.room -= take;
-                n += take;
-            }
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    const GET_11: &str = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    const GET_11_CLOSE: &str = "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    const GET_10: &str = "GET / HTTP/1.0\r\n\r\n";
 
-    #[test]
-    fn many_frames_one_write() {
-        let mut q = WriteQueue::default();
-        let mut spare = SpareBuffers::default();
-        let f = Event::new("x").encode().unwrap();
-        for _ in 0..10 {
-            q.push(Chunk::Frame(f.clone(), true), &mut spare);
-        }
-        let mut w = Throttled::new(usize::MAX);
-        let done = q.flush(&mut w, &mut spare).unwrap();
-        assert_eq!((done.syscalls, done.frames, w.calls), (1, 10, 1));
-        assert_eq!(w.out, f.chunked().repeat(10));
-        assert!(q.is_empty());
-        // The written-out queue holds no buffer; the next one reuses it.
-        assert_eq!((q.chunks.capacity(), spare.buffers.len()), (0, 1));
-        q.push(Chunk::Frame(f.clone(), true), &mut spare);
-        assert_eq!(spare.buffers.len(), 0);
-    }
-
-    #[test]
-    fn partial_writes_resume_exactly() {
-        let mut q = WriteQueue::default();
-        let mut spare = SpareBuffers::default();
-        q.push(Chunk::Static(b"abc"), &mut spare);
-        q.push(Chunk::Owned(b"defgh".to_vec()), &mut spare);
-        q.push(Chunk::Static(b""), &mut spare);
-        q.push(Chunk::Static(b"ij"), &mut spare);
-        let mut w = Throttled::new(4);
-        let done = q.flush(&mut w, &mut spare).unwrap();
-        assert_eq!((done.bytes, done.frames, done.syscalls), (4, 0, 1));
-        assert_eq!(q.len(), 6);
-        w.room = 0;
-        assert_eq!(q.flush(&mut w, &mut spare).unwrap(), Flushed::default());
-        w.room = 100;
-        q.flush(&mut w, &mut spare).unwrap();
-        assert_eq!(w.out, b"abcdefghij");
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn small_chunks_are_gathered_into_one_slice_and_large_ones_are_not() {
-        let mut spare = SpareBuffers::default();
-        let small = Event::new("x").encode().unwrap();
-        let large = Event::new("y".repeat(GATHER_MAX)).encode().unwrap();
-        let mut q = WriteQueue::default();
-        for _ in 0..3 {
-            q.push(Chunk::Frame(small.clone(), true), &mut spare);
-        }
-        let mut w = Throttled::new(usize::MAX);
-        q.flush(&mut w, &mut spare).unwrap();
-        assert_eq!(w.slices, [1]);
-        assert_eq!(w.out, small.chunked().repeat(3));
-        // Past GATHER_MAX the slices go to the kernel as they are, so a
-        // large frame is never copied twice.
-        for frame in [&small, &large, &small] {
-            q.push(Chunk::Frame(frame.clone(), true), &mut spare);
-        }
-        let mut w = Throttled::new(usize::MAX);
-        q.flush(&mut w, &mut spare).unwrap();
-        assert_eq!(w.slices, [3]);
-        assert_eq!(
-            w.out,
-            [small.chunked(), large.chunked(), small.chunked()].concat()
-        );
-    }
-
-    #[test]
-    fn deadlines_by_phase() {
-        let t = Timeouts {
-            head: 10,
-            idle: 100,
-            heartbeat: Some(30),
-        };
-        let mut c = Conn::new(1, SocketAddr::from(([127, 0, 0, 1], 1)), 0);
-        assert_eq!(c.due(5, &t), Due::Later(10));
-        assert_eq!(c.due(10, &t), Due::HeadTimeout);
-        c.set_phase(Phase::Streaming { chunked: true }, 10);
-        c.last_write = 10;
-        assert_eq!(c.due(20, &t), Due::Later(40));
-        assert_eq!(c.due(40, &t), Due::Heartbeat);
-        // Stalled: output is queued, so no more heartbeats; idle decides.
+    fn queue_something(c: &mut Conn) {
         c.queue
-            .push(Chunk::Static(b":\n\n"), &mut SpareBuffers::default());
-        assert_eq!(c.due(40, &t), Due::Later(110));
-        assert_eq!(c.due(110, &t), Due::Idle);
+            .push(Chunk::Static(b"x"), &mut SpareBuffers::default());
+    }
+
+    #[test]
+    fn deadlines_by_state() {
+        let mut c = conn();
+        assert_eq!(c.on_timeout(5, &T), Due::Later(10));
+        assert_eq!(c.on_timeout(10, &T), Due::HeadTimeout);
+        c.on_request(&request(GET_11), 10);
+        c.on_stream_open(true, 10);
+        assert_eq!(c.on_timeout(20, &T), Due::Later(40));
+        assert_eq!(c.on_timeout(40, &T), Due::Heartbeat);
+        // Stalled: output is queued, so no more heartbeats; idle decides.
+        queue_something(&mut c);
+        assert_eq!(c.on_timeout(40, &T), Due::Later(110));
+        assert_eq!(c.on_timeout(110, &T), Due::Idle);
+    }
+
+    #[test]
+    fn a_plain_response_keeps_or_drains_the_connection() {
+        let mut c = conn();
+        c.on_request(&request(GET_11), 1);
+        queue_something(&mut c);
+        assert_eq!(c.on_response(1), Step::Wait);
+        assert_eq!(c.input(), Input::Parse, "kept alive: the next request");
+
+        let mut c = conn();
+        c.on_request(&request(GET_11_CLOSE), 1);
+        queue_something(&mut c);
+        assert_eq!(c.on_response(1), Step::Wait);
+        assert_eq!(c.input(), Input::Discard);
+        // Written out: closed, done, without lingering.
+        c.queue.clear(&mut SpareBuffers::default());
+        assert_eq!(c.on_flushed(1, 2), Step::Close(CloseReason::Done));
+        assert!(c.is_closed());
+        assert_eq!(c.on_flushed(0, 3), Step::Wait, "closing twice says nothing");
+    }
+
+    #[test]
+    fn a_deferred_answer_holds_input_and_resumes_reading() {
+        let mut c = conn();
+        c.on_request(&request(GET_11), 1);
+        c.on_defer(7, request(GET_11), 1);
+        assert_eq!(c.input(), Input::Hold, "a pipelined request waits its turn");
+        assert_eq!(c.deferred_id(), Some(7));
+        assert_eq!(c.on_timeout(50, &T), Due::Later(51));
+        assert_eq!(c.on_timeout(51, &T), Due::AnswerTimeout);
+        assert!(c.take_deferred(8).is_none(), "another deferral's answer");
+        assert!(c.take_deferred(7).is_some());
+        assert!(c.take_deferred(7).is_none(), "answered once");
+        queue_something(&mut c);
+        assert_eq!(c.on_response(60), Step::ResumeReading);
+        assert_eq!(c.input(), Input::Parse);
+        assert_eq!(c.deferred_id(), None);
+    }
+
+    #[test]
+    fn eof_while_an_answer_is_pending_closes() {
+        let mut c = conn();
+        c.on_request(&request(GET_11), 1);
+        c.on_defer(1, request(GET_11), 1);
+        assert_eq!(c.on_eof(2), Step::Close(CloseReason::ClientGone));
+        assert!(!c.wants_input());
+        assert!(c.take_deferred(1).is_none(), "nothing is left to answer");
+    }
+
+    #[test]
+    fn a_deferred_stream_and_its_end() {
+        let mut c = conn();
+        c.on_request(&request(GET_11), 1);
+        c.on_defer(1, request(GET_11), 1);
+        c.take_deferred(1).unwrap();
+        c.on_stream_open(true, 5);
+        assert_eq!(c.stream_chunked(), Some(true));
+        assert_eq!(c.on_stream_end(9), Step::ResumeReading);
+        assert_eq!(c.input(), Input::Parse);
+    }
+
+    #[test]
+    fn an_http10_stream_ends_with_a_close() {
+        let mut c = conn();
+        c.on_request(&request(GET_10), 1);
+        c.on_stream_open(false, 1);
+        assert!(!c.keep_alive());
+        queue_something(&mut c);
+        assert_eq!(c.on_stream_end(2), Step::Wait);
+        assert_eq!(c.input(), Input::Discard);
+        c.queue.clear(&mut SpareBuffers::default());
+        assert_eq!(c.on_flushed(1, 3), Step::Close(CloseReason::Done));
+    }
+
+    #[test]
+    fn eof_on_a_stream_is_the_client_leaving() {
+        let mut c = conn();
+        c.on_request(&request(GET_11), 1);
+        c.on_stream_open(true, 1);
+        assert_eq!(c.on_eof(2), Step::Close(CloseReason::ClientGone));
+    }
+
+    #[test]
+    fn eof_while_reading_writes_earlier_answers_first() {
+        let mut c = conn();
+        assert_eq!(c.on_eof(1), Step::Close(CloseReason::ClientGone));
+
+        let mut c = conn();
+        c.on_request(&request(GET_11), 1);
+        queue_something(&mut c);
+        c.on_response(1);
+        assert_eq!(c.on_eof(2), Step::Wait, "the answer is still queued");
+        assert!(!c.keep_alive());
+        c.queue.clear(&mut SpareBuffers::default());
+        assert_eq!(c.on_flushed(1, 3), Step::Close(CloseReason::Done));
+    }
+
+    #[test]
+    fn a_refusal_lingers_for_the_clients_eof() {
+        let mut c = conn();
+        c.on_refused(1);
+        queue_something(&mut c);
+        assert_eq!(c.on_flushed(0, 2), Step::Wait);
+        c.queue.clear(&mut SpareBuffers::default());
+        assert_eq!(c.on_flushed(1, 2), Step::ShutdownWrite);
+        assert_eq!(c.on_timeout(3, &T), Due::Later(2 + LINGER_MS.min(T.idle)));
+        assert_eq!(c.on_timeout(102, &T), Due::LingerOver);
+        assert_eq!(c.on_eof(5), Step::Close(CloseReason::Done));
+
+        // A client that already closed its side is not waited for.
+        let mut c = conn();
+        assert_eq!(c.on_eof(1), Step::Close(CloseReason::ClientGone));
+        let mut c = conn();
+        c.on_refused(1);
+        c.read_closed = true;
+        assert_eq!(c.on_flushed(1, 2), Step::Close(CloseReason::Done));
+    }
+
+    #[test]
+    fn shutdown_by_state() {
+        let mut c = conn();
+        assert_eq!(c.on_shutdown(1), ShutdownStep::Close);
+        let mut c = conn();
+        queue_something(&mut c);
+        assert_eq!(c.on_shutdown(1), ShutdownStep::Drain);
+        assert_eq!(c.input(), Input::Discard);
+        let mut c = conn();
+        c.on_request(&request(GET_11), 1);
+        c.on_stream_open(true, 1);
+        assert_eq!(c.on_shutdown(1), ShutdownStep::EndStream);
+        assert_eq!(c.on_stream_end(1), Step::Close(CloseReason::Done));
+        let mut c = conn();
+        c.on_request(&request(GET_11), 1);
+        c.on_defer(3, request(GET_11), 1);
+        assert_eq!(c.on_shutdown(1), ShutdownStep::RefuseDeferred);
+        c.close(CloseReason::Shutdown);
+        assert_eq!(c.on_shutdown(1), ShutdownStep::Nothing);
+    }
+
+    #[test]
+    fn write_errors_name_who_left() {
+        let mut c = conn();
+        let reset = std::io::ErrorKind::ConnectionReset;
+        assert_eq!(
+            c.on_write_error(reset),
+            Step::Close(CloseReason::ClientGone)
+        );
+        let mut c = conn();
+        let other = std::io::ErrorKind::Other;
+        assert_eq!(c.on_write_error(other), Step::Close(CloseReason::IoError));
+        assert_eq!(
+            c.deadline(&T),
+            u64::MAX,
+            "a closed connection needs no timer"
+        );
     }
 }

@@ -1,28 +1,40 @@
-//! Everything the loop knows apart from `mio` itself: the connections, the
-//! seid and topic indexes, the timers, the counters; and the operations on
-//! them that a handler ([`Reply`](crate::Reply)) and another thread
-//! ([`Handle`](crate::Handle)) share, so both go through one path.
+//! Everything the loop knows apart from its sockets: the connections' state
+//! machines, the seid and topic indexes, the timers, the counters, and the
+//! lists of work the I/O shell must do (output to write, connections to
+//! remove). Handlers ([`Reply`](crate::Reply)) and other threads
+//! ([`Handle`](crate::Handle)) reach streams through the operations here, so
+//! both go through one path.
+//!
+//! Pure: no socket type, no clock (`now` is set by the loop once per pass),
+//! no I/O. `server.rs` writes a connection's queue to its socket and hands
+//! the outcome back to [`Core::on_flushed`].
 
 use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
 
-use mio::net::TcpStream;
 use slab::Slab;
 
-use crate::conn::{Chunk, CloseReason, Conn, Phase, SpareBuffers, Timeouts};
+use crate::conn::{CloseReason, Conn, Due, ShutdownStep, Step, Timeouts};
 use crate::date::HttpDate;
+use crate::error::{SendError, StreamError};
 use crate::frame::{Event, Frame, FrameError, LAST_CHUNK};
-use crate::reply::StreamHeads;
+use crate::http::{HttpError, Request};
+use crate::queue::{Chunk, Flushed, SpareBuffers};
+use crate::response::{Response, StreamHeads};
 use crate::seid::{SeidGenerator, SeidIndex};
 use crate::timer::TimerWheel;
 
 /// Milliseconds per timer-wheel tick.
 pub(crate) const TICK_MS: u64 = 10;
 
-/// A queue past this is written at once instead of at the end of the pass,
-/// so a burst cannot grow a healthy client's queue to its cap.
+/// A queue past this is written right after the handler call or command
+/// that filled it instead of at the end of the pass, so a burst cannot grow
+/// a healthy client's queue to its cap.
 const FLUSH_EARLY: usize = 64 * 1024;
 
 /// The most streams written per pass of the loop. The rest wait, in order,
@@ -86,44 +98,10 @@ pub struct Stats {
     pub evicted_shutdown: u64,
     /// Connections closed for not sending a request in time.
     pub head_timeouts: u64,
-}
-
-/// Errors from sending to a stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SendError {
-    /// The stream was ended (`end()`); nothing more can be sent on it.
-    Ended,
-    /// The request was answered with a plain response, not a stream.
-    NotStreaming,
-    /// No live stream has this seid (it never existed or its client left).
-    UnknownSeid,
-    /// The event cannot be encoded; nothing was sent.
-    Frame(FrameError),
-    /// Opening the stream failed (see [`StreamError`](crate::StreamError)).
-    Open(crate::reply::StreamError),
-    /// The server has stopped; only from a [`Handle`](crate::Handle).
-    Stopped,
-}
-
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SendError::Ended => f.write_str("the stream has ended"),
-            SendError::NotStreaming => f.write_str("the request was answered without a stream"),
-            SendError::UnknownSeid => f.write_str("no live stream has this seid"),
-            SendError::Frame(e) => write!(f, "cannot encode event: {e}"),
-            SendError::Open(e) => write!(f, "cannot open stream: {e}"),
-            SendError::Stopped => f.write_str("the server has stopped"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
-
-impl From<FrameError> for SendError {
-    fn from(e: FrameError) -> Self {
-        SendError::Frame(e)
-    }
+    /// Requests whose handler deferred the answer.
+    pub deferred: u64,
+    /// Deferred requests nobody answered in time (answered `504`).
+    pub deferred_timeouts: u64,
 }
 
 /// Settings the loop applies to every connection.
@@ -136,47 +114,61 @@ pub(crate) struct Settings {
     pub auto_generate_id: bool,
 }
 
-/// A connection and its socket.
-pub(crate) struct Entry {
-    pub socket: TcpStream,
-    pub conn: Conn,
-}
-
 /// State shared with other threads without a round trip through the loop.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     pub clients: AtomicUsize,
+    /// The thread running the loop, once it runs: a call that waits for the
+    /// loop refuses to run there.
+    pub loop_thread: OnceLock<ThreadId>,
 }
 
+impl Shared {
+    /// Whether the caller is the loop's own thread.
+    pub(crate) fn on_loop_thread(&self) -> bool {
+        self.loop_thread.get() == Some(&std::thread::current().id())
+    }
+}
+
+/// A connection on one of the lists of output to write, with the generation
+/// it had then: an entry left by a connection since removed is skipped.
+type Dirty = (usize, u64);
+
 pub(crate) struct Core {
-    pub conns: Slab<Entry>,
+    conns: Slab<Conn>,
     pub seids: SeidIndex,
-    pub topics: HashMap<Rc<str>, Slab<usize>>,
-    pub timers: TimerWheel<(usize, u64)>,
+    topics: HashMap<Rc<str>, Slab<usize>>,
+    timers: TimerWheel<(usize, u64)>,
     pub settings: Settings,
     pub stats: Stats,
     pub shared: Arc<Shared>,
-    pub generator: Box<dyn SeidGenerator>,
+    generator: Box<dyn SeidGenerator>,
     /// The last id given by `auto_generate_id`.
-    pub last_auto_id: u64,
-    /// Milliseconds since the loop started, read once per pass.
+    last_auto_id: u64,
+    /// Milliseconds since the loop started, set once per pass.
     pub now: u64,
     /// Streams with output queued and not yet written, oldest first.
-    pub dirty_streams: VecDeque<usize>,
+    dirty_streams: VecDeque<Dirty>,
     /// Other connections with output queued (plain responses): written
     /// first, every pass, so an answer never waits behind a fan-out.
-    pub dirty_responses: Vec<usize>,
-    /// Connections to remove at the end of the pass.
-    pub closing: Vec<usize>,
-    /// Connections back in `Head` that may hold a pipelined request.
-    pub resume: Vec<usize>,
+    dirty_responses: Vec<Dirty>,
+    /// Queues past [`FLUSH_EARLY`], to write as soon as the current handler
+    /// call or command returns.
+    urgent: Vec<usize>,
+    /// Connections closed this pass, to remove at its end.
+    closing: Vec<usize>,
+    /// Connections free for their next request, which may already be
+    /// buffered: parse it.
+    resume: Vec<usize>,
     /// Streams that ended or closed this pass: (seid, reason), for `on_close`.
-    pub closed_streams: Vec<(Rc<str>, CloseReason)>,
+    closed_streams: Vec<(Rc<str>, CloseReason)>,
     /// Scratch for the keys a broadcast or publish reaches.
     fanout_keys: Vec<usize>,
     /// Write-queue buffers the streams lend each other.
     spare: SpareBuffers,
     next_generation: u64,
+    /// The last deferral id given out.
+    last_deferral: u64,
     /// This second's `Date` value, for every response head.
     pub date: HttpDate,
     /// This second's stream heads, shared by the streams opened in it.
@@ -198,21 +190,236 @@ impl Core {
             now: 0,
             dirty_streams: VecDeque::new(),
             dirty_responses: Vec::new(),
+            urgent: Vec::new(),
             closing: Vec::new(),
             resume: Vec::new(),
             closed_streams: Vec::new(),
             fanout_keys: Vec::new(),
             spare: SpareBuffers::default(),
             next_generation: 0,
+            last_deferral: 0,
             date: HttpDate::new(),
             stream_heads: StreamHeads::default(),
         }
     }
 
-    pub(crate) fn next_generation(&mut self) -> u64 {
+    // ---- connections ----
+
+    /// A new connection from `peer`; answers its key.
+    pub(crate) fn add_conn(&mut self, peer: SocketAddr) -> usize {
         self.next_generation += 1;
-        self.next_generation
+        let key = self
+            .conns
+            .insert(Conn::new(self.next_generation, peer, self.now));
+        self.stats.accepted += 1;
+        self.stats.connections = self.conns.len();
+        self.schedule(key);
+        key
     }
+
+    pub(crate) fn conn(&self, key: usize) -> Option<&Conn> {
+        self.conns.get(key)
+    }
+
+    pub(crate) fn conn_mut(&mut self, key: usize) -> Option<&mut Conn> {
+        self.conns.get_mut(key)
+    }
+
+    /// Every connection's key (for a shutdown).
+    pub(crate) fn keys(&self) -> Vec<usize> {
+        self.conns.iter().map(|(k, _)| k).collect()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Whether streams wait for their write in a later pass.
+    pub(crate) fn has_dirty_streams(&self) -> bool {
+        !self.dirty_streams.is_empty()
+    }
+
+    /// When the next timer is due, in ms since the loop started.
+    pub(crate) fn next_timer(&self) -> Option<u64> {
+        self.timers.next_expiry().map(|t| t * TICK_MS)
+    }
+
+    /// Carries out what a transition of `key` asked for, as far as the
+    /// indexes and lists go. Answers whether the socket's write side must be
+    /// shut down (the only step that needs the socket).
+    fn apply(&mut self, key: usize, step: Step) -> bool {
+        match step {
+            Step::Wait => {}
+            Step::Close(reason) => self.closed(key, reason),
+            Step::ResumeReading => self.resume.push(key),
+            Step::ShutdownWrite => return true,
+        }
+        self.schedule(key);
+        false
+    }
+
+    /// Bookkeeping for a connection that just closed: from now on it is
+    /// unreachable by seid and gets no more output.
+    fn closed(&mut self, key: usize, reason: CloseReason) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.queue.clear(&mut self.spare);
+        }
+        self.closing.push(key);
+        self.forget_stream(key, reason);
+    }
+
+    /// Closes `key` for `reason` (if it is not closed already).
+    pub(crate) fn close(&mut self, key: usize, reason: CloseReason) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            let step = conn.close(reason);
+            self.apply(key, step);
+        }
+    }
+
+    /// The client of `key` sent EOF.
+    pub(crate) fn on_eof(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            let step = conn.on_eof(self.now);
+            self.apply(key, step);
+        }
+    }
+
+    /// Keeps `bytes` read behind an answer or a stream for later; more than
+    /// a request head's worth is refused by closing.
+    pub(crate) fn hold_input(&mut self, key: usize, bytes: &[u8]) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.reader.push(bytes);
+        if conn.reader.buffered() > self.settings.limits.max_head {
+            // More than a pipelined request's worth behind an answer.
+            self.close(key, CloseReason::BadRequest);
+        }
+    }
+
+    /// Connections free for their next request, to parse what they hold.
+    pub(crate) fn take_resumed(&mut self) -> Option<usize> {
+        self.resume.pop()
+    }
+
+    /// Connections closed this pass: (key, streams' seids and reasons are
+    /// taken by [`take_closed_streams`](Core::take_closed_streams)). Removes
+    /// each from the slab and cancels its timer.
+    pub(crate) fn remove_closed(&mut self, mut removed: impl FnMut(usize)) {
+        while let Some(key) = self.closing.pop() {
+            if !self.conns.get(key).is_some_and(Conn::is_closed) {
+                continue;
+            }
+            let conn = self.conns.remove(key);
+            if let Some((timer, _)) = conn.timer {
+                self.timers.cancel(timer);
+            }
+            removed(key);
+        }
+        self.stats.connections = self.conns.len();
+    }
+
+    /// Streams that ended or closed since the last call.
+    pub(crate) fn take_closed_streams(&mut self) -> Vec<(Rc<str>, CloseReason)> {
+        std::mem::take(&mut self.closed_streams)
+    }
+
+    // ---- requests and answers ----
+
+    /// A complete request for `key` goes to the handler now.
+    pub(crate) fn on_request(&mut self, key: usize, request: &Request) {
+        self.stats.requests += 1;
+        self.conns[key].on_request(request, self.now);
+    }
+
+    /// A new deferral id, never given before.
+    pub(crate) fn next_deferral(&mut self) -> u64 {
+        self.last_deferral += 1;
+        self.last_deferral
+    }
+
+    /// After the handler (or a deferred answer) ran for `key`: a deferral it
+    /// made keeps `request` until answered.
+    pub(crate) fn after_answer(&mut self, key: usize, deferred: Option<(u64, Request)>) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some((id, request)) = deferred {
+            if !conn.is_closed() {
+                conn.on_defer(id, request, self.now);
+                self.stats.deferred += 1;
+            }
+        }
+        self.schedule(key);
+    }
+
+    /// Takes the request of deferral `id` on `key` to answer it now.
+    pub(crate) fn take_deferred(&mut self, key: usize, id: u64) -> Option<Box<Request>> {
+        self.conns.get_mut(key)?.take_deferred(id)
+    }
+
+    /// Queues a plain response on `key`, as its current request's answer.
+    /// `extra` headers go before the response's own; `head_only` leaves out
+    /// the body (a `HEAD`).
+    pub(crate) fn respond(
+        &mut self,
+        key: usize,
+        response: &Response,
+        extra: &[(String, String)],
+        head_only: bool,
+    ) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let out = response.encode(
+            conn.version(),
+            &self.date,
+            extra,
+            conn.keep_alive(),
+            head_only,
+        );
+        self.queue_bytes(key, Chunk::Owned(out));
+        let step = self.conns[key].on_response(self.now);
+        self.apply(key, step);
+    }
+
+    /// The current request of `key`, a `HEAD` for a stream, got the
+    /// stream's head as its answer (queued already).
+    pub(crate) fn answered_with_stream_head(&mut self, key: usize, chunked: bool) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            let step = conn.on_stream_head_only(chunked, self.now);
+            self.apply(key, step);
+        }
+    }
+
+    /// Answers a request the parser refused, then closes.
+    pub(crate) fn refuse(&mut self, key: usize, error: HttpError) {
+        self.stats.bad_requests += 1;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.on_refused(self.now);
+        // Not kept alive: `Connection: close` on HTTP/1.1, the default on 1.0.
+        let response = Response::text(error.status(), format!("{error}\n"));
+        let out = response.encode(conn.version(), &self.date, &[], false, false);
+        self.queue_bytes(key, Chunk::Owned(out));
+        self.schedule(key);
+    }
+
+    /// Answers the pending deferral of `key` with `status` (its deadline
+    /// passed, or the server is shutting down).
+    fn refuse_deferred(&mut self, key: usize, status: u16, why: &str) {
+        let Some(id) = self.conns.get(key).and_then(Conn::deferred_id) else {
+            return;
+        };
+        let Some(request) = self.take_deferred(key, id) else {
+            return;
+        };
+        let head_only = request.method() == "HEAD";
+        self.respond(key, &Response::text(status, why), &[], head_only);
+    }
+
+    // ---- streams ----
 
     /// Encodes `event` once, with the next automatic id when enabled.
     pub(crate) fn encode(&mut self, event: &Event) -> Result<Frame, FrameError> {
@@ -227,70 +434,255 @@ impl Core {
         }
     }
 
-    /// Notes that `key` has output to write this pass (or the next).
-    fn mark_dirty(&mut self, key: usize) {
-        let Some(entry) = self.conns.get_mut(key) else {
+    /// Opens a stream on `key`: claims a seid and queues the response head.
+    pub(crate) fn open_stream(
+        &mut self,
+        key: usize,
+        head: Chunk,
+        chunked: bool,
+    ) -> Result<Rc<str>, StreamError> {
+        if self.conns.get(key).is_none_or(Conn::is_closed) {
+            return Err(StreamError::Closed);
+        }
+        if self
+            .settings
+            .max_clients
+            .is_some_and(|max| self.seids.len() >= max)
+        {
+            return Err(StreamError::TooManyClients);
+        }
+        let seid = self
+            .generator
+            .generate()
+            .map_err(|e| StreamError::Generator(e.to_string()))?;
+        let seid = self.seids.claim(seid, key).map_err(StreamError::Seid)?;
+        let conn = &mut self.conns[key];
+        conn.on_stream_open(chunked, self.now);
+        conn.seid = Some(seid.clone());
+        self.stats.streams_opened += 1;
+        self.set_clients();
+        self.queue_bytes(key, head);
+        self.schedule(key);
+        Ok(seid)
+    }
+
+    /// Ends the stream on `key` cleanly: the last chunk on HTTP/1.1 (and the
+    /// connection stays for the next request if kept alive), a close on 1.0.
+    pub(crate) fn end_stream(&mut self, key: usize, reason: CloseReason) {
+        let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if !entry.conn.dirty {
-            entry.conn.dirty = true;
-            if entry.conn.is_streaming() {
-                self.dirty_streams.push_back(key);
+        let Some(chunked) = conn.stream_chunked() else {
+            return;
+        };
+        if chunked {
+            conn.queue.push(Chunk::Static(LAST_CHUNK), &mut self.spare);
+        }
+        let step = conn.on_stream_end(self.now);
+        if !conn.queue.is_empty() {
+            self.mark_dirty(key);
+        }
+        self.forget_stream(key, reason);
+        self.apply(key, step);
+    }
+
+    /// Ends the stream with `seid`.
+    pub(crate) fn end_seid(&mut self, seid: &str) -> Result<(), SendError> {
+        let key = self.seids.get(seid).ok_or(SendError::UnknownSeid)?;
+        self.end_stream(key, CloseReason::Done);
+        Ok(())
+    }
+
+    /// Removes a stream from the seid and topic indexes (it can no longer
+    /// be addressed) and notes it for `on_close`.
+    fn forget_stream(&mut self, key: usize, reason: CloseReason) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(seid) = conn.seid.take() else {
+            return;
+        };
+        self.seids.release(&seid);
+        for (topic, slot) in conn.topics.drain(..) {
+            if let Some(members) = self.topics.get_mut(&topic) {
+                members.remove(slot);
+                if members.is_empty() {
+                    self.topics.remove(&topic);
+                }
+            }
+        }
+        conn.topics = Vec::new();
+        self.stats.streams_closed += 1;
+        match reason {
+            CloseReason::Idle => self.stats.evicted_idle += 1,
+            CloseReason::QueueFull => self.stats.evicted_queue_full += 1,
+            CloseReason::Shutdown => self.stats.evicted_shutdown += 1,
+            _ => {}
+        }
+        self.closed_streams.push((seid, reason));
+        self.set_clients();
+    }
+
+    fn set_clients(&mut self) {
+        self.stats.clients = self.seids.len();
+        self.shared
+            .clients
+            .store(self.stats.clients, Ordering::Relaxed);
+    }
+
+    /// Adds the stream on `key` to `topic`.
+    pub(crate) fn subscribe(&mut self, key: usize, topic: &str) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.seid.is_none() || conn.topics.iter().any(|(t, _)| &**t == topic) {
+            return;
+        }
+        let name: Rc<str> = match self.topics.get_key_value(topic) {
+            Some((name, _)) => name.clone(),
+            None => Rc::from(topic),
+        };
+        let slot = self.topics.entry(name.clone()).or_default().insert(key);
+        conn.topics.push((name, slot));
+    }
+
+    /// The topics the stream with `seid` is subscribed to.
+    pub(crate) fn topics_of(&self, seid: &str) -> Vec<&str> {
+        self.seids
+            .get(seid)
+            .and_then(|k| self.conns.get(k))
+            .map(|c| c.topics.iter().map(|(t, _)| &**t).collect())
+            .unwrap_or_default()
+    }
+
+    // ---- output ----
+
+    /// Notes that `key` has output to write this pass (or the next).
+    fn mark_dirty(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !conn.dirty {
+            conn.dirty = true;
+            let entry = (key, conn.generation);
+            if conn.is_streaming() {
+                self.dirty_streams.push_back(entry);
             } else {
-                self.dirty_responses.push(key);
+                self.dirty_responses.push(entry);
             }
         }
     }
 
-    /// Writes queued output: every plain response, then up to
-    /// [`STREAM_FLUSH_BUDGET`] streams, oldest first.
-    pub(crate) fn flush_dirty(&mut self) {
-        let mut responses = std::mem::take(&mut self.dirty_responses);
-        for &key in &responses {
-            self.flush(key);
+    /// Takes `entry` off a dirty list: answers its key if it is still the
+    /// same connection (and clears its mark), `None` for a stale entry.
+    fn undirty(&mut self, (key, generation): Dirty) -> Option<usize> {
+        let conn = self.conns.get_mut(key)?;
+        if conn.generation != generation {
+            return None;
         }
-        responses.clear();
-        self.dirty_responses = responses;
-        for _ in 0..STREAM_FLUSH_BUDGET {
-            let Some(key) = self.dirty_streams.pop_front() else {
-                break;
-            };
-            self.flush(key);
+        conn.dirty = false;
+        Some(key)
+    }
+
+    /// The next connection with a plain response to write.
+    pub(crate) fn next_dirty_response(&mut self) -> Option<usize> {
+        while let Some(entry) = self.dirty_responses.pop() {
+            if let Some(key) = self.undirty(entry) {
+                return Some(key);
+            }
         }
+        None
+    }
+
+    /// The next stream with output to write, oldest first.
+    pub(crate) fn next_dirty_stream(&mut self) -> Option<usize> {
+        while let Some(entry) = self.dirty_streams.pop_front() {
+            if let Some(key) = self.undirty(entry) {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// The next queue to write before anything else happens.
+    pub(crate) fn next_urgent(&mut self) -> Option<usize> {
+        self.urgent.pop()
+    }
+
+    /// Whether `key` has output that a write could send now.
+    pub(crate) fn wants_write(&self, key: usize) -> bool {
+        self.conns
+            .get(key)
+            .is_some_and(|c| !c.is_closed() && !c.queue.is_empty())
+    }
+
+    /// Whether `key` has a plain answer queued (written at once, not at the
+    /// end of the pass).
+    pub(crate) fn has_answer_queued(&self, key: usize) -> bool {
+        self.conns
+            .get(key)
+            .is_some_and(|c| !c.is_streaming() && c.dirty)
+    }
+
+    /// The write queue of `key` and the spare buffers it gives back to.
+    pub(crate) fn queue_of(
+        &mut self,
+        key: usize,
+    ) -> Option<(&mut crate::queue::WriteQueue, &mut SpareBuffers)> {
+        let conn = self.conns.get_mut(key)?;
+        Some((&mut conn.queue, &mut self.spare))
+    }
+
+    /// What a write of `key`'s queue did. Answers whether the socket's write
+    /// side must be shut down now.
+    pub(crate) fn on_flushed(&mut self, key: usize, result: io::Result<Flushed>) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        let step = match result {
+            Ok(done) => {
+                self.stats.bytes_written += done.bytes as u64;
+                self.stats.write_calls += done.syscalls as u64;
+                self.stats.frames_written += done.frames as u64;
+                if conn.queue.len() > self.settings.max_queue {
+                    conn.close(CloseReason::QueueFull)
+                } else {
+                    conn.on_flushed(done.bytes, self.now)
+                }
+            }
+            Err(e) => conn.on_write_error(e.kind()),
+        };
+        self.apply(key, step)
     }
 
     /// Queues raw bytes (a response head or body) on a connection.
     pub(crate) fn queue_bytes(&mut self, key: usize, chunk: Chunk) {
-        if let Some(entry) = self.conns.get_mut(key) {
-            entry.conn.queue.push(chunk, &mut self.spare);
+        if let Some(conn) = self.conns.get_mut(key) {
+            if conn.is_closed() {
+                return;
+            }
+            conn.queue.push(chunk, &mut self.spare);
             self.mark_dirty(key);
         }
     }
 
-    /// Queues a frame on a stream, evicting the client if that takes its
-    /// queue past the cap.
+    /// Queues a frame on a stream. A queue past [`FLUSH_EARLY`] (or the cap)
+    /// is written as soon as the current handler call or command returns,
+    /// and a client still past the cap then is evicted.
     pub(crate) fn queue_frame(&mut self, key: usize, frame: &Frame) {
-        let Some(entry) = self.conns.get_mut(key) else {
+        let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let Phase::Streaming { chunked } = entry.conn.phase else {
+        let Some(chunked) = conn.stream_chunked() else {
             return;
         };
-        entry
-            .conn
-            .queue
+        conn.queue
             .push(Chunk::Frame(frame.clone(), chunked), &mut self.spare);
-        let queued = entry.conn.queue.len();
+        let queued = conn.queue.len();
         self.stats.frames_queued += 1;
         self.mark_dirty(key);
-        let queued = if queued > FLUSH_EARLY {
-            self.flush(key);
-            self.conns.get(key).map_or(0, |e| e.conn.queue.len())
-        } else {
-            queued
-        };
-        if queued > self.settings.max_queue {
-            self.close(key, CloseReason::QueueFull);
+        if queued > FLUSH_EARLY.min(self.settings.max_queue) && self.urgent.last() != Some(&key) {
+            self.urgent.push(key);
         }
     }
 
@@ -329,7 +721,6 @@ impl Core {
     /// Queues `frame` on each of `keys` (taken from `fanout_keys`, whose
     /// allocation is given back, so a fan-out allocates nothing).
     fn queue_frame_on(&mut self, keys: &mut Vec<usize>, frame: &Frame) -> usize {
-        // Collected first: queueing can evict, which edits the indexes.
         for &key in keys.iter() {
             self.queue_frame(key, frame);
         }
@@ -339,226 +730,95 @@ impl Core {
         count
     }
 
-    /// Adds the stream on `key` to `topic`.
-    pub(crate) fn subscribe(&mut self, key: usize, topic: &str) {
-        let Some(entry) = self.conns.get_mut(key) else {
-            return;
-        };
-        if entry.conn.seid.is_none() || entry.conn.topics.iter().any(|(t, _)| &**t == topic) {
-            return;
-        }
-        let name: Rc<str> = match self.topics.get_key_value(topic) {
-            Some((name, _)) => name.clone(),
-            None => Rc::from(topic),
-        };
-        let slot = self.topics.entry(name.clone()).or_default().insert(key);
-        entry.conn.topics.push((name, slot));
-    }
-
-    /// The topics the stream with `seid` is subscribed to.
-    pub(crate) fn topics_of(&self, seid: &str) -> Vec<&str> {
-        self.seids
-            .get(seid)
-            .and_then(|k| self.conns.get(k))
-            .map(|e| e.conn.topics.iter().map(|(t, _)| &**t).collect())
-            .unwrap_or_default()
-    }
-
-    /// Opens a stream on `key`: claims a seid and writes the response head.
-    pub(crate) fn open_stream(
-        &mut self,
-        key: usize,
-        head: Chunk,
-        chunked: bool,
-    ) -> Result<Rc<str>, crate::reply::StreamError> {
-        use crate::reply::StreamError;
-        if self
-            .settings
-            .max_clients
-            .is_some_and(|max| self.seids.len() >= max)
-        {
-            return Err(StreamError::TooManyClients);
-        }
-        let seid = self
-            .generator
-            .generate()
-            .map_err(|e| StreamError::Generator(e.to_string()))?;
-        let seid = self.seids.claim(seid, key).map_err(StreamError::Seid)?;
-        let now = self.now;
-        let entry = &mut self.conns[key];
-        entry.conn.set_phase(Phase::Streaming { chunked }, now);
-        entry.conn.last_write = now;
-        entry.conn.seid = Some(seid.clone());
-        // An idle stream keeps no read buffer.
-        entry.conn.reader.release();
-        self.stats.streams_opened += 1;
-        self.set_clients();
-        self.queue_bytes(key, head);
-        self.schedule(key);
-        Ok(seid)
-    }
-
-    /// Ends the stream on `key` cleanly: the last chunk on HTTP/1.1 (and the
-    /// connection stays for the next request if kept alive), a close on 1.0.
-    pub(crate) fn end_stream(&mut self, key: usize, reason: CloseReason) {
-        let Some(entry) = self.conns.get_mut(key) else {
-            return;
-        };
-        let Phase::Streaming { chunked } = entry.conn.phase else {
-            return;
-        };
-        if chunked {
-            entry
-                .conn
-                .queue
-                .push(Chunk::Static(LAST_CHUNK), &mut self.spare);
-        }
-        let now = self.now;
-        if chunked && entry.conn.keep_alive && !entry.conn.read_closed {
-            entry.conn.set_phase(Phase::Reading, now);
-            self.resume.push(key);
-        } else {
-            entry.conn.set_phase(Phase::Draining, now);
-        }
-        if entry.conn.queue.is_empty() {
-            if matches!(entry.conn.phase, Phase::Draining) {
-                self.close(key, CloseReason::Done);
-            }
-        } else {
-            self.mark_dirty(key);
-        }
-        self.forget_stream(key, reason);
-        self.schedule(key);
-    }
-
-    /// Ends the stream with `seid`.
-    pub(crate) fn end_seid(&mut self, seid: &str) -> Result<(), SendError> {
-        let key = self.seids.get(seid).ok_or(SendError::UnknownSeid)?;
-        self.end_stream(key, CloseReason::Done);
-        Ok(())
-    }
-
-    /// Removes a stream from the seid and topic indexes (it can no longer
-    /// be addressed) and notes it for `on_close`.
-    fn forget_stream(&mut self, key: usize, reason: CloseReason) {
-        let Some(entry) = self.conns.get_mut(key) else {
-            return;
-        };
-        let Some(seid) = entry.conn.seid.take() else {
-            return;
-        };
-        self.seids.release(&seid);
-        for (topic, slot) in entry.conn.topics.drain(..) {
-            if let Some(members) = self.topics.get_mut(&topic) {
-                members.remove(slot);
-                if members.is_empty() {
-                    self.topics.remove(&topic);
-                }
-            }
-        }
-        entry.conn.topics = Vec::new();
-        self.stats.streams_closed += 1;
-        match reason {
-            CloseReason::Idle => self.stats.evicted_idle += 1,
-            CloseReason::QueueFull => self.stats.evicted_queue_full += 1,
-            CloseReason::Shutdown => self.stats.evicted_shutdown += 1,
-            _ => {}
-        }
-        self.closed_streams.push((seid, reason));
-        self.set_clients();
-    }
-
-    fn set_clients(&mut self) {
-        self.stats.clients = self.seids.len();
-        self.shared
-            .clients
-            .store(self.stats.clients, Ordering::Relaxed);
-    }
-
-    /// Marks `key` for removal at the end of the pass; from now on it is
-    /// unreachable by seid and gets no more output.
-    pub(crate) fn close(&mut self, key: usize, reason: CloseReason) {
-        let Some(entry) = self.conns.get_mut(key) else {
-            return;
-        };
-        if entry.conn.closing.is_some() {
-            return;
-        }
-        entry.conn.closing = Some(reason);
-        entry.conn.queue.clear(&mut self.spare);
-        self.closing.push(key);
-        self.forget_stream(key, reason);
-    }
-
-    /// Writes what `key` has queued.
-    pub(crate) fn flush(&mut self, key: usize) {
-        let Some(entry) = self.conns.get_mut(key) else {
-            return;
-        };
-        entry.conn.dirty = false;
-        if entry.conn.closing.is_some() || entry.conn.queue.is_empty() {
-            return;
-        }
-        match entry.conn.queue.flush(&mut entry.socket, &mut self.spare) {
-            Ok(done) => {
-                if done.bytes > 0 {
-                    entry.conn.last_write = self.now;
-                }
-                self.stats.bytes_written += done.bytes as u64;
-                self.stats.write_calls += done.syscalls as u64;
-                self.stats.frames_written += done.frames as u64;
-                if !entry.conn.queue.is_empty() {
-                    return;
-                }
-                if matches!(entry.conn.phase, Phase::Draining) {
-                    if !entry.conn.linger || entry.conn.read_closed {
-                        self.close(key, CloseReason::Done);
-                        return;
-                    }
-                    // Half-close and linger for the client's EOF.
-                    let _ = entry.socket.shutdown(std::net::Shutdown::Write);
-                }
-                // An empty queue can bring the deadline closer (a heartbeat
-                // is only due behind nothing; a drained close lingers briefly).
-                self.schedule(key);
-            }
-            Err(e) => {
-                let reason = match e.kind() {
-                    std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted => CloseReason::ClientGone,
-                    _ => CloseReason::IoError,
-                };
-                self.close(key, reason);
-            }
-        }
-    }
+    // ---- time ----
 
     /// Makes sure `key`'s timer fires no later than its deadline. Timers are
     /// lazy: writes do not move them; a timer that fires early is set again.
     pub(crate) fn schedule(&mut self, key: usize) {
         let timeouts = self.settings.timeouts;
-        let Some(entry) = self.conns.get_mut(key) else {
+        let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let at = entry.conn.deadline(&timeouts);
-        if let Some((timer, set_at)) = entry.conn.timer {
+        let at = conn.deadline(&timeouts);
+        if let Some((timer, set_at)) = conn.timer {
             if set_at <= at {
                 return;
             }
             self.timers.cancel(timer);
+            conn.timer = None;
+        }
+        if at == u64::MAX {
+            return;
         }
         let tick = at.div_ceil(TICK_MS);
-        let timer = self.timers.insert(tick, (key, entry.conn.generation));
-        entry.conn.timer = Some((timer, at));
+        let timer = self.timers.insert(tick, (key, conn.generation));
+        conn.timer = Some((timer, at));
+    }
+
+    /// Fires the timers due by `now`: heartbeats (queued as urgent, so the
+    /// next deadline counts from their write), deadlines and evictions.
+    pub(crate) fn fire_timers(&mut self, fired: &mut Vec<(usize, u64)>) {
+        let now = self.now;
+        self.timers.advance(now / TICK_MS, fired);
+        let timeouts = self.settings.timeouts;
+        for (key, generation) in fired.drain(..) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.generation != generation {
+                continue; // a timer of an earlier connection in this slot
+            }
+            conn.timer = None;
+            match conn.on_timeout(now, &timeouts) {
+                Due::Later(_) => {}
+                Due::Heartbeat => {
+                    self.heartbeat(key);
+                    self.urgent.push(key);
+                }
+                Due::HeadTimeout => {
+                    self.stats.head_timeouts += 1;
+                    if conn.reader.is_idle() {
+                        // An idle keep-alive connection: just close it.
+                        self.close(key, CloseReason::HeadTimeout);
+                    } else {
+                        self.refuse(key, HttpError::Timeout);
+                    }
+                }
+                Due::AnswerTimeout => {
+                    self.stats.deferred_timeouts += 1;
+                    let why = "no answer came in time\n";
+                    self.refuse_deferred(key, 504, why);
+                }
+                Due::Idle => self.close(key, CloseReason::Idle),
+                Due::LingerOver => self.close(key, CloseReason::Done),
+            }
+            self.schedule(key);
+        }
     }
 
     /// Queues a heartbeat comment on a stream.
-    pub(crate) fn heartbeat(&mut self, key: usize) {
-        if let Some(Phase::Streaming { chunked }) = self.conns.get(key).map(|e| &e.conn.phase) {
-            let bytes = if *chunked { HEARTBEAT_CHUNK } else { HEARTBEAT };
+    fn heartbeat(&mut self, key: usize) {
+        if let Some(chunked) = self.conns.get(key).and_then(Conn::stream_chunked) {
+            let bytes = if chunked { HEARTBEAT_CHUNK } else { HEARTBEAT };
             self.stats.heartbeats += 1;
             self.queue_bytes(key, Chunk::Static(bytes));
+        }
+    }
+
+    /// Begins a shutdown on every connection: streams end cleanly, pending
+    /// answers get `503`, idle connections close, the rest drain.
+    pub(crate) fn shutdown_all(&mut self) {
+        for key in self.keys() {
+            let now = self.now;
+            match self.conns[key].on_shutdown(now) {
+                ShutdownStep::EndStream => self.end_stream(key, CloseReason::Shutdown),
+                ShutdownStep::RefuseDeferred => {
+                    self.refuse_deferred(key, 503, "the server is shutting down\n");
+                }
+                ShutdownStep::Close => self.close(key, CloseReason::Shutdown),
+                ShutdownStep::Drain | ShutdownStep::Nothing => {}
+            }
+            self.schedule(key);
         }
     }
 }

@@ -1,16 +1,39 @@
 //! The `Send + Sync` handle other threads use to reach the loop: each call
 //! becomes a command on a channel, and a `mio::Waker` wakes the loop to run
 //! it through the same paths a handler uses.
+//!
+//! # From the loop's own thread
+//!
+//! A handler runs on the loop's thread, so a call that waits for the loop
+//! ([`Handle::send_to`], [`Handle::end`],
+//! [`Deferred::answer`](crate::Deferred::answer)) would wait for itself
+//! forever. Those calls check the thread and refuse there with
+//! [`SendError::OnLoopThread`] (or [`AnswerError::OnLoopThread`]); a
+//! handler uses [`Reply`](crate::Reply)'s methods of the same names, which
+//! act at once. The calls that do not wait ([`Handle::broadcast`],
+//! [`Handle::publish`], [`Handle::shutdown`],
+//! [`Deferred::answer_nowait`](crate::Deferred::answer_nowait)) work
+//! anywhere: from the loop's thread they run once the handler returns.
 
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::core::{SendError, Shared};
+use crate::core::{Core, Shared};
+use crate::error::{AnswerError, SendError};
 use crate::frame::Event;
+
+/// A deferred answer, run on the loop with its state: `Err(Gone)` when the
+/// request can no longer be answered.
+pub(crate) type Job = Box<dyn FnOnce(&mut Core, &Handle) -> Result<(), AnswerError> + Send>;
 
 /// What another thread asks of the loop.
 pub(crate) enum Command {
+    Answer {
+        job: Job,
+        /// Where to say how it went, for a caller that waits.
+        done: Option<mpsc::SyncSender<Result<(), AnswerError>>>,
+    },
     SendTo {
         seid: String,
         event: Event,
@@ -69,15 +92,26 @@ impl Handle {
         Handle { tx, waker, shared }
     }
 
-    fn submit(&self, command: Command) -> Result<(), SendError> {
+    pub(crate) fn submit(&self, command: Command) -> Result<(), SendError> {
         self.tx.send(command).map_err(|_| SendError::Stopped)?;
         self.waker.wake().map_err(|_| SendError::Stopped)
     }
 
+    /// Whether the caller is the loop's own thread, where waiting for the
+    /// loop would never end.
+    pub(crate) fn on_loop_thread(&self) -> bool {
+        self.shared.on_loop_thread()
+    }
+
+    /// Submits a command and waits for the loop's answer; refused on the
+    /// loop's own thread.
     fn ask(
         &self,
         make: impl FnOnce(mpsc::SyncSender<Result<(), SendError>>) -> Command,
     ) -> Result<(), SendError> {
+        if self.on_loop_thread() {
+            return Err(SendError::OnLoopThread);
+        }
         let (answer, result) = mpsc::sync_channel(1);
         self.submit(make(answer))?;
         result.recv().unwrap_or(Err(SendError::Stopped))
@@ -88,7 +122,9 @@ impl Handle {
     ///
     /// # Errors
     /// [`SendError::UnknownSeid`], [`SendError::Frame`] (checked on the
-    /// calling thread), or [`SendError::Stopped`].
+    /// calling thread), [`SendError::Stopped`], or
+    /// [`SendError::OnLoopThread`] from a handler (use
+    /// [`Reply::send_to`](crate::Reply::send_to) there).
     pub fn send_to(&self, seid: &str, event: impl Into<Event>) -> Result<(), SendError> {
         let event = event.into();
         event.validate()?;
@@ -102,7 +138,9 @@ impl Handle {
     /// Ends the stream with `seid` and waits for the loop to do it.
     ///
     /// # Errors
-    /// [`SendError::UnknownSeid`] or [`SendError::Stopped`].
+    /// [`SendError::UnknownSeid`], [`SendError::Stopped`], or
+    /// [`SendError::OnLoopThread`] from a handler (use
+    /// [`Reply::end_seid`](crate::Reply::end_seid) there).
     pub fn end(&self, seid: &str) -> Result<(), SendError> {
         self.ask(|answer| Command::End {
             seid: seid.to_owned(),

@@ -1,5 +1,5 @@
 //! HTTP/1.x on the wire: request heads parsed with `httparse`, request bodies
-//! (`Content-Length` or chunked), query decoding, and response heads. Pure:
+//! (`Content-Length` or chunked), query decoding. Pure:
 //! bytes in, a typed result out; nothing here touches a socket.
 //!
 //! Every buffer has a limit ([`Limits`]); going past one is an [`HttpError`]
@@ -224,45 +224,6 @@ impl Request {
 
     pub(crate) fn set_body(&mut self, body: Vec<u8>) {
         self.body = body;
-    }
-
-    /// A request built directly, for handlers' unit tests.
-    pub fn for_test(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
-        let (path, query) = split_target(target);
-        let mut head = Vec::new();
-        let mut append = |bytes: &[u8]| {
-            let start = head.len();
-            head.extend_from_slice(bytes);
-            start..head.len()
-        };
-        let method = append(method.as_bytes());
-        append(b" ");
-        let path = append(path.as_bytes());
-        append(b" HTTP/1.1\r\n");
-        let headers = headers
-            .iter()
-            .map(|(name, value)| {
-                let name = append(name.as_bytes());
-                append(b": ");
-                let value = append(value.as_bytes());
-                append(b"\r\n");
-                (name, value)
-            })
-            .collect();
-        append(b"\r\n");
-        Request {
-            head: head.into_boxed_slice(),
-            method,
-            path,
-            headers,
-            query: decode_query(query).unwrap_or_default(),
-            version: Version::Http11,
-            keep_alive: true,
-            expects_continue: false,
-            framing: BodyFraming::None,
-            body: body.to_vec(),
-            peer: SocketAddr::from(([127, 0, 0, 1], 0)),
-        }
     }
 }
 
@@ -922,26 +883,6 @@ pub fn valid_header(name: &str, value: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
         && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
-}
-
-/// Writes a status line (`HTTP/1.1 200 OK\r\n`).
-pub(crate) fn push_status_line(out: &mut Vec<u8>, version: Version, status: u16) {
-    out.extend_from_slice(match version {
-        Version::Http10 => b"HTTP/1.0 ",
-        Version::Http11 => b"HTTP/1.1 ",
-    });
-    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Writes one header line.
-pub(crate) fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

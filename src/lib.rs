@@ -58,12 +58,15 @@ pub mod auth;
 mod conn;
 mod core;
 mod date;
+mod error;
 pub mod frame;
 mod handle;
 pub mod http;
 mod listen;
 pub mod parse;
+mod queue;
 mod reply;
+mod response;
 pub mod seid;
 mod server;
 pub mod timer;
@@ -74,13 +77,15 @@ pub mod timer;
 pub struct ReadmeDoctests;
 
 pub use crate::conn::CloseReason;
-pub use crate::core::{SendError, Stats};
+pub use crate::core::Stats;
+pub use crate::error::{AnswerError, SendError, StreamError};
 pub use crate::frame::{Event, Frame, FrameError};
 pub use crate::handle::Handle;
 pub use crate::http::{HttpError, Request, Version};
-pub use crate::reply::{Reply, Response, StreamError};
+pub use crate::reply::{Deferred, Reply};
+pub use crate::response::Response;
 pub use crate::seid::{RandomSeid, SeidError, SeidGenerator};
 pub use crate::server::{
-    Builder, Handler, Server, DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_SERVER_TIMEOUT,
-    DEFAULT_SHUTDOWN_GRACE,
+    Builder, Handler, Server, DEFAULT_ANSWER_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_QUEUE,
+    DEFAULT_SERVER_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
 };

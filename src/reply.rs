@@ -2,145 +2,16 @@
 //! an event stream and send on it; and, like the seed's `reply`, reach every
 //! other stream by seid or topic.
 
-use std::fmt;
 use std::rc::Rc;
 
-use crate::conn::{Chunk, CloseReason, Phase};
-use crate::core::{Core, SendError, Stats};
-use crate::date::HttpDate;
+use crate::conn::CloseReason;
+use crate::core::{Core, Stats};
+use crate::error::{AnswerError, SendError, StreamError};
 use crate::frame::{Event, Frame};
-use crate::handle::Handle;
-use crate::http::{push_header, push_status_line, valid_header, Request, Version};
-use crate::seid::SeidError;
-
-/// A plain (non-stream) response: a status, headers and a body. It is sent
-/// with `Content-Length`, except a `1xx`, `204` or `304`: those end with
-/// their head (RFC 9112 §6.3), so they go without a body or a length.
-///
-/// ```
-/// use sseloop::Response;
-/// let r = Response::text(404, "no such client\n").header("X-Reason", "unknown seid");
-/// # drop(r);
-/// ```
-#[derive(Clone, Debug)]
-pub struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    /// A response with `status` and no body.
-    pub fn new(status: u16) -> Self {
-        Response {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-
-    /// A `text/plain; charset=utf-8` response.
-    pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Response::new(status)
-            .header("Content-Type", "text/plain; charset=utf-8")
-            .body(body.into().into_bytes())
-    }
-
-    /// Adds a header. Invalid names or values (CR, LF, NUL) make
-    /// [`Reply::respond`] fail with [`StreamError::InvalidHeader`].
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// Sets the body.
-    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = body.into();
-        self
-    }
-
-    /// The status code.
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
-    /// The response's bytes for a request of `version`: the status line,
-    /// `Date`, the reply's `extra` headers and then its own, the framing
-    /// and connection headers, and the body unless `head_only` (a `HEAD`).
-    /// Every plain response, the handler's or the loop's refusal, is made
-    /// here.
-    pub(crate) fn encode(
-        &self,
-        version: Version,
-        date: &HttpDate,
-        extra: &[(String, String)],
-        keep_alive: bool,
-        head_only: bool,
-    ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128 + self.body.len());
-        push_status_line(&mut out, version, self.status);
-        push_header(&mut out, "Date", date.value());
-        for (name, value) in extra.iter().chain(&self.headers) {
-            push_header(&mut out, name, value.as_bytes());
-        }
-        // A body after these would be read as the next response, and a
-        // length is forbidden on 1xx and 204 (RFC 9110 §8.6).
-        let bodiless = matches!(self.status, 100..=199 | 204 | 304);
-        if !bodiless {
-            push_header(
-                &mut out,
-                "Content-Length",
-                itoa::Buffer::new().format(self.body.len()).as_bytes(),
-            );
-        }
-        match (version, keep_alive) {
-            (Version::Http11, false) => push_header(&mut out, "Connection", b"close"),
-            (Version::Http10, true) => push_header(&mut out, "Connection", b"keep-alive"),
-            _ => {}
-        }
-        out.extend_from_slice(b"\r\n");
-        if !head_only && !bodiless {
-            out.extend_from_slice(&self.body);
-        }
-        out
-    }
-}
-
-/// Errors from answering a request or opening its stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StreamError {
-    /// The request was already answered (a response, or a stream).
-    AlreadyAnswered,
-    /// A header name or value is invalid (it would split the response head).
-    InvalidHeader(String),
-    /// The seid generator gave a seid that cannot be used.
-    Seid(SeidError),
-    /// The seid generator failed.
-    Generator(String),
-    /// As many streams are live as [`Builder::max_clients`](crate::Builder::max_clients)
-    /// allows; answer `503` with `Retry-After`, say.
-    TooManyClients,
-    /// The request is a `HEAD`: it was answered with the head a `GET` would
-    /// get, and a response to `HEAD` has no body, so no stream was opened.
-    HeadRequest,
-}
-
-impl fmt::Display for StreamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StreamError::AlreadyAnswered => f.write_str("the request was already answered"),
-            StreamError::InvalidHeader(h) => write!(f, "invalid header {h:?}"),
-            StreamError::Seid(e) => e.fmt(f),
-            StreamError::Generator(e) => write!(f, "seid generator failed: {e}"),
-            StreamError::TooManyClients => f.write_str("too many clients"),
-            StreamError::HeadRequest => {
-                f.write_str("a HEAD request gets the stream's head and no stream")
-            }
-        }
-    }
-}
-
-impl std::error::Error for StreamError {}
+use crate::handle::{Command, Handle};
+use crate::http::{valid_header, Request, Version};
+use crate::queue::Chunk;
+use crate::response::{stream_head, Response, STREAM_HEAD_10, STREAM_HEAD_11};
 
 /// Where the reply is in answering its request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,60 +20,8 @@ enum State {
     Responded,
     Streaming(Rc<str>),
     Ended,
-}
-
-/// The stream response heads, but for `Date`: it and any extra headers go
-/// before the final CRLF.
-const STREAM_HEAD_11: &[u8] = b"HTTP/1.1 200 OK\r\n\
-Content-Type: text/event-stream\r\n\
-Cache-Control: no-cache\r\n\
-X-Accel-Buffering: no\r\n\
-Transfer-Encoding: chunked\r\n\r\n";
-const STREAM_HEAD_10: &[u8] = b"HTTP/1.0 200 OK\r\n\
-Content-Type: text/event-stream\r\n\
-Cache-Control: no-cache\r\n\
-X-Accel-Buffering: no\r\n\
-Connection: close\r\n\r\n";
-
-/// This second's stream heads, `Date` included. A head differs from the
-/// next stream's only when the second changes, so the streams opened in one
-/// second queue one shared copy, built when the first of them opens.
-#[derive(Default)]
-pub(crate) struct StreamHeads {
-    /// The second they show, once built.
-    second: Option<u64>,
-    http11: Rc<[u8]>,
-    http10: Rc<[u8]>,
-}
-
-impl StreamHeads {
-    fn get(&mut self, date: &HttpDate, version: Version) -> Rc<[u8]> {
-        if self.second != Some(date.second()) {
-            self.http11 = stream_head(STREAM_HEAD_11, date, &[], false).into();
-            self.http10 = stream_head(STREAM_HEAD_10, date, &[], false).into();
-            self.second = Some(date.second());
-        }
-        match version {
-            Version::Http11 => self.http11.clone(),
-            Version::Http10 => self.http10.clone(),
-        }
-    }
-}
-
-/// `whole` (one of the stream heads) with `Date`, the `extra` headers and,
-/// if `close`, `Connection: close`.
-fn stream_head(whole: &[u8], date: &HttpDate, extra: &[(String, String)], close: bool) -> Vec<u8> {
-    let mut head = Vec::with_capacity(whole.len() + 64);
-    head.extend_from_slice(&whole[..whole.len() - 2]);
-    push_header(&mut head, "Date", date.value());
-    for (name, value) in extra {
-        push_header(&mut head, name, value.as_bytes());
-    }
-    if close {
-        push_header(&mut head, "Connection", b"close");
-    }
-    head.extend_from_slice(b"\r\n");
-    head
+    /// The answer comes later, as this deferral.
+    Deferred(u64),
 }
 
 /// A handler's answer to one request.
@@ -261,27 +80,19 @@ impl<'a> Reply<'a> {
     /// Answers with a plain response.
     ///
     /// # Errors
-    /// [`StreamError::AlreadyAnswered`], or [`StreamError::InvalidHeader`]
-    /// (then a `500` is sent instead).
+    /// [`StreamError::AlreadyAnswered`]; [`StreamError::InvalidHeader`] or
+    /// [`StreamError::InvalidStatus`] (then a `500` is sent instead).
     pub fn respond(&mut self, response: Response) -> Result<(), StreamError> {
         if self.state != State::Unanswered {
             return Err(StreamError::AlreadyAnswered);
         }
-        if let Some((name, _)) = response.headers.iter().find(|(n, v)| !valid_header(n, v)) {
-            let name = name.clone();
-            self.respond(Response::text(500, "invalid response header\n"))?;
-            return Err(StreamError::InvalidHeader(name));
+        if let Err(e) = response.check() {
+            self.respond(Response::text(500, "invalid response\n"))?;
+            return Err(e);
         }
         self.state = State::Responded;
-        let keep_alive = self.core.conns[self.key].conn.keep_alive;
-        let out = response.encode(
-            self.version,
-            &self.core.date,
-            &self.headers,
-            keep_alive,
-            self.head_request,
-        );
-        self.core.queue_bytes(self.key, Chunk::Owned(out));
+        let (key, head_only) = (self.key, self.head_request);
+        self.core.respond(key, &response, &self.headers, head_only);
         Ok(())
     }
 
@@ -324,16 +135,10 @@ impl<'a> Reply<'a> {
 
     /// Whether an HTTP/1.1 stream head must add `Connection: close`: the
     /// request asked to close (RFC 9112 §9.6). The HTTP/1.0 head already
-    /// says it, so that connection is made to close after the response.
-    fn stream_closes_connection(&mut self) -> bool {
-        let conn = &mut self.core.conns[self.key].conn;
-        match self.version {
-            Version::Http10 => {
-                conn.keep_alive = false;
-                false
-            }
-            Version::Http11 => !conn.keep_alive,
-        }
+    /// says it (such a stream ends with a close).
+    fn stream_closes_connection(&self) -> bool {
+        let keep_alive = self.core.conn(self.key).is_some_and(|c| c.keep_alive());
+        self.version == Version::Http11 && !keep_alive
     }
 
     /// Answers a `HEAD` request for a stream with the stream's head `whole`
@@ -343,6 +148,8 @@ impl<'a> Reply<'a> {
         let head = stream_head(whole, &self.core.date, &self.headers, close);
         self.state = State::Responded;
         self.core.queue_bytes(self.key, Chunk::Owned(head));
+        let chunked = self.version == Version::Http11;
+        self.core.answered_with_stream_head(self.key, chunked);
         StreamError::HeadRequest
     }
 
@@ -384,7 +191,8 @@ impl<'a> Reply<'a> {
         match self.state {
             State::Ended => Err(SendError::Ended),
             State::Responded => Err(SendError::NotStreaming),
-            _ if self.core.conns[self.key].conn.closing.is_some() => Err(SendError::Ended),
+            State::Deferred(_) => Err(SendError::NotStreaming),
+            _ if self.core.conn(self.key).is_none_or(|c| c.is_closed()) => Err(SendError::Ended),
             _ => Ok(()),
         }
     }
@@ -502,16 +310,142 @@ impl<'a> Reply<'a> {
         self.handle.clone()
     }
 
-    /// Whether the handler answered the request in any way.
-    pub(crate) fn answered(&self) -> bool {
-        self.state != State::Unanswered
+    /// Answers later: the request waits, with the connection's later
+    /// requests behind it, until the [`Deferred`] token this returns answers
+    /// it from any thread (or from a later handler call), and the loop goes
+    /// on serving everyone else meanwhile. Nobody answering within
+    /// [`Builder::answer_timeout`](crate::Builder::answer_timeout) (30 s by
+    /// default) answers `504`; a client that leaves first frees everything,
+    /// and the token's answer then fails with [`AnswerError::Gone`].
+    ///
+    /// ```no_run
+    /// use sseloop::{Reply, Request, Response, Server};
+    /// let server = Server::builder().bind("127.0.0.1:0")?.build(|_req: &Request, reply: &mut Reply<'_>| {
+    ///     let Ok(later) = reply.defer() else { return };
+    ///     std::thread::spawn(move || {
+    ///         let answer = Response::text(200, "looked up\n"); // after a slow lookup, say
+    ///         let _ = later.respond(answer);
+    ///     });
+    /// })?;
+    /// # drop(server);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`StreamError::AlreadyAnswered`] once answered.
+    pub fn defer(&mut self) -> Result<Deferred, StreamError> {
+        if self.state != State::Unanswered {
+            return Err(StreamError::AlreadyAnswered);
+        }
+        let id = self.core.next_deferral();
+        self.state = State::Deferred(id);
+        Ok(Deferred {
+            handle: self.handle.clone(),
+            key: self.key,
+            id,
+        })
     }
 
-    /// Whether the connection is free for the next request.
-    pub(crate) fn conn_ready_for_next(&self) -> bool {
-        self.core
-            .conns
-            .get(self.key)
-            .is_some_and(|e| e.conn.closing.is_none() && matches!(e.conn.phase, Phase::Reading))
+    /// Ends the handler's turn: an unanswered request gets `404`; answers
+    /// the deferral made, if any.
+    pub(crate) fn finish(mut self) -> Option<u64> {
+        match self.state {
+            State::Unanswered => {
+                let _ = self.respond(Response::text(404, "not found\n"));
+                None
+            }
+            State::Deferred(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// A request whose answer comes later: the token [`Reply::defer`] gives.
+///
+/// It is `Send`, so any thread can answer, after a round trip to a database
+/// or a broker, say; it carries a [`Handle`] to reach the loop. Each token
+/// answers its own request once: a token whose client has left, whose
+/// deadline passed, or whose connection slot now serves another client gets
+/// [`AnswerError::Gone`], never someone else's request. Dropping it unused
+/// leaves the request to its deadline (`504`).
+#[derive(Debug)]
+#[must_use = "the request waits for this token's answer (or its deadline)"]
+pub struct Deferred {
+    handle: Handle,
+    key: usize,
+    id: u64,
+}
+
+impl Deferred {
+    /// Answers with a plain response and waits until the loop has queued it.
+    ///
+    /// # Errors
+    /// [`AnswerError::Gone`], [`AnswerError::Stopped`], or
+    /// [`AnswerError::OnLoopThread`] (use
+    /// [`answer_nowait`](Deferred::answer_nowait) there).
+    pub fn respond(self, response: Response) -> Result<(), AnswerError> {
+        self.answer(move |_req: &Request, reply: &mut Reply<'_>| {
+            let _ = reply.respond(response);
+        })
+    }
+
+    /// Runs `answer` on the loop with the request and a [`Reply`] for it,
+    /// exactly as a handler would (respond, or open the stream and send on
+    /// it, subscribe it, defer again), and waits until it has run.
+    ///
+    /// # Errors
+    /// [`AnswerError::Gone`] when the request can no longer be answered (its
+    /// client left, its deadline passed, the server is shutting down; then
+    /// `answer` does not run); [`AnswerError::Stopped`];
+    /// [`AnswerError::OnLoopThread`] when called on the loop's own thread,
+    /// where waiting would never end.
+    pub fn answer<F>(self, answer: F) -> Result<(), AnswerError>
+    where
+        F: FnOnce(&Request, &mut Reply<'_>) + Send + 'static,
+    {
+        if self.handle.on_loop_thread() {
+            return Err(AnswerError::OnLoopThread);
+        }
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        self.submit(answer, Some(done))?;
+        result.recv().unwrap_or(Err(AnswerError::Stopped))
+    }
+
+    /// As [`answer`](Deferred::answer), without waiting: from the loop's own
+    /// thread (a later handler call), or from a thread that must not wait. If
+    /// the request can no longer be answered when the loop gets to it,
+    /// `answer` is dropped unrun.
+    ///
+    /// # Errors
+    /// [`AnswerError::Stopped`].
+    pub fn answer_nowait<F>(self, answer: F) -> Result<(), AnswerError>
+    where
+        F: FnOnce(&Request, &mut Reply<'_>) + Send + 'static,
+    {
+        self.submit(answer, None)
+    }
+
+    fn submit<F>(
+        self,
+        answer: F,
+        done: Option<std::sync::mpsc::SyncSender<Result<(), AnswerError>>>,
+    ) -> Result<(), AnswerError>
+    where
+        F: FnOnce(&Request, &mut Reply<'_>) + Send + 'static,
+    {
+        let (key, id) = (self.key, self.id);
+        let job = Box::new(move |core: &mut Core, handle: &Handle| {
+            let Some(request) = core.take_deferred(key, id) else {
+                return Err(AnswerError::Gone);
+            };
+            let mut reply = Reply::new(core, handle, key, &request);
+            answer(&request, &mut reply);
+            let deferred = reply.finish();
+            core.after_answer(key, deferred.map(|id| (id, *request)));
+            Ok(())
+        });
+        self.handle
+            .submit(Command::Answer { job, done })
+            .map_err(|_| AnswerError::Stopped)
     }
 }

@@ -1,20 +1,45 @@
-//! The event loop: the only module that does I/O. It accepts, reads, hands
-//! complete requests to the handler, runs commands from other threads, fires
-//! timers, and writes everything queued once per pass.
+//! The event loop: the only module that touches a socket. It accepts,
+//! reads, hands complete requests to the handler, runs commands from other
+//! threads, fires timers, and writes what the connections queued. Every
+//! decision about a connection is its state machine's (`conn.rs`), reached
+//! through `core.rs`; this module carries out the I/O those decisions need.
+//!
+//! Data flows one way: socket → `http` (parse) → `conn` (state) → handler →
+//! `frame` (encode) → `queue` → socket.
+//!
+//! # Where TLS would go
+//!
+//! Not built, but the seam is here. A sans-I/O TLS session (`rustls`'s
+//! `ServerConnection`) would sit between each socket and its connection, in
+//! this module alone: [`Server::read`] would feed the socket's bytes to the
+//! session (`read_tls`, `process_new_packets`) and hand the plaintext it
+//! yields to `handle_requests` as today; [`Server::flush`] would write the
+//! queue's bytes into the session (`writer()`) and then the session's
+//! records to the socket (`write_tls`). The handshake happens before any
+//! request, so it runs under the head deadline that `Reading` already has,
+//! and a failed handshake closes like a refused request. A clean end
+//! (`conn.rs`'s `Draining`, `Lingering`) sends `close_notify` before the
+//! write side is shut down. Two costs move: a broadcast frame is still
+//! encoded once, but encrypted once per client (TLS records are per
+//! session), so the queue's shared `Chunk::Frame`s become plaintext input
+//! to each session; and the queue cap must count the session's buffered
+//! ciphertext too, or a slow TLS client could hide its backlog there.
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::conn::{Chunk, CloseReason, Conn, Due, Phase, Timeouts};
-use crate::core::{Core, Entry, Settings, TICK_MS};
+use crate::conn::{CloseReason, Input, Timeouts};
+use crate::core::{Core, Settings};
 use crate::handle::{Command, Handle};
-use crate::http::{HttpError, Limits, Request, RequestReader};
-use crate::reply::{Reply, Response};
+use crate::http::{Limits, Request};
+use crate::queue::Chunk;
+use crate::reply::Reply;
 use crate::seid::{RandomSeid, SeidGenerator};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -36,6 +61,8 @@ pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_QUEUE: usize = 1024 * 1024;
 /// The default grace period of a shutdown: 5 s.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The default deadline of a deferred answer: 30 s.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The application's side of the server: called once per request.
 ///
@@ -68,6 +95,7 @@ pub struct Builder {
     limits: Limits,
     auto_generate_id: bool,
     shutdown_grace: Duration,
+    answer_timeout: Duration,
     generator: Box<dyn SeidGenerator>,
 }
 
@@ -167,6 +195,13 @@ impl Builder {
         self
     }
 
+    /// How long a deferred request ([`Reply::defer`]) waits for its answer
+    /// before it is answered `504 Gateway Timeout` (default 30 s).
+    pub fn answer_timeout(mut self, timeout: Duration) -> Self {
+        self.answer_timeout = timeout;
+        self
+    }
+
     /// Where seids come from (default [`RandomSeid`]).
     pub fn seid_generator(mut self, generator: impl SeidGenerator) -> Self {
         self.generator = Box::new(generator);
@@ -201,6 +236,7 @@ impl Builder {
                 head: ms(self.head_timeout),
                 idle: ms(self.server_timeout),
                 heartbeat: self.heartbeat.map(ms).filter(|&h| h > 0),
+                answer: ms(self.answer_timeout),
             },
             limits: self.limits,
             max_queue: self.max_queue,
@@ -222,6 +258,7 @@ impl Builder {
             shutdown_default: ms(self.shutdown_grace),
             shutdown_deadline: None,
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            sockets: Vec::new(),
         })
     }
 }
@@ -241,6 +278,8 @@ pub struct Server {
     shutdown_default: u64,
     shutdown_deadline: Option<u64>,
     read_buf: Box<[u8]>,
+    /// Each connection's socket, at its key in the core's slab.
+    sockets: Vec<Option<TcpStream>>,
 }
 
 impl Server {
@@ -258,6 +297,7 @@ impl Server {
             limits: Limits::default(),
             auto_generate_id: true,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            answer_timeout: DEFAULT_ANSWER_TIMEOUT,
             generator: Box::new(RandomSeid::default()),
         }
     }
@@ -278,6 +318,11 @@ impl Server {
     /// Only if the poller itself fails; errors on single connections close
     /// those connections.
     pub fn run(mut self) -> io::Result<()> {
+        let _ = self
+            .core
+            .shared
+            .loop_thread
+            .set(std::thread::current().id());
         let mut events = Events::with_capacity(1024);
         let mut fired = Vec::new();
         loop {
@@ -305,7 +350,7 @@ impl Server {
                             self.read(key, false);
                         }
                         if event.is_writable() {
-                            self.core.flush(key);
+                            self.flush(key);
                         }
                     }
                 }
@@ -314,12 +359,13 @@ impl Server {
                 self.accept_paused_until = None;
                 self.accept();
             }
-            self.fire_timers(&mut fired);
+            self.core.fire_timers(&mut fired);
+            self.flush_urgent();
             self.resume_pipelined();
-            self.core.flush_dirty();
+            self.flush_dirty();
             self.remove_closed();
             if let Some(deadline) = self.shutdown_deadline {
-                if self.core.conns.is_empty() || self.core.now >= deadline {
+                if self.core.is_empty() || self.core.now >= deadline {
                     return Ok(());
                 }
             }
@@ -333,10 +379,10 @@ impl Server {
     /// The time to the earliest deadline: a timer, the end of an accept
     /// back-off, or the end of a shutdown's grace.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.core.dirty_streams.is_empty() {
+        if self.core.has_dirty_streams() {
             return Some(Duration::ZERO); // streams still wait for their write
         }
-        let timer = self.core.timers.next_expiry().map(|t| t * TICK_MS);
+        let timer = self.core.next_timer();
         let earliest = [timer, self.accept_paused_until, self.shutdown_deadline]
             .into_iter()
             .flatten()
@@ -374,28 +420,21 @@ impl Server {
             };
             // SSE frames are small and latency matters more than packet count.
             let _ = socket.set_nodelay(true);
-            let generation = self.core.next_generation();
-            let entry = self.core.conns.vacant_entry();
-            let key = entry.key();
+            let key = self.core.add_conn(peer);
+            let interest = Interest::READABLE | Interest::WRITABLE;
             if self
                 .poll
                 .registry()
-                .register(
-                    &mut socket,
-                    Token(key),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
+                .register(&mut socket, Token(key), interest)
                 .is_err()
             {
+                self.core.close(key, CloseReason::IoError);
                 continue;
             }
-            entry.insert(Entry {
-                socket,
-                conn: Conn::new(generation, peer, self.core.now),
-            });
-            self.core.stats.accepted += 1;
-            self.core.stats.connections = self.core.conns.len();
-            self.core.schedule(key);
+            if self.sockets.len() <= key {
+                self.sockets.resize_with(key + 1, || None);
+            }
+            self.sockets[key] = Some(socket);
         }
     }
 
@@ -407,39 +446,26 @@ impl Server {
     /// new bytes raise a new edge, so unless `to_eof` it stops there rather
     /// than spend a syscall to hear `WouldBlock`.
     fn read(&mut self, key: usize, to_eof: bool) {
-        let max_head = self.core.settings.limits.max_head;
         loop {
-            let Some(entry) = self.core.conns.get_mut(key) else {
+            let Some(conn) = self.core.conn(key) else {
                 // Not an error: a stale event for a connection already removed.
                 return;
             };
-            let conn = &mut entry.conn;
-            if conn.closing.is_some() || conn.read_closed {
+            let (true, Some(Some(socket))) = (conn.wants_input(), self.sockets.get_mut(key)) else {
                 break;
-            }
-            match entry.socket.read(&mut self.read_buf) {
-                Ok(0) => conn.read_closed = true,
-                // Nothing more is parsed on a closing connection.
-                Ok(_) if matches!(conn.phase, Phase::Draining) => {}
+            };
+            match socket.read(&mut self.read_buf) {
+                Ok(0) => {
+                    self.core.on_eof(key);
+                    break;
+                }
                 Ok(n) => {
                     let drained = n < self.read_buf.len() && !to_eof;
-                    if conn.reader.in_body() {
-                        conn.phase_since = self.core.now; // progress on the body
-                    }
-                    if conn.is_streaming() {
-                        conn.reader.push(&self.read_buf[..n]);
-                        if conn.reader.buffered() > max_head {
-                            // More than a pipelined request's worth behind a stream.
-                            self.core.close(key, CloseReason::BadRequest);
-                            return;
-                        }
-                    } else {
-                        // The handlers cannot reach the read buffer, so it can
-                        // be lent out while they run.
-                        let read_buf = std::mem::take(&mut self.read_buf);
-                        self.handle_requests(key, &read_buf[..n]);
-                        self.read_buf = read_buf;
-                    }
+                    // The handlers cannot reach the read buffer, so it can
+                    // be lent out while they run.
+                    let read_buf = std::mem::take(&mut self.read_buf);
+                    self.handle_requests(key, &read_buf[..n]);
+                    self.read_buf = read_buf;
                     if drained {
                         break;
                     }
@@ -454,129 +480,72 @@ impl Server {
                 }
             }
         }
-        self.on_read_closed(key);
         // A plain answer (or a finite stream already ended) goes out now:
         // only open streams wait for the end of the pass, where the events
         // that pile up meanwhile share their write.
-        if self
-            .core
-            .conns
-            .get(key)
-            .is_some_and(|e| !e.conn.is_streaming() && e.conn.dirty)
-        {
-            self.core.flush(key);
-        }
-    }
-
-    /// The client will send nothing more: decide what is left to do.
-    fn on_read_closed(&mut self, key: usize) {
-        let Some(entry) = self.core.conns.get_mut(key) else {
-            return;
-        };
-        let conn = &mut entry.conn;
-        if !conn.read_closed || conn.closing.is_some() {
-            return;
-        }
-        match conn.phase {
-            // A stream's client has gone: nothing will read what we write.
-            Phase::Streaming { .. } => self.core.close(key, CloseReason::ClientGone),
-            // Still reading a request that can now never complete, or idle:
-            // write what is queued (the answers to earlier requests), then close.
-            Phase::Reading | Phase::Draining => {
-                conn.keep_alive = false;
-                if conn.queue.is_empty() {
-                    let done = matches!(conn.phase, Phase::Draining);
-                    let reason = if done {
-                        CloseReason::Done
-                    } else {
-                        CloseReason::ClientGone
-                    };
-                    self.core.close(key, reason);
-                } else {
-                    conn.set_phase(Phase::Draining, self.core.now);
-                }
-            }
+        if self.core.has_answer_queued(key) {
+            self.flush(key);
         }
     }
 
     /// Dispatches every complete request in what the reader holds for `key`
-    /// followed by `input` (bytes just read), until one turns the connection
-    /// into a stream or more bytes are needed. Only bytes left over are
-    /// copied into the connection's reader.
+    /// followed by `input` (bytes just read), until one is answered later,
+    /// turns the connection into a stream, or more bytes are needed. Only
+    /// bytes left over are copied into the connection's reader.
     fn handle_requests(&mut self, key: usize, mut input: &[u8]) {
         let limits = self.core.settings.limits;
+        let now = self.core.now;
         loop {
-            let Some(entry) = self.core.conns.get_mut(key) else {
+            let Some(conn) = self.core.conn_mut(key) else {
                 return;
             };
-            let conn = &mut entry.conn;
-            if conn.closing.is_some() || !matches!(conn.phase, Phase::Reading) {
-                // What is left waits behind the stream (or is dropped with
-                // the connection) as if it had been read later.
-                conn.reader.push(input);
-                return;
+            match conn.input() {
+                Input::Parse => {}
+                // What is left waits behind the answer or stream, as if it
+                // had been read later.
+                Input::Hold => return self.core.hold_input(key, input),
+                Input::Discard => return,
             }
-            let request = match conn.reader.next_request_in(&mut input, &limits, conn.peer) {
+            let peer = conn.peer;
+            let next = conn.reader.next_request_in(&mut input, &limits, peer);
+            conn.on_body_progress(now);
+            let request = match next {
                 Ok(Some(request)) => request,
                 Ok(None) => {
                     if conn.reader.take_continue() {
                         // curl waits a second for this before sending a body.
-                        self.core
-                            .queue_bytes(key, Chunk::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+                        let go_on = Chunk::Static(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        self.core.queue_bytes(key, go_on);
                     }
                     return;
                 }
-                Err(e) => return self.refuse(key, e),
+                Err(e) => return self.core.refuse(key, e),
             };
-            conn.keep_alive = request.keep_alive();
-            conn.version = request.version();
-            self.dispatch(key, &request);
+            self.dispatch(key, request);
         }
     }
 
-    /// Calls the handler. The connection is free for the next pipelined
-    /// request if it is still reading and kept alive.
-    fn dispatch(&mut self, key: usize, request: &Request) {
-        self.core.stats.requests += 1;
-        let now = self.core.now;
-        self.core.conns[key].conn.set_phase(Phase::Reading, now);
-        let mut reply = Reply::new(&mut self.core, &self.handle, key, request);
-        self.handler.on_request(request, &mut reply);
-        if !reply.answered() {
-            let _ = reply.respond(Response::text(404, "not found\n"));
-        }
-        let ready = reply.conn_ready_for_next();
-        let conn = &mut self.core.conns[key].conn;
-        let keep_alive = conn.keep_alive;
-        if ready && !keep_alive {
-            conn.set_phase(Phase::Draining, now);
-        }
-        self.core.schedule(key);
-    }
-
-    /// Answers a request the parser refused, then closes.
-    fn refuse(&mut self, key: usize, error: HttpError) {
-        self.core.stats.bad_requests += 1;
-        let conn = &mut self.core.conns[key].conn;
-        // Not kept alive: `Connection: close` on HTTP/1.1, the default on 1.0.
-        let out = Response::text(error.status(), format!("{error}\n")).encode(
-            conn.version,
-            &self.core.date,
-            &[],
-            false,
-            false,
-        );
-        conn.keep_alive = false;
-        conn.linger = true;
-        conn.reader = RequestReader::new();
-        conn.set_phase(Phase::Draining, self.core.now);
-        self.core.queue_bytes(key, Chunk::Owned(out));
-        self.core.schedule(key);
+    /// Calls the handler, then lets the connection's state machine decide
+    /// what comes next (a deferral keeps the request).
+    fn dispatch(&mut self, key: usize, request: Request) {
+        self.core.on_request(key, &request);
+        let mut reply = Reply::new(&mut self.core, &self.handle, key, &request);
+        self.handler.on_request(&request, &mut reply);
+        let deferred = reply.finish();
+        self.core
+            .after_answer(key, deferred.map(|id| (id, request)));
+        self.flush_urgent();
     }
 
     fn run_commands(&mut self) {
         while let Ok(command) = self.commands.try_recv() {
             match command {
+                Command::Answer { job, done } => {
+                    let outcome = job(&mut self.core, &self.handle);
+                    if let Some(done) = done {
+                        let _ = done.send(outcome);
+                    }
+                }
                 Command::SendTo {
                     seid,
                     event,
@@ -599,6 +568,7 @@ impl Server {
                 }
                 Command::Shutdown { grace } => self.begin_shutdown(grace),
             }
+            self.flush_urgent();
         }
     }
 
@@ -613,95 +583,76 @@ impl Server {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        let keys: Vec<usize> = self.core.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
-            let conn = &mut self.core.conns[key].conn;
-            conn.keep_alive = false;
-            match conn.phase {
-                Phase::Streaming { .. } => self.core.end_stream(key, CloseReason::Shutdown),
-                Phase::Reading => {
-                    if conn.queue.is_empty() {
-                        self.core.close(key, CloseReason::Shutdown);
-                    } else {
-                        conn.set_phase(Phase::Draining, self.core.now);
-                    }
-                }
-                Phase::Draining => {}
-            }
+        self.core.shutdown_all();
+    }
+
+    /// Writes what `key` has queued and hands the outcome to its state
+    /// machine; shuts the write side down when it says so.
+    fn flush(&mut self, key: usize) {
+        if !self.core.wants_write(key) {
+            return;
+        }
+        let Some(Some(socket)) = self.sockets.get_mut(key) else {
+            return;
+        };
+        let Some((queue, spare)) = self.core.queue_of(key) else {
+            return;
+        };
+        let result = queue.flush(socket, spare);
+        if self.core.on_flushed(key, result) {
+            // Half-close and linger for the client's EOF.
+            let _ = socket.shutdown(std::net::Shutdown::Write);
         }
     }
 
-    fn fire_timers(&mut self, fired: &mut Vec<(usize, u64)>) {
-        let now = self.core.now;
-        self.core.timers.advance(now / TICK_MS, fired);
-        let timeouts = self.core.settings.timeouts;
-        for (key, generation) in fired.drain(..) {
-            let Some(entry) = self.core.conns.get_mut(key) else {
-                continue;
+    /// Writes the queues that grew past the early-flush mark, at once.
+    fn flush_urgent(&mut self) {
+        while let Some(key) = self.core.next_urgent() {
+            self.flush(key);
+        }
+    }
+
+    /// Writes queued output: every plain response, then up to
+    /// [`STREAM_FLUSH_BUDGET`](crate::core::STREAM_FLUSH_BUDGET) streams,
+    /// oldest first.
+    fn flush_dirty(&mut self) {
+        while let Some(key) = self.core.next_dirty_response() {
+            self.flush(key);
+        }
+        for _ in 0..crate::core::STREAM_FLUSH_BUDGET {
+            let Some(key) = self.core.next_dirty_stream() else {
+                break;
             };
-            if entry.conn.generation != generation {
-                continue; // a timer of an earlier connection in this slot
-            }
-            entry.conn.timer = None;
-            match entry.conn.due(now, &timeouts) {
-                Due::Later(_) => {}
-                Due::Heartbeat => {
-                    self.core.heartbeat(key);
-                    // Write it now so the next deadline counts from it.
-                    self.core.flush(key);
-                }
-                Due::HeadTimeout => {
-                    self.core.stats.head_timeouts += 1;
-                    if entry.conn.reader.is_idle() {
-                        // An idle keep-alive connection: just close it.
-                        self.core.close(key, CloseReason::HeadTimeout);
-                    } else {
-                        self.refuse(key, HttpError::Timeout);
-                        continue;
-                    }
-                }
-                Due::Idle => self.core.close(key, CloseReason::Idle),
-            }
-            self.core.schedule(key);
+            self.flush(key);
         }
     }
 
-    /// Connections whose stream ended with a request already buffered behind
-    /// it: handle that request now.
+    /// Connections free for their next request (a stream ended or a
+    /// deferred answer came): handle what they already hold.
     fn resume_pipelined(&mut self) {
-        while let Some(key) = self.core.resume.pop() {
-            let Some(entry) = self.core.conns.get_mut(key) else {
+        while let Some(key) = self.core.take_resumed() {
+            let Some(conn) = self.core.conn_mut(key) else {
                 continue;
             };
-            if entry.conn.reader.buffered() > 0 {
+            if conn.reader.buffered() > 0 {
                 self.handle_requests(key, &[]);
             } else {
-                entry.conn.reader.release();
+                conn.reader.release();
             }
-            self.on_read_closed(key);
         }
     }
 
-    /// Removes the connections closed during this pass.
+    /// Removes the connections closed during this pass and tells the
+    /// handler which streams closed.
     fn remove_closed(&mut self) {
-        for (seid, reason) in self.core.closed_streams.drain(..) {
+        for (seid, reason) in self.core.take_closed_streams() {
             self.handler.on_close(&seid, reason);
         }
-        while let Some(key) = self.core.closing.pop() {
-            if self
-                .core
-                .conns
-                .get(key)
-                .is_none_or(|e| e.conn.closing.is_none())
-            {
-                continue;
+        let (registry, sockets) = (self.poll.registry(), &mut self.sockets);
+        self.core.remove_closed(|key| {
+            if let Some(mut socket) = sockets.get_mut(key).and_then(Option::take) {
+                let _ = registry.deregister(&mut socket);
             }
-            let mut entry = self.core.conns.remove(key);
-            if let Some((timer, _)) = entry.conn.timer {
-                self.core.timers.cancel(timer);
-            }
-            let _ = self.poll.registry().deregister(&mut entry.socket);
-        }
-        self.core.stats.connections = self.core.conns.len();
+        });
     }
 }
