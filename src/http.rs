@@ -281,7 +281,13 @@ pub(crate) fn parse_head(
             };
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
-        Err(httparse::Error::Version) => return Err(HttpError::UnsupportedVersion),
+        Err(httparse::Error::Version) => {
+            return match version_error(window) {
+                Some(error) => Err(error),
+                None if buf.len() > limits.max_head => Err(HttpError::HeadTooLarge),
+                None => Ok(None),
+            };
+        }
         Err(_) => return Err(HttpError::Malformed),
     };
     let version = match req.version {
@@ -388,6 +394,29 @@ pub(crate) fn parse_head(
 /// absolute form with no path (`http://host`, `http://host?q`) gives an
 /// empty path, which stands for `/` (RFC 9112 §3.2.2). Always a slice of
 /// `target`.
+/// What a request line whose version httparse refused is: `505` when the
+/// version is well formed but not 1.0 or 1.1 (`HTTP/2.0`), `400` when the
+/// line is not HTTP at all (`THIS IS NOT HTTP`), and `None` while the
+/// version read so far could still become either (the answer must not
+/// depend on how the bytes were split). RFC 9112 §2.3:
+/// `HTTP-version = HTTP-name "/" DIGIT "." DIGIT`.
+fn version_error(buf: &[u8]) -> Option<HttpError> {
+    let line_end = buf.iter().position(|&b| b == b'\r' || b == b'\n');
+    let line = &buf[..line_end.unwrap_or(buf.len())];
+    let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
+    let shape = b"HTTP/0.0";
+    let fits = version.len() <= shape.len()
+        && version.iter().zip(shape).all(|(&b, &want)| match want {
+            b'0' => b.is_ascii_digit(),
+            want => b == want,
+        });
+    match (fits, line_end.is_some()) {
+        (true, true) if version.len() == shape.len() => Some(HttpError::UnsupportedVersion),
+        (true, false) => None,
+        _ => Some(HttpError::Malformed),
+    }
+}
+
 fn origin_form(target: &str) -> Option<&str> {
     if target.starts_with('/') || target == "*" {
         return Some(target);
@@ -927,6 +956,14 @@ mod tests {
                 b"GET / HTTP/2.0\r\n\r\n",
                 Err(HttpError::UnsupportedVersion),
             ),
+            (b"GET / HTTP/3.1\r\n\r\n", Err(HttpError::UnsupportedVersion)),
+            (b"GET / HTTP/2", Ok(false)),
+            (b"GET / HTTP/2.0", Ok(false)),
+            (b"GET / HTTP/2x\r\n", Err(HttpError::Malformed)),
+            (b"THIS IS NOT HTTP\r\n\r\n", Err(HttpError::Malformed)),
+            (b"GET / HTTX/1.1\r\n\r\n", Err(HttpError::Malformed)),
+            (b"GET / HTTP/1.1.1\r\n\r\n", Err(HttpError::Malformed)),
+            (b"GET / http/1.1\r\n\r\n", Err(HttpError::Malformed)),
             (b"G\0T / HTTP/1.1\r\nHost: x\r\n\r\n", Err(HttpError::Malformed)),
             (b"GET /?a=%zz HTTP/1.1\r\nHost: x\r\n\r\n", Err(HttpError::BadQuery)),
             (b"GET /?a=%ff HTTP/1.1\r\nHost: x\r\n\r\n", Err(HttpError::BadQuery)),

@@ -141,6 +141,7 @@ fn malformed_and_oversized_requests_get_4xx_or_a_close() {
         ("no Host on HTTP/1.1", b"GET /events HTTP/1.1\r\n\r\n".to_vec(), 400),
         ("two Hosts", b"GET /events HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(), 400),
         ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(), 505),
+        ("a request line that is not HTTP", b"THIS IS NOT HTTP\r\n\r\n".to_vec(), 400),
         ("binary garbage", (0..=255u8).cycle().take(4000).collect(), 400),
     ];
     for (what, bytes, want) in cases {
@@ -156,7 +157,7 @@ fn malformed_and_oversized_requests_get_4xx_or_a_close() {
     assert_eq!(hub.request("GET", "/health", &[], b"").0.status, 200);
     assert_eq!(hub.publish("", "after the storm").0, 200);
     assert_eq!(sub.next().data, "after the storm");
-    assert!(metric(&hub, "sseloop_bad_requests_total") >= 16);
+    assert!(metric(&hub, "sseloop_bad_requests_total") >= 17);
 }
 
 #[test]

@@ -58,6 +58,11 @@ fn publish_carries_event_id_retry_and_multiline_data_exactly() {
     // Percent-encoded names arrive decoded.
     hub.publish("?event=a%20b", "y");
     assert_eq!(sub.next().event, "a b");
+
+    // A NUL in an event name is accepted and kept (WHATWG's parser keeps it
+    // in the name; only a NUL in an id makes clients ignore the id).
+    assert_eq!(hub.publish("?event=a%00b", "z").0, 200);
+    assert_eq!(sub.next().event, "a\0b");
 }
 
 #[test]

@@ -5,4 +5,6 @@
 #[path = "../../tests/props/frames.rs"]
 mod frames;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| frames::check_bytes(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    frames::check_bytes(data);
+});

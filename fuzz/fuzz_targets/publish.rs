@@ -19,4 +19,6 @@ mod publish;
 #[path = "../../tests/util/mod.rs"]
 mod util;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| publish::check_bytes(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    publish::check_bytes(data);
+});

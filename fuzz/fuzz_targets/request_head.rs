@@ -6,4 +6,6 @@
 #[path = "../../tests/props/requests.rs"]
 mod requests;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| requests::check_bytes(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    requests::check_bytes(data);
+});

@@ -27,10 +27,14 @@ pub struct StreamInput {
 }
 
 /// Entry point for raw fuzzer bytes.
-pub fn check_bytes(data: &[u8]) {
-    if let Ok(input) = StreamInput::arbitrary_take_rest(Unstructured::new(data)) {
-        check(&input);
-    }
+/// Decodes `data` as the fuzzer does and checks the property; answers
+/// whether `data` decoded (an input that does not checks nothing).
+pub fn check_bytes(data: &[u8]) -> bool {
+    let Ok(input) = StreamInput::arbitrary_take_rest(Unstructured::new(data)) else {
+        return false;
+    };
+    check(&input);
+    true
 }
 
 fn event_of(input: &EventInput) -> Event {

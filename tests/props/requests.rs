@@ -80,9 +80,11 @@ pub fn read(bytes: &[u8], pieces: &[usize], handover: Handover) -> Outcome {
 
 /// Entry point for raw fuzzer bytes: the first byte picks the split
 /// pattern, the rest is what the client sends.
-pub fn check_bytes(data: &[u8]) {
+/// Checks the property on `data` (its first byte picks the splits); answers
+/// whether there was anything to check (an empty input has no pattern).
+pub fn check_bytes(data: &[u8]) -> bool {
     let Some((&pattern, bytes)) = data.split_first() else {
-        return;
+        return false;
     };
     let whole = read(bytes, &[bytes.len().max(1)], Handover::Push);
     let pieces: Vec<usize> = match pattern % 4 {
@@ -102,4 +104,5 @@ pub fn check_bytes(data: &[u8]) {
             "the answer depends on how the bytes were split ({pieces:?}, {handover:?})"
         );
     }
+    true
 }
