@@ -6,6 +6,8 @@
 #
 #   bash benches/compare.sh                 # everything
 #   SUBSCRIBERS=2000 EVENTS=50 ROUNDS=1 bash benches/compare.sh   # a quicker run
+#   BASE=ed73a5c PEERS="sseloop sseloop-base axum" bash benches/compare.sh
+#     # also sseloop as of commit BASE (built in a worktree), for before/after
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +18,9 @@ HOLD=${HOLD:-1000,5000,15000}
 WRK_SECONDS=${WRK_SECONDS:-10}
 ROUNDS=${ROUNDS:-3}                   # rounds of wrk and fan-out, interleaved
 PEERS=${PEERS:-"sseloop axum nchan"}
+BASE=${BASE:-}                        # the commit the sseloop-base peer is built from
 WORK=$(mktemp -d /tmp/sseloop-compare.XXXXXX)
-trap 'stop_all; rm -rf "$WORK"' EXIT
+trap 'stop_all; git worktree remove --force "$WORK/base" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -33,6 +36,12 @@ need() {
 build() {
   say "building sseloop (release)"
   cargo build --release --quiet --bin sseloop --example hello --example loadgen
+  case " $PEERS " in *" sseloop-base "*)
+    [ -n "$BASE" ] || { say "sseloop-base needs BASE=<commit>"; exit 1; }
+    say "building sseloop at $BASE (release) in a worktree"
+    git worktree add --detach "$WORK/base" "$BASE" >/dev/null 2>&1
+    (cd "$WORK/base" && CARGO_TARGET_DIR="$WORK/base-target" cargo build --release --quiet --bin sseloop --example hello) ;;
+  esac
   case " $PEERS " in *" axum "*)
     say "building the axum peer (release)"
     cargo build --release --quiet --manifest-path benches/peers/axum/Cargo.toml ;;
@@ -66,8 +75,12 @@ port_free() {
 # start NAME: starts the peer's finite-stream server and hub; sets FINITE,
 # HUB, SUB, PUB and SERVER_PID (the process whose memory `hold` measures).
 start() {
-  for port in 18201 18202 18211 18221; do port_free "$port"; done
+  for port in 18201 18202 18211 18221 18231 18232; do port_free "$port"; done
   case "$1" in
+    sseloop-base)
+      "$WORK/base-target/release/examples/hello" --listen 127.0.0.1:18231 2>/dev/null & PIDS+=($!)
+      "$WORK/base-target/release/sseloop" --listen 127.0.0.1:18232 --heartbeat 0 --history 1024 2>/dev/null & SERVER_PID=$!; PIDS+=($!)
+      FINITE=18231; HUB=18232; SUB=/events?topic=bench; PUB=/publish?topic=bench ;;
     sseloop)
       ./target/release/examples/hello --listen 127.0.0.1:18201 2>/dev/null & PIDS+=($!)
       ./target/release/sseloop --listen 127.0.0.1:18202 --heartbeat 0 --history 1024 2>/dev/null & SERVER_PID=$!; PIDS+=($!)

@@ -34,6 +34,14 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # Answers that come later
+//!
+//! A handler can [`defer`](Reply::defer) its answer and hand the
+//! [`Deferred`] token (`Send`) to another thread, which answers plainly or
+//! opens the stream when it is ready; the loop never waits for it. See
+//! [`Reply::defer`] and [`Handle`] (which of its calls refuse on the loop's
+//! own thread, and why).
+//!
 //! # The seed's API in Rust
 //!
 //! | fastify-se | sseloop |
