@@ -1,20 +1,11 @@
 //! Arbitrary publish requests through the hub's request handling on a real
-//! loopback socket; see `tests/props/publish.rs`.
+//! loopback socket; see `hub/tests/props/publish.rs`.
 #![no_main]
 
 #[allow(dead_code)]
-#[path = "../../src/bin/sseloop/config.rs"]
-mod config;
-#[allow(dead_code)]
 #[path = "../../tests/props/frames.rs"]
 mod frames;
-#[allow(dead_code)]
-#[path = "../../src/bin/sseloop/history.rs"]
-mod history;
-#[allow(dead_code)]
-#[path = "../../src/bin/sseloop/hub.rs"]
-mod hub;
-#[path = "../../tests/props/publish.rs"]
+#[path = "../../hub/tests/props/publish.rs"]
 mod publish;
 #[path = "../../tests/util/mod.rs"]
 mod util;

@@ -3,6 +3,7 @@
 
 #[path = "util/hub_process.rs"]
 mod hub_process;
+#[path = "../../tests/util/mod.rs"]
 mod util;
 
 use std::time::Duration;

@@ -1,43 +1,35 @@
-//! `sseloop`: a standalone Server-Sent Events hub on the sseloop library.
-//! Subscribe with `GET /events`, publish with `POST /publish`; `--help`
-//! lists every flag.
-
-// `signals.rs` holds the binary's only `unsafe` (two libc calls), each with
-// a SAFETY note.
-#![deny(clippy::undocumented_unsafe_blocks)]
-
-mod config;
-mod history;
-mod hub;
-mod signals;
+//! `sseloop`: the standalone Server-Sent Events hub. `--help` lists every
+//! flag.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sseloop::Server;
+use sseloop_hub::{config, signals, Config, Hub};
 
 fn main() {
-    let env_token = std::env::var("SSELOOP_PUBLISH_TOKEN").ok();
-    let config = match config::parse(std::env::args().skip(1), env_token) {
+    let config = match config::from_args(std::env::args_os()) {
         Ok(Some(config)) => config,
-        Ok(None) => {
-            print!("{}", config::help());
-            return;
-        }
+        Ok(None) => return,
         Err(message) => {
             eprintln!("sseloop: {message}");
             std::process::exit(2);
         }
     };
+    env_logger::Builder::new()
+        .filter_level(config.log_level)
+        .format_target(false)
+        .init();
     if let Err(e) = run(config) {
         eprintln!("sseloop: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(config: config::Config) -> std::io::Result<()> {
+fn run(config: Config) -> std::io::Result<()> {
     let first_id = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_micros() as u64);
+    let summary = config.summary();
     let server = Server::builder()
         .bind(config.listen)?
         .server_timeout(Duration::from_millis(config.timeout_ms))
@@ -48,12 +40,14 @@ fn run(config: config::Config) -> std::io::Result<()> {
         .max_clients(config.max_clients)
         // The hub gives ids itself, from one counter kept with its history.
         .auto_generate_id(false)
-        .build(hub::Hub::new(config, first_id))?;
+        .build(Hub::new(config, first_id))?;
     let handle = server.handle();
     signals::on_terminate(move || {
         let _ = handle.shutdown();
     })?;
+    // The first line on stderr, always: where to connect.
     eprintln!("sseloop: listening on http://{}", server.local_addr());
+    log::info!("config: {summary}");
     server.run()?;
     eprintln!("sseloop: shut down cleanly");
     Ok(())

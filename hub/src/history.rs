@@ -31,6 +31,7 @@ pub struct History {
 }
 
 impl History {
+    /// An empty history keeping the last `capacity` events.
     pub fn new(capacity: usize) -> Self {
         History {
             capacity,
@@ -45,6 +46,7 @@ impl History {
         }
     }
 
+    /// Keeps a published event (dropping the oldest once full).
     pub fn push(&mut self, id: String, topic: Option<&str>, frame: Frame) {
         if self.capacity == 0 {
             return;
@@ -85,6 +87,12 @@ impl History {
         )
     }
 
+    /// Whether no event is kept.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// How many events are kept.
     pub fn len(&self) -> usize {
         self.events.len()
     }

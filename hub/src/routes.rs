@@ -2,7 +2,6 @@
 //! replay on reconnect, auth, CORS, health, metrics and the demo page. All
 //! stream work goes through the library; this is routing and policy.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use sseloop::auth::bearer_matches;
@@ -15,14 +14,6 @@ const DEMO_PAGE: &str = include_str!("demo.html");
 
 /// What `/events` answers to, for `Allow`.
 const EVENTS_METHODS: &str = "GET, HEAD, OPTIONS";
-
-/// One metric for `/metrics`: name, type, help, and its (labels, value) series.
-type MetricRow<'a> = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'a [(&'static str, u64)],
-);
 
 /// The hub's state between requests.
 pub struct Hub {
@@ -39,6 +30,7 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// The hub for `config`; the ids it assigns start at `first_id`.
     pub fn new(config: Config, first_id: u64) -> Self {
         let retry_frame = config.retry_ms.map(|ms| {
             Event::default()
@@ -107,24 +99,10 @@ impl Hub {
     }
 
     /// `OPTIONS /events`: the methods it takes, and with `--cors-origin`
-    /// the answer to a browser's CORS preflight. Without it a preflight gets
-    /// no `Access-Control-Allow-Origin`, so the browser refuses, as it should.
+    /// the answer to a browser's CORS preflight.
     fn options(&self, reply: &mut Reply<'_>) {
-        let Some(origin) = &self.config.cors_origin else {
-            let _ = reply.respond(Response::new(204).header("Allow", EVENTS_METHODS));
-            return;
-        };
-        let _ = reply.respond(
-            Response::new(204)
-                .header("Allow", EVENTS_METHODS)
-                .header("Access-Control-Allow-Origin", origin)
-                .header("Access-Control-Allow-Methods", "GET")
-                .header(
-                    "Access-Control-Allow-Headers",
-                    "Last-Event-ID, Cache-Control",
-                )
-                .header("Access-Control-Max-Age", "86400"),
-        );
+        let answer = crate::cors::preflight(self.config.cors_origin.as_deref(), EVENTS_METHODS);
+        let _ = reply.respond(answer);
     }
 
     /// `Ok` when the request may publish or manage clients.
@@ -220,164 +198,21 @@ impl Hub {
         self.authorize(req)?;
         let mut seids: Vec<&str> = reply.clients().collect();
         seids.sort_unstable();
-        let mut json = String::from("[");
-        for (i, seid) in seids.iter().enumerate() {
-            if i > 0 {
-                json.push(',');
-            }
-            json.push_str("{\"seid\":");
-            push_json_string(&mut json, seid);
-            json.push_str(",\"topics\":[");
-            for (j, topic) in reply.topics_of(seid).iter().enumerate() {
-                if j > 0 {
-                    json.push(',');
-                }
-                push_json_string(&mut json, topic);
-            }
-            json.push_str("]}");
-        }
-        json.push_str("]\n");
+        let clients = seids.iter().map(|seid| (*seid, reply.topics_of(seid)));
+        let json = crate::json::clients(clients);
         Ok(Response::new(200)
             .header("Content-Type", "application/json")
             .body(json))
     }
 
     fn metrics(&self, reply: &Reply<'_>) -> Response {
-        let s = reply.stats();
-        // (name, type, help, [(labels, value)]), in exposition order.
-        let rows: [MetricRow<'_>; 19] = [
-            (
-                "clients",
-                "gauge",
-                "Live event streams.",
-                &[("", s.clients as u64)],
-            ),
-            (
-                "connections",
-                "gauge",
-                "Open TCP connections.",
-                &[("", s.connections as u64)],
-            ),
-            (
-                "connections_accepted_total",
-                "counter",
-                "TCP connections accepted.",
-                &[("", s.accepted)],
-            ),
-            (
-                "accept_errors_total",
-                "counter",
-                "Accept failures (EMFILE and the like).",
-                &[("", s.accept_errors)],
-            ),
-            (
-                "requests_total",
-                "counter",
-                "Requests handled.",
-                &[("", s.requests)],
-            ),
-            (
-                "bad_requests_total",
-                "counter",
-                "Requests refused by the parser.",
-                &[("", s.bad_requests)],
-            ),
-            (
-                "streams_opened_total",
-                "counter",
-                "Event streams opened.",
-                &[("", s.streams_opened)],
-            ),
-            (
-                "streams_closed_total",
-                "counter",
-                "Event streams ended or closed.",
-                &[("", s.streams_closed)],
-            ),
-            (
-                "events_published_total",
-                "counter",
-                "Events published through /publish.",
-                &[("", self.published)],
-            ),
-            (
-                "frames_queued_total",
-                "counter",
-                "Frames queued to clients (one per client).",
-                &[("", s.frames_queued)],
-            ),
-            (
-                "frames_written_total",
-                "counter",
-                "Event frames completely written to sockets.",
-                &[("", s.frames_written)],
-            ),
-            (
-                "bytes_written_total",
-                "counter",
-                "Bytes written to sockets.",
-                &[("", s.bytes_written)],
-            ),
-            (
-                "write_calls_total",
-                "counter",
-                "write/writev calls that wrote bytes.",
-                &[("", s.write_calls)],
-            ),
-            (
-                "heartbeats_total",
-                "counter",
-                "Heartbeat comments sent.",
-                &[("", s.heartbeats)],
-            ),
-            (
-                "evictions_total",
-                "counter",
-                "Streams closed by the server, by reason.",
-                &[
-                    ("{reason=\"idle\"}", s.evicted_idle),
-                    ("{reason=\"queue_full\"}", s.evicted_queue_full),
-                    ("{reason=\"shutdown\"}", s.evicted_shutdown),
-                ],
-            ),
-            (
-                "head_timeouts_total",
-                "counter",
-                "Connections closed for not sending a request in time.",
-                &[("", s.head_timeouts)],
-            ),
-            (
-                "replayed_events_total",
-                "counter",
-                "Events replayed to reconnecting clients.",
-                &[("", self.replayed)],
-            ),
-            (
-                "replay_resets_total",
-                "counter",
-                "Reconnects whose Last-Event-ID was no longer in the history.",
-                &[("", self.resets)],
-            ),
-            (
-                "history_events",
-                "gauge",
-                "Events held for replay.",
-                &[("", self.history.len() as u64)],
-            ),
-        ];
-        let mut out = String::new();
-        for (name, kind, help, values) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP sseloop_{name} {help}\n# TYPE sseloop_{name} {kind}"
-            );
-            for (labels, value) in values {
-                let _ = writeln!(out, "sseloop_{name}{labels} {value}");
-            }
-        }
-        Response::new(200)
-            .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            .body(out)
+        let counters = crate::metrics::HubCounters {
+            published: self.published,
+            replayed: self.replayed,
+            resets: self.resets,
+            history: self.history.len() as u64,
+        };
+        crate::metrics::render(&reply.stats(), &counters)
     }
 }
 
@@ -436,31 +271,9 @@ fn decode_segment(segment: &str) -> Option<String> {
     sseloop::http::percent_decode(segment)
 }
 
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_strings_escape() {
-        let mut s = String::new();
-        push_json_string(&mut s, "a\"b\\c\n\u{1}");
-        assert_eq!(s, r#""a\"b\\c\n\u0001""#.replace("\\n", "\\u000a"));
-    }
 
     #[test]
     fn only_loopback_peers_publish_without_a_token() {

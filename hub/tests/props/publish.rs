@@ -4,8 +4,7 @@
 //! a valid one is accepted and reaches a subscriber as exactly the published
 //! event; an invalid one gets its 4xx and reaches no one.
 //!
-//! The including crate must have the hub's `config`, `history` and `hub`
-//! modules and the tests' `util` module at its root.
+//! The including crate must have the tests' `util` module at its root.
 
 use std::sync::{Mutex, OnceLock};
 
@@ -55,14 +54,14 @@ fn harness() -> &'static Mutex<Harness> {
     static HARNESS: OnceLock<Mutex<Harness>> = OnceLock::new();
     HARNESS.get_or_init(|| {
         let server = TestServer::start(|builder| {
-            let config = crate::config::Config {
+            let config = sseloop_hub::Config {
                 max_body: MAX_BODY,
-                ..crate::config::Config::default()
+                ..sseloop_hub::Config::default()
             };
             builder
                 .max_body_bytes(MAX_BODY)
                 .auto_generate_id(false)
-                .build(crate::hub::Hub::new(config, 1))
+                .build(sseloop_hub::Hub::new(config, 1))
         });
         let mut client = server.connect();
         client.get("/events?topic=t");

@@ -3,10 +3,11 @@
 //! and auth. Each test asserts what the server did (its /proc and its
 //! metrics) and what the well-behaved clients saw.
 
-#[path = "util/crowd.rs"]
+#[path = "../../tests/util/crowd.rs"]
 mod crowd;
 #[path = "util/hub_process.rs"]
 mod hub_process;
+#[path = "../../tests/util/mod.rs"]
 mod util;
 
 use std::time::{Duration, Instant};

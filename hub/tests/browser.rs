@@ -8,6 +8,7 @@
 
 #[path = "util/hub_process.rs"]
 mod hub_process;
+#[path = "../../tests/util/mod.rs"]
 mod util;
 
 use std::io::{BufRead, BufReader};

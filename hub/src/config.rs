@@ -1,0 +1,211 @@
+//! The hub's command line: every flag, its default, its environment
+//! variable (`SSELOOP_…`, as container deployments expect), and its parsing.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// A Server-Sent Events hub: native pub/sub routes and a Mercure hub.
+///
+/// GET /events?topic=T (subscribe; Last-Event-ID or ?lastEventId= replays),
+/// POST /publish?topic=T&event=E&id=I&retry=R (publish the body),
+/// POST /clients/SEID, DELETE /clients/SEID, GET /clients, GET /metrics,
+/// GET /health, GET /. Every flag can also be set from the environment
+/// variable named after it.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "sseloop", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "SSELOOP_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+
+    /// Write a comment after SECS without a write; 0 turns heartbeats off.
+    #[arg(
+        long = "heartbeat",
+        env = "SSELOOP_HEARTBEAT",
+        value_name = "SECS",
+        default_value_t = 15
+    )]
+    pub heartbeat_secs: u64,
+
+    /// Close a stream on which nothing could be written for MS.
+    #[arg(long = "timeout", env = "SSELOOP_TIMEOUT", value_name = "MS", default_value_t = 120_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: u64,
+
+    /// Close a connection that has not sent a whole request head (or made
+    /// progress on its body) for MS; it gets 408.
+    #[arg(long = "head-timeout", env = "SSELOOP_HEAD_TIMEOUT", value_name = "MS",
+          default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub head_timeout_ms: u64,
+
+    /// Published events kept for Last-Event-ID replay.
+    #[arg(
+        long,
+        env = "SSELOOP_HISTORY",
+        value_name = "N",
+        default_value_t = 1024
+    )]
+    pub history: usize,
+
+    /// Most live streams; past it, 503 with Retry-After (default: unlimited).
+    #[arg(long, env = "SSELOOP_MAX_CLIENTS", value_name = "N")]
+    pub max_clients: Option<usize>,
+
+    /// Most bytes queued for one client before it is evicted as too slow.
+    #[arg(long, env = "SSELOOP_MAX_QUEUE", value_name = "BYTES", default_value_t = sseloop::DEFAULT_MAX_QUEUE,
+          value_parser = positive_usize)]
+    pub max_queue: usize,
+
+    /// Largest publish body; past it, 413.
+    #[arg(long, env = "SSELOOP_MAX_BODY", value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub max_body: usize,
+
+    /// Require `Authorization: Bearer TOKEN` on /publish and /clients;
+    /// without one (and without a JWT key) only loopback peers may publish.
+    #[arg(long, env = "SSELOOP_PUBLISH_TOKEN", value_name = "TOKEN", hide_env_values = true,
+          value_parser = non_empty)]
+    pub publish_token: Option<String>,
+
+    /// Send Access-Control-Allow-Origin: ORIGIN on /events and answer
+    /// preflights.
+    #[arg(long, env = "SSELOOP_CORS_ORIGIN", value_name = "ORIGIN", value_parser = header_value)]
+    pub cors_origin: Option<String>,
+
+    /// Send `retry: MS` first on every stream.
+    #[arg(long = "retry", env = "SSELOOP_RETRY", value_name = "MS")]
+    pub retry_ms: Option<u64>,
+
+    /// What the hub logs to stderr: error, warn, info (its config at start,
+    /// refused tokens) or debug (every subscriber and publish).
+    #[arg(
+        long,
+        env = "SSELOOP_LOG_LEVEL",
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: log::LevelFilter,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse_from(["sseloop"])
+    }
+}
+
+impl Config {
+    /// The configuration as one log line, with secrets left out.
+    pub fn summary(&self) -> String {
+        let mut shown = self.clone();
+        if shown.publish_token.is_some() {
+            shown.publish_token = Some("(set)".into());
+        }
+        format!("{shown:?}")
+    }
+}
+
+fn positive_usize(value: &str) -> Result<usize, String> {
+    match value.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("not a positive number".into()),
+    }
+}
+
+fn non_empty(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        Err("empty".into())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+fn header_value(value: &str) -> Result<String, String> {
+    if sseloop::http::valid_header("Access-Control-Allow-Origin", value) {
+        Ok(value.to_owned())
+    } else {
+        Err("not a valid header value".into())
+    }
+}
+
+/// Parses the command line (and the environment). `Ok(None)` means `--help`
+/// or `--version` was printed; `Err` is a one-line message for stderr.
+pub fn from_args<I, T>(args: I) -> Result<Option<Config>, String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::error::ErrorKind;
+    match Config::try_parse_from(args) {
+        Ok(config) => Ok(Some(config)),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            print!("{e}");
+            Ok(None)
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            Err(first.trim_start_matches("error: ").to_owned())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &str) -> Result<Option<Config>, String> {
+        from_args(std::iter::once("sseloop").chain(args.split_whitespace()))
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let c = parse("").unwrap().unwrap();
+        assert_eq!(
+            (c.heartbeat_secs, c.timeout_ms, c.history),
+            (15, 120_000, 1024)
+        );
+        let c = parse("--listen 127.0.0.1:9 --heartbeat=0 --retry 500 --max-clients 3")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.listen.port(), 9);
+        assert_eq!(
+            (c.heartbeat_secs, c.retry_ms, c.max_clients),
+            (0, Some(500), Some(3))
+        );
+    }
+
+    #[test]
+    fn errors_are_one_line_and_name_the_flag() {
+        for case in [
+            "--timeout x",
+            "--timeout 0",
+            "--listen nowhere",
+            "--bogus 1",
+            "--history",
+            "--max-queue 0",
+            "--publish-token=",
+        ] {
+            let e = parse(case).unwrap_err();
+            assert!(!e.contains('\n'), "{e}");
+            let flag = case.split([' ', '=']).next().unwrap();
+            assert!(e.contains(flag), "{case}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_origin_is_refused() {
+        let e = from_args(["sseloop", "--cors-origin", "a\rb"]).unwrap_err();
+        assert!(e.contains("--cors-origin"), "{e}");
+    }
+
+    #[test]
+    fn summary_hides_the_token() {
+        let c = parse("--publish-token s3cret").unwrap().unwrap();
+        assert!(!c.summary().contains("s3cret"));
+    }
+}

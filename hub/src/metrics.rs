@@ -1,0 +1,165 @@
+//! `/metrics`: the loop's counters and the hub's, in Prometheus' text
+//! exposition format.
+
+use std::fmt::Write as _;
+
+use sseloop::{Response, Stats};
+
+/// The hub's own counters, beside the loop's [`Stats`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HubCounters {
+    /// Events published through the hub.
+    pub published: u64,
+    /// Events replayed to reconnecting clients.
+    pub replayed: u64,
+    /// Reconnects whose Last-Event-ID was no longer in the history.
+    pub resets: u64,
+    /// Events held for replay now.
+    pub history: u64,
+}
+
+/// One metric: name, type, help, and its (labels, value) series.
+type MetricRow<'a> = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'a [(&'static str, u64)],
+);
+
+/// The exposition of `s` and `hub`, as a `200` response.
+pub fn render(s: &Stats, hub: &HubCounters) -> Response {
+    // (name, type, help, [(labels, value)]), in exposition order.
+    let rows: [MetricRow<'_>; 19] = [
+        (
+            "clients",
+            "gauge",
+            "Live event streams.",
+            &[("", s.clients as u64)],
+        ),
+        (
+            "connections",
+            "gauge",
+            "Open TCP connections.",
+            &[("", s.connections as u64)],
+        ),
+        (
+            "connections_accepted_total",
+            "counter",
+            "TCP connections accepted.",
+            &[("", s.accepted)],
+        ),
+        (
+            "accept_errors_total",
+            "counter",
+            "Accept failures (EMFILE and the like).",
+            &[("", s.accept_errors)],
+        ),
+        (
+            "requests_total",
+            "counter",
+            "Requests handled.",
+            &[("", s.requests)],
+        ),
+        (
+            "bad_requests_total",
+            "counter",
+            "Requests refused by the parser.",
+            &[("", s.bad_requests)],
+        ),
+        (
+            "streams_opened_total",
+            "counter",
+            "Event streams opened.",
+            &[("", s.streams_opened)],
+        ),
+        (
+            "streams_closed_total",
+            "counter",
+            "Event streams ended or closed.",
+            &[("", s.streams_closed)],
+        ),
+        (
+            "events_published_total",
+            "counter",
+            "Events published through /publish.",
+            &[("", hub.published)],
+        ),
+        (
+            "frames_queued_total",
+            "counter",
+            "Frames queued to clients (one per client).",
+            &[("", s.frames_queued)],
+        ),
+        (
+            "frames_written_total",
+            "counter",
+            "Event frames completely written to sockets.",
+            &[("", s.frames_written)],
+        ),
+        (
+            "bytes_written_total",
+            "counter",
+            "Bytes written to sockets.",
+            &[("", s.bytes_written)],
+        ),
+        (
+            "write_calls_total",
+            "counter",
+            "write/writev calls that wrote bytes.",
+            &[("", s.write_calls)],
+        ),
+        (
+            "heartbeats_total",
+            "counter",
+            "Heartbeat comments sent.",
+            &[("", s.heartbeats)],
+        ),
+        (
+            "evictions_total",
+            "counter",
+            "Streams closed by the server, by reason.",
+            &[
+                ("{reason=\"idle\"}", s.evicted_idle),
+                ("{reason=\"queue_full\"}", s.evicted_queue_full),
+                ("{reason=\"shutdown\"}", s.evicted_shutdown),
+            ],
+        ),
+        (
+            "head_timeouts_total",
+            "counter",
+            "Connections closed for not sending a request in time.",
+            &[("", s.head_timeouts)],
+        ),
+        (
+            "replayed_events_total",
+            "counter",
+            "Events replayed to reconnecting clients.",
+            &[("", hub.replayed)],
+        ),
+        (
+            "replay_resets_total",
+            "counter",
+            "Reconnects whose Last-Event-ID was no longer in the history.",
+            &[("", hub.resets)],
+        ),
+        (
+            "history_events",
+            "gauge",
+            "Events held for replay.",
+            &[("", hub.history)],
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, values) in rows {
+        let _ = writeln!(
+            out,
+            "# HELP sseloop_{name} {help}\n# TYPE sseloop_{name} {kind}"
+        );
+        for (labels, value) in values {
+            let _ = writeln!(out, "sseloop_{name}{labels} {value}");
+        }
+    }
+    Response::new(200)
+        .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        .body(out)
+}
