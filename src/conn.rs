@@ -47,8 +47,9 @@ enum State {
         id: u64,
         request: Option<Box<Request>>,
     },
-    /// An SSE response is open; `chunked` on HTTP/1.1.
-    Streaming { chunked: bool },
+    /// An SSE response is open; `chunked` on HTTP/1.1. It ends cleanly at
+    /// `until` (`u64::MAX`: when the application or the client ends it).
+    Streaming { chunked: bool, until: u64 },
     /// Nothing more will be read; close once the queue is written, after a
     /// lingering half-close if `linger`.
     Draining { linger: bool },
@@ -79,6 +80,10 @@ pub enum CloseReason {
     BadRequest,
     /// A socket error other than the client leaving.
     IoError,
+    /// The stream reached the end of its lifetime
+    /// ([`Reply::end_after`](crate::Reply::end_after)), such as its
+    /// credentials' expiry, and was ended cleanly.
+    Expired,
 }
 
 /// The timeouts a connection's deadlines are computed from, in ms.
@@ -135,6 +140,8 @@ pub(crate) enum Due {
     AnswerTimeout,
     /// Nothing could be written for the idle timeout.
     Idle,
+    /// The stream's lifetime is over: end it cleanly.
+    Expired,
     /// A lingering close waited long enough for the client's EOF.
     LingerOver,
 }
@@ -221,7 +228,7 @@ impl Conn {
     /// Whether the open stream is chunked (`None` when not streaming).
     pub(crate) fn stream_chunked(&self) -> Option<bool> {
         match self.state {
-            State::Streaming { chunked } => Some(chunked),
+            State::Streaming { chunked, .. } => Some(chunked),
             _ => None,
         }
     }
@@ -336,7 +343,8 @@ impl Conn {
             State::Reading | State::Deferred { .. }
         ));
         self.keep_alive &= chunked;
-        self.enter(State::Streaming { chunked }, now);
+        let until = u64::MAX;
+        self.enter(State::Streaming { chunked, until }, now);
         self.last_write = now;
         // An idle stream keeps no read buffer (unless a request waits in it).
         if self.reader.buffered() == 0 {
@@ -344,10 +352,18 @@ impl Conn {
         }
     }
 
+    /// The open stream must end by `at` (the earlier of this and any end
+    /// already set wins).
+    pub(crate) fn on_lifetime(&mut self, at: u64) {
+        if let State::Streaming { until, .. } = &mut self.state {
+            *until = (*until).min(at);
+        }
+    }
+
     /// The stream ended cleanly (its last chunk, if any, is queued). On a
     /// kept-alive HTTP/1.1 connection the next request may follow.
     pub(crate) fn on_stream_end(&mut self, now: u64) -> Step {
-        let State::Streaming { chunked } = self.state else {
+        let State::Streaming { chunked, .. } = self.state else {
             return Step::Wait;
         };
         if chunked && self.keep_alive && !self.read_closed {
@@ -453,13 +469,14 @@ impl Conn {
         match self.state {
             State::Reading => self.since + t.head,
             State::Deferred { .. } => self.since + t.answer,
-            State::Streaming { .. } => {
+            State::Streaming { until, .. } => {
                 let idle = self.last_write + t.idle;
-                match t.heartbeat {
+                let due = match t.heartbeat {
                     // A heartbeat is only worth queueing behind nothing.
                     Some(h) if self.queue.is_empty() => idle.min(self.last_write + h),
                     _ => idle,
-                }
+                };
+                due.min(until)
             }
             State::Draining { .. } => self.last_write + t.idle,
             State::Lingering => self.since + LINGER_MS.min(t.idle),
@@ -476,6 +493,7 @@ impl Conn {
         match self.state {
             State::Reading => Due::HeadTimeout,
             State::Deferred { .. } => Due::AnswerTimeout,
+            State::Streaming { until, .. } if until <= now => Due::Expired,
             State::Streaming { .. } if self.last_write + t.idle > now => Due::Heartbeat,
             State::Lingering => Due::LingerOver,
             _ => Due::Idle,
@@ -533,6 +551,18 @@ mod tests {
         queue_something(&mut c);
         assert_eq!(c.on_timeout(40, &T), Due::Later(110));
         assert_eq!(c.on_timeout(110, &T), Due::Idle);
+    }
+
+    #[test]
+    fn a_stream_with_a_lifetime_expires_before_its_heartbeat() {
+        let mut c = conn();
+        c.on_request(&request(GET_11), 0);
+        c.on_stream_open(true, 0);
+        c.on_lifetime(25);
+        c.on_lifetime(90); // a later end does not postpone an earlier one
+        assert_eq!(c.on_timeout(10, &T), Due::Later(25));
+        assert_eq!(c.on_timeout(25, &T), Due::Expired);
+        assert_eq!(c.on_stream_end(25), Step::ResumeReading);
     }
 
     #[test]

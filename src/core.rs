@@ -530,6 +530,15 @@ impl Core {
             .store(self.stats.clients, Ordering::Relaxed);
     }
 
+    /// Ends the stream on `key` cleanly `after` ms from now, unless it ends
+    /// sooner.
+    pub(crate) fn end_after(&mut self, key: usize, after: u64) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.on_lifetime(self.now.saturating_add(after));
+            self.schedule(key);
+        }
+    }
+
     /// Adds the stream on `key` to `topic`.
     pub(crate) fn subscribe(&mut self, key: usize, topic: &str) {
         let Some(conn) = self.conns.get_mut(key) else {
@@ -790,6 +799,7 @@ impl Core {
                     self.refuse_deferred(key, 504, why);
                 }
                 Due::Idle => self.close(key, CloseReason::Idle),
+                Due::Expired => self.end_stream(key, CloseReason::Expired),
                 Due::LingerOver => self.close(key, CloseReason::Done),
             }
             self.schedule(key);

@@ -223,6 +223,21 @@ impl<'a> Reply<'a> {
         Ok(())
     }
 
+    /// Ends this request's stream cleanly once `after` has passed (opening
+    /// the stream if needed), unless it ends sooner: for a stream whose
+    /// credentials expire, say. It ends as [`end`](Reply::end) would, with
+    /// [`CloseReason::Expired`](crate::CloseReason::Expired) for `on_close`.
+    ///
+    /// # Errors
+    /// As [`send`](Reply::send).
+    pub fn end_after(&mut self, after: std::time::Duration) -> Result<(), SendError> {
+        self.check_sendable()?;
+        self.stream().map_err(SendError::Open)?;
+        let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        self.core.end_after(self.key, ms);
+        Ok(())
+    }
+
     /// Sends an event to the stream with `seid` (the seed's `sendEventBySeid`).
     ///
     /// # Errors

@@ -862,3 +862,29 @@ fn a_burst_of_connections_while_the_loop_is_busy_waits_in_the_backlog() {
     );
     assert_eq!(busy.read_response().0.status, 200);
 }
+
+#[test]
+fn a_stream_ends_cleanly_at_the_end_of_its_lifetime() {
+    struct Timed(mpsc::Sender<sseloop::CloseReason>);
+    impl sseloop::Handler for Timed {
+        fn on_request(&mut self, _req: &Request, reply: &mut Reply<'_>) {
+            reply.send(Event::new("until soon")).unwrap();
+            reply.end_after(Duration::from_millis(150)).unwrap();
+        }
+        fn on_close(&mut self, _seid: &str, reason: sseloop::CloseReason) {
+            self.0.send(reason).unwrap();
+        }
+    }
+    let (tx, closed) = mpsc::channel();
+    let server = TestServer::start(move |b| b.auto_generate_id(false).build(Timed(tx)));
+    let started = Instant::now();
+    let mut stream = EventStream::open(&server, "/events");
+    assert_eq!(stream.next().data, "until soon");
+    // The last chunk comes at the deadline: a clean end, not a reset.
+    assert!(stream.rest().is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(140));
+    assert_eq!(
+        closed.recv_timeout(DEADLINE).unwrap(),
+        sseloop::CloseReason::Expired
+    );
+}
