@@ -72,10 +72,57 @@ pub struct Config {
           value_parser = non_empty)]
     pub publish_token: Option<String>,
 
-    /// Send Access-Control-Allow-Origin: ORIGIN on /events and answer
-    /// preflights.
-    #[arg(long, env = "SSELOOP_CORS_ORIGIN", value_name = "ORIGIN", value_parser = header_value)]
-    pub cors_origin: Option<String>,
+    /// Origins a browser may read the hub from (CORS, with credentials);
+    /// repeat the flag or separate with commas; `*` allows any.
+    #[arg(long, env = "SSELOOP_CORS_ORIGIN", value_name = "ORIGIN", value_parser = header_value,
+          value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+
+    /// The JWT key for publishers and subscribers: the HS256 secret, or a
+    /// PEM public key for RS256/ES256. Better from the environment, out of
+    /// `ps`.
+    #[arg(long, env = "SSELOOP_JWT_KEY", value_name = "KEY", hide_env_values = true,
+          value_parser = non_empty)]
+    pub jwt_key: Option<String>,
+
+    /// The publishers' JWT key, when it differs from --jwt-key.
+    #[arg(long, env = "SSELOOP_PUBLISHER_JWT_KEY", value_name = "KEY", hide_env_values = true,
+          value_parser = non_empty)]
+    pub publisher_jwt_key: Option<String>,
+
+    /// The subscribers' JWT key, when it differs from --jwt-key.
+    #[arg(long, env = "SSELOOP_SUBSCRIBER_JWT_KEY", value_name = "KEY", hide_env_values = true,
+          value_parser = non_empty)]
+    pub subscriber_jwt_key: Option<String>,
+
+    /// The one algorithm tokens may be signed with (alg none never is).
+    #[arg(
+        long,
+        env = "SSELOOP_JWT_ALG",
+        value_name = "ALG",
+        value_enum,
+        default_value = "HS256"
+    )]
+    pub jwt_alg: crate::auth::Alg,
+
+    /// Let subscribers without a token receive public updates (without it,
+    /// a subscriber key makes a token necessary: 401).
+    #[arg(long, env = "SSELOOP_ANONYMOUS")]
+    pub anonymous: bool,
+
+    /// Origins a cookie-authorized publish may come from (its Origin or
+    /// Referer; CSRF); repeat or separate with commas; `*` allows any.
+    #[arg(
+        long,
+        env = "SSELOOP_PUBLISH_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub publish_origin: Vec<String>,
+
+    /// Serve the Mercure subscriptions API and publish subscription events.
+    #[arg(long, env = "SSELOOP_SUBSCRIPTIONS")]
+    pub subscriptions: bool,
 
     /// Send `retry: MS` first on every stream.
     #[arg(long = "retry", env = "SSELOOP_RETRY", value_name = "MS")]
@@ -102,8 +149,15 @@ impl Config {
     /// The configuration as one log line, with secrets left out.
     pub fn summary(&self) -> String {
         let mut shown = self.clone();
-        if shown.publish_token.is_some() {
-            shown.publish_token = Some("(set)".into());
+        for secret in [
+            &mut shown.publish_token,
+            &mut shown.jwt_key,
+            &mut shown.publisher_jwt_key,
+            &mut shown.subscriber_jwt_key,
+        ] {
+            if secret.is_some() {
+                *secret = Some("(set)".into());
+            }
         }
         format!("{shown:?}")
     }
@@ -204,8 +258,21 @@ mod tests {
     }
 
     #[test]
-    fn summary_hides_the_token() {
-        let c = parse("--publish-token s3cret").unwrap().unwrap();
-        assert!(!c.summary().contains("s3cret"));
+    fn summary_hides_the_secrets() {
+        let c = parse("--publish-token s3cret --jwt-key k3y")
+            .unwrap()
+            .unwrap();
+        assert!(!c.summary().contains("s3cret") && !c.summary().contains("k3y"));
+    }
+
+    #[test]
+    fn lists_take_commas_or_repeats() {
+        let c = parse("--cors-origin https://a,https://b --cors-origin https://c")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.cors_origin, ["https://a", "https://b", "https://c"]);
+        let c = parse("--jwt-alg ES256").unwrap().unwrap();
+        assert_eq!(c.jwt_alg, crate::auth::Alg::Es256);
+        assert!(parse("--jwt-alg none").is_err());
     }
 }

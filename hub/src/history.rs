@@ -1,25 +1,43 @@
-//! The last N published events, kept as encoded frames so a reconnecting
-//! client can be sent what it missed without encoding anything again.
+//! The last N published updates, kept as encoded frames so a reconnecting
+//! client can be sent what it missed without encoding anything again. One
+//! history for both interfaces: an update published through the native
+//! routes or through Mercure replays on both.
 
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 
 use sseloop::Frame;
 
+/// One published update, as every subscriber gets it.
+#[derive(Debug)]
+pub struct Update {
+    /// Its id (the `id:` field of its frame).
+    pub id: String,
+    /// Its topics, the first canonical, the others alternates; none for a
+    /// native broadcast (which every native subscriber receives).
+    pub topics: Vec<String>,
+    /// Whether only subscribers authorized for one of its topics get it.
+    pub private: bool,
+    /// The SSE frame, encoded once.
+    pub frame: Frame,
+}
+
 struct Stored {
     seq: u64,
-    id: String,
-    /// `None` for a broadcast, which every client receives.
-    topic: Option<String>,
-    frame: Frame,
+    update: Rc<Update>,
 }
 
 /// What a replay found.
 pub enum Replay<'a> {
-    /// The frames after the id, in order, that match the client's topics.
-    Missed(Vec<&'a Frame>),
+    /// The updates after the id, in order (the caller keeps those its
+    /// subscriber may see).
+    Missed(Box<dyn Iterator<Item = &'a Update> + 'a>),
     /// The id is not in the history (too old, or never published here).
     Unknown,
 }
+
+/// The `lastEventID` that asks for every update kept.
+pub const EARLIEST: &str = "earliest";
 
 /// A ring of published events, indexed by id.
 pub struct History {
@@ -46,45 +64,42 @@ impl History {
         }
     }
 
-    /// Keeps a published event (dropping the oldest once full).
-    pub fn push(&mut self, id: String, topic: Option<&str>, frame: Frame) {
+    /// Keeps a published update (dropping the oldest once full).
+    pub fn push(&mut self, update: Rc<Update>) {
         if self.capacity == 0 {
             return;
         }
         if self.events.len() == self.capacity {
             if let Some(old) = self.events.pop_front() {
-                if self.by_id.get(&old.id) == Some(&old.seq) {
-                    self.by_id.remove(&old.id);
+                if self.by_id.get(&old.update.id) == Some(&old.seq) {
+                    self.by_id.remove(&old.update.id);
                 }
             }
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_id.insert(id.clone(), seq);
-        self.events.push_back(Stored {
-            seq,
-            id,
-            topic: topic.map(str::to_owned),
-            frame,
-        });
+        self.by_id.insert(update.id.clone(), seq);
+        self.events.push_back(Stored { seq, update });
     }
 
-    /// The events after `last_id` that a client subscribed to `topics`
-    /// receives: broadcasts, and events on one of its topics.
-    pub fn after<'a>(&'a self, last_id: &str, topics: &[&str]) -> Replay<'a> {
-        let Some(&seq) = self.by_id.get(last_id) else {
-            return Replay::Unknown;
+    /// The updates after `last_id`, oldest first; `"earliest"` (Mercure's
+    /// name for "from the start") gives every update kept.
+    pub fn after<'a>(&'a self, last_id: &str) -> Replay<'a> {
+        let start = if last_id == EARLIEST {
+            0
+        } else {
+            let Some(&seq) = self.by_id.get(last_id) else {
+                return Replay::Unknown;
+            };
+            let first = self.events.front().map_or(0, |e| e.seq);
+            usize::try_from(seq - first + 1).unwrap_or(usize::MAX)
         };
-        let first = self.events.front().map_or(0, |e| e.seq);
-        let start = usize::try_from(seq - first + 1).unwrap_or(usize::MAX);
-        Replay::Missed(
-            self.events
-                .iter()
-                .skip(start)
-                .filter(|e| e.topic.as_deref().is_none_or(|t| topics.contains(&t)))
-                .map(|e| &e.frame)
-                .collect(),
-        )
+        Replay::Missed(Box::new(self.events.iter().skip(start).map(|e| &*e.update)))
+    }
+
+    /// The id of the newest update kept, if any.
+    pub fn last_id(&self) -> Option<&str> {
+        self.events.back().map(|e| e.update.id.as_str())
     }
 
     /// Whether no event is kept.
@@ -103,53 +118,52 @@ mod tests {
     use super::*;
     use sseloop::Event;
 
-    fn frame(id: &str) -> Frame {
-        Event::new(id).id(id).encode().unwrap()
+    fn update(id: &str, topic: Option<&str>) -> Rc<Update> {
+        Rc::new(Update {
+            id: id.into(),
+            topics: topic.into_iter().map(str::to_owned).collect(),
+            private: false,
+            frame: Event::new(id).id(id).encode().unwrap(),
+        })
     }
 
     fn ids(replay: Replay<'_>) -> Vec<String> {
         match replay {
-            Replay::Missed(frames) => frames
-                .iter()
-                .map(|f| {
-                    String::from_utf8_lossy(f.payload())
-                        .lines()
-                        .next()
-                        .unwrap()
-                        .to_owned()
-                })
-                .collect(),
+            Replay::Missed(updates) => updates.map(|u| u.id.clone()).collect(),
             Replay::Unknown => vec!["unknown".into()],
         }
     }
 
     #[test]
-    fn replays_after_id_by_topic_and_forgets_old() {
+    fn replays_after_id_and_forgets_old() {
         let mut h = History::new(4);
-        h.push("1".into(), Some("a"), frame("1"));
-        h.push("2".into(), Some("b"), frame("2"));
-        h.push("3".into(), None, frame("3"));
-        h.push("4".into(), Some("a"), frame("4"));
-        assert_eq!(ids(h.after("1", &["a"])), ["id: 3", "id: 4"]);
-        assert_eq!(ids(h.after("1", &[])), ["id: 3"]);
-        assert_eq!(ids(h.after("4", &["a"])), Vec::<String>::new());
-        h.push("5".into(), Some("a"), frame("5"));
-        assert_eq!(ids(h.after("1", &["a"])), ["unknown"]);
-        assert_eq!(ids(h.after("2", &["a", "b"])), ["id: 3", "id: 4", "id: 5"]);
-        assert_eq!(h.len(), 4);
+        for (id, topic) in [
+            ("1", Some("a")),
+            ("2", Some("b")),
+            ("3", None),
+            ("4", Some("a")),
+        ] {
+            h.push(update(id, topic));
+        }
+        assert_eq!(ids(h.after("1")), ["2", "3", "4"]);
+        assert_eq!(ids(h.after("4")), Vec::<String>::new());
+        assert_eq!(ids(h.after(EARLIEST)), ["1", "2", "3", "4"]);
+        h.push(update("5", Some("a")));
+        assert_eq!(ids(h.after("1")), ["unknown"]);
+        assert_eq!(ids(h.after("2")), ["3", "4", "5"]);
+        assert_eq!((h.len(), h.last_id()), (4, Some("5")));
     }
 
     #[test]
     fn the_id_index_does_not_grow_once_the_ring_is_full() {
         let mut h = History::new(1024);
-        let f = frame("x");
         for i in 0..1024u32 {
-            h.push(i.to_string(), Some("t"), f.clone());
+            h.push(update(&i.to_string(), Some("t")));
         }
         let full = h.by_id.capacity();
         // Long enough for deletions to use up the table's slack many times.
         for i in 1024..200_000u32 {
-            h.push(i.to_string(), Some("t"), f.clone());
+            h.push(update(&i.to_string(), Some("t")));
         }
         assert!(
             h.by_id.capacity() <= full,

@@ -2,22 +2,33 @@
 //! concern, so a newcomer finds each in its own file:
 //!
 //! - [`config`]: flags and environment variables;
-//! - [`routes`]: which request goes where, and the native routes;
+//! - [`auth`]: JWT authorization: tokens, claims, refusals that say why;
+//! - [`subscribers`]: who receives an update, grouped by selectors;
+//! - [`routes`]: which request goes where, the native routes, and what
+//!   both interfaces share (opening a stream, delivering an update);
+//! - [`mercure`]: the Mercure routes on `/.well-known/mercure`;
+//! - [`subscriptions`]: Mercure's subscriptions API and events;
 //! - [`history`]: the events kept for replay on reconnect;
 //! - [`metrics`]: the Prometheus exposition;
 //! - [`cors`]: the CORS headers and preflights;
 //! - [`json`]: the JSON the hub writes;
-//! - [`signals`]: SIGINT/SIGTERM to a graceful shutdown.
+//! - [`signals`]: SIGINT/SIGTERM to a graceful shutdown;
+//! - [`topics`]: Mercure topic selectors (URI templates), compiled once.
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod history;
 pub mod json;
+pub mod mercure;
 pub mod metrics;
 pub mod routes;
 pub mod signals;
+pub mod subscribers;
+pub mod subscriptions;
+pub mod topics;
 
 pub use crate::config::Config;
 pub use crate::routes::Hub;

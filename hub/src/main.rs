@@ -40,7 +40,7 @@ fn run(config: Config) -> std::io::Result<()> {
         .max_clients(config.max_clients)
         // The hub gives ids itself, from one counter kept with its history.
         .auto_generate_id(false)
-        .build(Hub::new(config, first_id))?;
+        .build(Hub::new(config, first_id).map_err(std::io::Error::other)?)?;
     let handle = server.handle();
     signals::on_terminate(move || {
         let _ = handle.shutdown();

@@ -8,7 +8,7 @@ use sseloop::{Response, Stats};
 /// The hub's own counters, beside the loop's [`Stats`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HubCounters {
-    /// Events published through the hub.
+    /// Updates published through the hub (native or Mercure).
     pub published: u64,
     /// Events replayed to reconnecting clients.
     pub replayed: u64,
@@ -16,6 +16,23 @@ pub struct HubCounters {
     pub resets: u64,
     /// Events held for replay now.
     pub history: u64,
+    /// Private updates queued to subscribers (one per subscriber).
+    pub private_deliveries: u64,
+    /// Requests refused by authorization, by reason, in the order of
+    /// [`Refusal::LABELS`](crate::auth::Refusal::LABELS).
+    pub refusals: [u64; 8],
+}
+
+impl HubCounters {
+    /// Counts one refusal with `label` (one of `Refusal::LABELS`).
+    pub fn refused(&mut self, label: &str) {
+        if let Some(i) = crate::auth::Refusal::LABELS
+            .iter()
+            .position(|l| *l == label)
+        {
+            self.refusals[i] += 1;
+        }
+    }
 }
 
 /// One metric: name, type, help, and its (labels, value) series.
@@ -29,7 +46,7 @@ type MetricRow<'a> = (
 /// The exposition of `s` and `hub`, as a `200` response.
 pub fn render(s: &Stats, hub: &HubCounters) -> Response {
     // (name, type, help, [(labels, value)]), in exposition order.
-    let rows: [MetricRow<'_>; 19] = [
+    let rows: [MetricRow<'_>; 21] = [
         (
             "clients",
             "gauge",
@@ -81,7 +98,7 @@ pub fn render(s: &Stats, hub: &HubCounters) -> Response {
         (
             "events_published_total",
             "counter",
-            "Events published through /publish.",
+            "Updates published (native /publish and Mercure).",
             &[("", hub.published)],
         ),
         (
@@ -141,6 +158,27 @@ pub fn render(s: &Stats, hub: &HubCounters) -> Response {
             "counter",
             "Reconnects whose Last-Event-ID was no longer in the history.",
             &[("", hub.resets)],
+        ),
+        (
+            "private_deliveries_total",
+            "counter",
+            "Private updates queued to authorized subscribers (one per subscriber).",
+            &[("", hub.private_deliveries)],
+        ),
+        (
+            "auth_refusals_total",
+            "counter",
+            "Requests refused by authorization, by reason.",
+            &[
+                ("{reason=\"no_token\"}", hub.refusals[0]),
+                ("{reason=\"malformed\"}", hub.refusals[1]),
+                ("{reason=\"bad_signature\"}", hub.refusals[2]),
+                ("{reason=\"wrong_algorithm\"}", hub.refusals[3]),
+                ("{reason=\"expired\"}", hub.refusals[4]),
+                ("{reason=\"not_yet_valid\"}", hub.refusals[5]),
+                ("{reason=\"topic_not_covered\"}", hub.refusals[6]),
+                ("{reason=\"csrf\"}", hub.refusals[7]),
+            ],
         ),
         (
             "history_events",

@@ -1,125 +1,247 @@
-//! The hub's routes: subscribe, publish, direct sends, ending a client,
-//! replay on reconnect, auth, CORS, health, metrics and the demo page. All
+//! Which request goes where, the native routes (`/events`, `/publish`,
+//! `/clients…`), and what both interfaces share: one topic space (the
+//! [`Groups`]), one history, one way to open a subscriber's stream and to
+//! deliver an update. The Mercure routes are in [`crate::mercure`]. All
 //! stream work goes through the library; this is routing and policy.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use sseloop::auth::bearer_matches;
-use sseloop::{Event, Frame, Handler, Reply, Request, Response, SendError, StreamError};
+use sseloop::{
+    CloseReason, Event, Frame, Handler, Reply, Request, Response, SendError, StreamError,
+};
 
+use crate::auth::{Keys, Refusal};
 use crate::config::Config;
-use crate::history::{History, Replay};
+use crate::cors::Cors;
+use crate::history::{History, Replay, Update};
+use crate::metrics::HubCounters;
+use crate::subscribers::{Audience, Groups};
 
 const DEMO_PAGE: &str = include_str!("demo.html");
 
 /// What `/events` answers to, for `Allow`.
 const EVENTS_METHODS: &str = "GET, HEAD, OPTIONS";
 
+/// What the hub knows of one live stream.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    /// The group it receives updates through.
+    pub group: usize,
+    /// Its Mercure subscription, for the subscriptions API.
+    pub subscription: Option<Box<crate::mercure::Subscription>>,
+}
+
 /// The hub's state between requests.
 pub struct Hub {
-    config: Config,
-    history: History,
+    pub(crate) config: Config,
+    pub(crate) keys: Keys,
+    pub(crate) cors: Cors,
+    pub(crate) history: History,
+    pub(crate) groups: Groups,
+    /// Each live stream, by seid.
+    pub(crate) streams: HashMap<String, Stream>,
     /// The next id the hub assigns. It starts at the start time in
     /// microseconds, so ids also increase across restarts and an id from an
     /// earlier run is never mistaken for one of this run.
     next_id: u64,
     retry_frame: Option<Frame>,
-    published: u64,
-    replayed: u64,
-    resets: u64,
+    pub(crate) counters: HubCounters,
+    /// A handle to the loop, for what happens outside a request (a
+    /// subscriber leaving); taken from the first request.
+    handle: Option<sseloop::Handle>,
 }
 
 impl Hub {
     /// The hub for `config`; the ids it assigns start at `first_id`.
-    pub fn new(config: Config, first_id: u64) -> Self {
+    ///
+    /// # Errors
+    /// A one-line reason when a JWT key cannot be used.
+    pub fn new(config: Config, first_id: u64) -> Result<Self, String> {
         let retry_frame = config.retry_ms.map(|ms| {
             Event::default()
                 .retry(ms)
                 .encode()
                 .expect("retry-only frames are valid")
         });
-        Hub {
+        Ok(Hub {
+            keys: Keys::from_config(&config)?,
+            cors: Cors::new(config.cors_origin.clone()),
             history: History::new(config.history),
+            groups: Groups::default(),
+            streams: HashMap::new(),
             config,
             next_id: first_id,
             retry_frame,
-            published: 0,
-            replayed: 0,
-            resets: 0,
-        }
+            counters: HubCounters::default(),
+            handle: None,
+        })
     }
 
-    fn subscribe(&mut self, req: &Request, reply: &mut Reply<'_>) {
-        if let Some(origin) = &self.config.cors_origin {
-            let _ = reply.header("Access-Control-Allow-Origin", origin);
-        }
-        match reply.stream() {
-            Ok(_) => {}
+    /// Counts and logs a refusal; answers its response.
+    pub(crate) fn refuse(&mut self, req: &Request, refusal: &Refusal) -> Response {
+        self.counters.refused(refusal.label());
+        log::info!(
+            "refused {} {} from {}: {refusal}",
+            req.method(),
+            req.path(),
+            req.peer()
+        );
+        refusal.response()
+    }
+
+    /// Opens a subscriber's stream: its head, then `first` (if any) and
+    /// `retry` (if configured). Answers its seid, or `None` when the request
+    /// was answered otherwise (a `HEAD`, too many clients).
+    pub(crate) fn open(&mut self, reply: &mut Reply<'_>, first: Option<&Frame>) -> Option<String> {
+        let seid = match reply.stream() {
+            Ok(seid) => seid.to_owned(),
             // Answered with the stream's head; there is nothing to send on.
-            Err(StreamError::HeadRequest) => return,
+            Err(StreamError::HeadRequest) => return None,
             Err(StreamError::TooManyClients) => {
-                let _ = reply
-                    .respond(Response::text(503, "too many clients\n").header("Retry-After", "5"));
-                return;
+                let busy = Response::text(503, "too many clients\n").header("Retry-After", "5");
+                let _ = reply.respond(busy);
+                return None;
             }
             Err(e) => {
                 let _ = reply.respond(Response::text(500, format!("{e}\n")));
-                return;
+                return None;
             }
-        }
-        if let Some(frame) = &self.retry_frame {
+        };
+        for frame in first.into_iter().chain(&self.retry_frame) {
             let _ = reply.send_frame(frame);
         }
-        let seid = reply.seid().unwrap_or_default().to_owned();
-        // No id: the seid event must not move the client's last event id.
-        let _ = reply.send(Event::new(seid).event("seid"));
-        let topics: Vec<&str> = req.query_all("topic").filter(|t| !t.is_empty()).collect();
-        for topic in &topics {
-            let _ = reply.subscribe(topic);
+        Some(seid)
+    }
+
+    /// Makes the open stream `seid` a subscriber selecting `audience`: what
+    /// it missed since `last_id` first, then everything published from now
+    /// on (nothing can come between: the loop runs one handler at a time).
+    pub(crate) fn attach(
+        &mut self,
+        reply: &mut Reply<'_>,
+        seid: &str,
+        audience: Audience,
+        last_id: Option<&str>,
+    ) -> &mut Stream {
+        if let Some(last_id) = last_id {
+            self.replay(reply, &audience, last_id);
         }
+        let group = self.groups.join(audience);
+        if let Some(g) = self.groups.get(group) {
+            let _ = reply.subscribe(&g.topic);
+        }
+        let stream = Stream {
+            group,
+            subscription: None,
+        };
+        self.streams.entry(seid.to_owned()).or_insert(stream)
+    }
+
+    /// Sends `audience` what it missed after `last_id`, or a `reset` event
+    /// (its data the id as sent) when that cannot be known.
+    fn replay(&mut self, reply: &mut Reply<'_>, audience: &Audience, last_id: &str) {
+        match self.history.after(last_id) {
+            Replay::Missed(updates) => {
+                for update in updates {
+                    if self.groups.audience_receives(audience, update) {
+                        self.counters.replayed += 1;
+                        let _ = reply.send_frame(&update.frame);
+                    }
+                }
+            }
+            Replay::Unknown => {
+                // Say so rather than let the client silently miss events.
+                self.counters.resets += 1;
+                let _ = reply.send(Event::new(last_id).event("reset"));
+            }
+        }
+    }
+
+    /// Delivers `update` to every group that receives it (each selector
+    /// worked out once, each subscriber once) and keeps it for replay.
+    /// Answers how many streams it was queued on.
+    pub(crate) fn deliver(&mut self, reply: &mut Reply<'_>, update: Update) -> usize {
+        let update = Rc::new(update);
+        let mut reached = 0;
+        for group in self.groups.receiving(&update) {
+            reached += reply.publish_frame(&group.topic, &update.frame);
+        }
+        self.counters.published += 1;
+        if update.private {
+            self.counters.private_deliveries += reached as u64;
+        }
+        log::debug!("published {} to {reached} streams", update.id);
+        self.history.push(update);
+        reached
+    }
+
+    /// A fresh id for an update published without one.
+    fn next_native_id(&mut self) -> String {
+        let id = self.next_id.to_string();
+        self.next_id += 1;
+        id
+    }
+
+    // ---- the native routes ----
+
+    fn subscribe(&mut self, req: &Request, reply: &mut Reply<'_>) {
+        self.cors.apply(req, reply);
+        let topics: Vec<&str> = req.query_all("topic").filter(|t| !t.is_empty()).collect();
         let last_id = req
             .header("Last-Event-ID")
             .or_else(|| req.query("lastEventId"))
             .filter(|id| !id.is_empty());
-        if let Some(last_id) = last_id {
-            match self.history.after(last_id, &topics) {
-                Replay::Missed(frames) => {
-                    for frame in frames {
-                        self.replayed += 1;
-                        let _ = reply.send_frame(frame);
-                    }
-                }
-                Replay::Unknown => {
-                    // Say so rather than let the client silently miss events.
-                    self.resets += 1;
-                    let _ = reply.send(Event::new(last_id).event("reset"));
-                }
+        let Some(seid) = self.open(reply, None) else {
+            return;
+        };
+        // No id: the seid event must not move the client's last event id.
+        let _ = reply.send(Event::new(seid.as_str()).event("seid"));
+        self.attach(reply, &seid, Audience::native(topics), last_id);
+    }
+
+    /// `Ok` when the request may publish to `topics` (none: a broadcast) or
+    /// manage clients (`topics` is `["*"]`): the `--publish-token`, or a JWT
+    /// covering them when a publisher key is set; without either, loopback
+    /// peers only.
+    fn authorize(&mut self, req: &Request, topics: &[&str]) -> Result<(), Response> {
+        let Some(_) = &self.keys.publisher else {
+            return self.authorize_without_jwt(req);
+        };
+        if let Some(token) = &self.config.publish_token {
+            if bearer_matches(req.header_bytes("Authorization"), token.as_bytes()) {
+                return Ok(());
             }
+        }
+        let wanted: Vec<&str> = if topics.is_empty() {
+            vec!["*"]
+        } else {
+            topics.to_vec()
+        };
+        match self
+            .keys
+            .may_publish(req, &wanted, &self.config.publish_origin)
+        {
+            Ok(_) => Ok(()),
+            Err(refusal) => Err(self.refuse(req, &refusal)),
         }
     }
 
-    /// `OPTIONS /events`: the methods it takes, and with `--cors-origin`
-    /// the answer to a browser's CORS preflight.
-    fn options(&self, reply: &mut Reply<'_>) {
-        let answer = crate::cors::preflight(self.config.cors_origin.as_deref(), EVENTS_METHODS);
-        let _ = reply.respond(answer);
-    }
-
-    /// `Ok` when the request may publish or manage clients.
-    fn authorize(&self, req: &Request) -> Result<(), Response> {
+    /// The rule without a publisher key: the `--publish-token` bearer, or
+    /// without one, loopback peers only.
+    pub(crate) fn authorize_without_jwt(&self, req: &Request) -> Result<(), Response> {
         match &self.config.publish_token {
-            Some(token) => {
-                if bearer_matches(req.header_bytes("Authorization"), token.as_bytes()) {
-                    Ok(())
-                } else {
-                    Err(Response::text(401, "a valid bearer token is required\n")
-                        .header("WWW-Authenticate", "Bearer"))
-                }
+            Some(token) if bearer_matches(req.header_bytes("Authorization"), token.as_bytes()) => {
+                Ok(())
             }
+            Some(_) => Err(Response::text(401, "a valid bearer token is required\n")
+                .header("WWW-Authenticate", "Bearer")),
             None if is_loopback(req.peer().ip()) => Ok(()),
             None => Err(Response::text(
                 403,
-                "publishing is open to loopback peers only; set --publish-token\n",
+                "publishing is open to loopback peers only; set --publish-token or --jwt-key\n",
             )),
         }
     }
@@ -148,25 +270,24 @@ impl Hub {
     }
 
     fn publish(&mut self, req: &Request, reply: &mut Reply<'_>) -> Result<Response, Response> {
-        self.authorize(req)?;
-        let id = match req.query("id") {
-            Some(id) => id.to_owned(),
-            None => self.next_id.to_string(),
-        };
+        let topic = req.query("topic").filter(|t| !t.is_empty());
+        self.authorize(req, topic.as_slice())?;
+        let given = req.query("id").map(str::to_owned);
+        let id = given.clone().unwrap_or_else(|| self.next_id.to_string());
         let event = Self::event_from(req, Some(id.clone()))?;
         let frame = event
             .encode()
             .map_err(|e| Response::text(400, format!("{e}\n")))?;
-        if req.query("id").is_none() {
-            self.next_id += 1;
+        if given.is_none() {
+            self.next_native_id();
         }
-        let topic = req.query("topic").filter(|t| !t.is_empty());
-        match topic {
-            Some(topic) => reply.publish_frame(topic, &frame),
-            None => reply.broadcast_frame(&frame),
+        let update = Update {
+            id: id.clone(),
+            topics: topic.map(str::to_owned).into_iter().collect(),
+            private: false,
+            frame,
         };
-        self.history.push(id.clone(), topic, frame);
-        self.published += 1;
+        self.deliver(reply, update);
         Ok(Response::text(200, id))
     }
 
@@ -176,7 +297,7 @@ impl Hub {
         reply: &mut Reply<'_>,
         seid: &str,
     ) -> Result<Response, Response> {
-        self.authorize(req)?;
+        self.authorize(req, &["*"])?;
         let result = match req.method() {
             "POST" => {
                 let event = Self::event_from(req, req.query("id").map(str::to_owned))?;
@@ -194,11 +315,19 @@ impl Hub {
         }
     }
 
-    fn clients(&self, req: &Request, reply: &Reply<'_>) -> Result<Response, Response> {
-        self.authorize(req)?;
+    fn clients(&mut self, req: &Request, reply: &Reply<'_>) -> Result<Response, Response> {
+        self.authorize(req, &["*"])?;
         let mut seids: Vec<&str> = reply.clients().collect();
         seids.sort_unstable();
-        let clients = seids.iter().map(|seid| (*seid, reply.topics_of(seid)));
+        let clients = seids.iter().map(|seid| {
+            let topics = self
+                .streams
+                .get(*seid)
+                .and_then(|s| self.groups.get(s.group))
+                .map(|g| g.audience.describe(&self.groups.store))
+                .unwrap_or_default();
+            (*seid, topics)
+        });
         let json = crate::json::clients(clients);
         Ok(Response::new(200)
             .header("Content-Type", "application/json")
@@ -206,18 +335,17 @@ impl Hub {
     }
 
     fn metrics(&self, reply: &Reply<'_>) -> Response {
-        let counters = crate::metrics::HubCounters {
-            published: self.published,
-            replayed: self.replayed,
-            resets: self.resets,
-            history: self.history.len() as u64,
-        };
+        let mut counters = self.counters;
+        counters.history = self.history.len() as u64;
         crate::metrics::render(&reply.stats(), &counters)
     }
 }
 
 impl Handler for Hub {
     fn on_request(&mut self, req: &Request, reply: &mut Reply<'_>) {
+        if self.handle.is_none() {
+            self.handle = Some(reply.handle());
+        }
         // Every GET route takes HEAD too: the library answers a HEAD with
         // the head of what the handler sends, stream or plain, and no body.
         let method = match req.method() {
@@ -229,7 +357,7 @@ impl Handler for Hub {
                 .header("Content-Type", "text/html; charset=utf-8")
                 .body(DEMO_PAGE)),
             ("GET", "/events") => return self.subscribe(req, reply),
-            ("OPTIONS", "/events") => return self.options(reply),
+            ("OPTIONS", "/events") => Ok(self.cors.preflight(req, EVENTS_METHODS)),
             (_, "/events") => Err(allow(EVENTS_METHODS)),
             ("POST", "/publish") => self.publish(req, reply),
             (_, "/publish") => Err(allow("POST")),
@@ -241,6 +369,9 @@ impl Handler for Hub {
                     None => Err(Response::text(400, "bad seid in path\n")),
                 }
             }
+            (_, path) if path == crate::mercure::PATH || path.starts_with(crate::mercure::PATH) => {
+                return crate::mercure::route(self, method, req, reply);
+            }
             ("GET", "/health") => Ok(Response::text(200, "ok\n")),
             ("GET", "/metrics") => Ok(self.metrics(reply)),
             (_, "/" | "/health" | "/metrics") => Err(allow("GET, HEAD")),
@@ -248,9 +379,20 @@ impl Handler for Hub {
         };
         let _ = reply.respond(answer.unwrap_or_else(|e| e));
     }
+
+    fn on_close(&mut self, seid: &str, _reason: CloseReason) {
+        let Some(stream) = self.streams.remove(seid) else {
+            return;
+        };
+        self.groups.leave(stream.group);
+        if let (Some(sub), Some(handle)) = (stream.subscription, self.handle.clone()) {
+            crate::subscriptions::disconnected(self, &handle, &sub);
+        }
+    }
 }
 
-fn allow(methods: &str) -> Response {
+/// `405` with the methods the route takes.
+pub(crate) fn allow(methods: &str) -> Response {
     Response::text(405, "method not allowed\n").header("Allow", methods)
 }
 
@@ -264,7 +406,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// Percent-decodes one path segment (`+` stays `+`).
-fn decode_segment(segment: &str) -> Option<String> {
+pub(crate) fn decode_segment(segment: &str) -> Option<String> {
     if segment.is_empty() || segment.contains('/') {
         return None;
     }

@@ -1,0 +1,426 @@
+//! Who may publish and subscribe: Mercure's JWT authorization.
+//!
+//! A token comes from `Authorization: Bearer`, else the `authorization`
+//! query parameter, else the `mercureAuthorization` cookie. It is verified
+//! with the key and the one algorithm configured (HS256 by default, RS256
+//! or ES256 with a PEM public key); `alg: none` and every other algorithm
+//! are refused, and `exp`/`nbf` are honoured with no leeway. Every refusal
+//! is a [`Refusal`] that says why, in the `401`/`403` body, in
+//! `WWW-Authenticate`, in the log and in `/metrics`: mysterious 401s are
+//! what users of hubs complain of most.
+//!
+//! Cryptography is `jsonwebtoken`'s; nothing here handles a signature.
+
+use std::fmt;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use sseloop::{Request, Response};
+
+/// The signing algorithms the hub accepts (one at a time, as configured).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Alg {
+    /// HMAC with SHA-256 and a shared secret.
+    #[value(name = "HS256")]
+    Hs256,
+    /// RSA PKCS#1 v1.5 with SHA-256; the key is a PEM public key.
+    #[value(name = "RS256")]
+    Rs256,
+    /// ECDSA on P-256 with SHA-256; the key is a PEM public key.
+    #[value(name = "ES256")]
+    Es256,
+}
+
+impl Alg {
+    fn jwt(self) -> Algorithm {
+        match self {
+            Alg::Hs256 => Algorithm::HS256,
+            Alg::Rs256 => Algorithm::RS256,
+            Alg::Es256 => Algorithm::ES256,
+        }
+    }
+}
+
+/// Verifies tokens signed with one key and one algorithm.
+#[derive(Clone)]
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+    alg: Alg,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Verifier({:?}, key hidden)", self.alg)
+    }
+}
+
+impl Verifier {
+    /// A verifier for `alg` with `key`: the secret for HS256, a PEM public
+    /// key for RS256 and ES256.
+    ///
+    /// # Errors
+    /// A one-line reason when the key cannot be used with `alg`.
+    pub fn new(alg: Alg, key: &str) -> Result<Self, String> {
+        let decoding = match alg {
+            Alg::Hs256 if key.is_empty() => return Err("the HS256 secret is empty".into()),
+            Alg::Hs256 => DecodingKey::from_secret(key.as_bytes())
+                .map_err(|e| format!("not an HMAC secret: {e}"))?,
+            Alg::Rs256 => DecodingKey::from_rsa_pem(key.as_bytes())
+                .map_err(|e| format!("not an RSA public key in PEM: {e}"))?,
+            Alg::Es256 => DecodingKey::from_ec_pem(key.as_bytes())
+                .map_err(|e| format!("not an EC public key in PEM: {e}"))?,
+        };
+        let mut validation = Validation::new(alg.jwt());
+        // Mercure tokens need no `exp`, `aud` or `sub`; `exp` and `nbf` are
+        // checked when present, to the second.
+        validation.required_spec_claims.clear();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        Ok(Verifier {
+            key: decoding,
+            validation,
+            alg,
+        })
+    }
+
+    /// The claims of `token`, once its signature, algorithm and times check.
+    ///
+    /// # Errors
+    /// The [`Refusal`] that says why not.
+    pub fn verify(&self, token: &str) -> Result<Claims, Refusal> {
+        match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) => Err(match e.kind() {
+                ErrorKind::ExpiredSignature => Refusal::Expired,
+                ErrorKind::ImmatureSignature => Refusal::NotYetValid,
+                ErrorKind::InvalidSignature => Refusal::BadSignature,
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    Refusal::WrongAlgorithm(self.alg)
+                }
+                // An `alg` this library does not know, `none` among them,
+                // fails while the header is read.
+                ErrorKind::Json(_) if header_alg_unknown(token) => {
+                    Refusal::WrongAlgorithm(self.alg)
+                }
+                _ => Refusal::Malformed,
+            }),
+        }
+    }
+}
+
+/// Whether the token's header parses as JSON but names an algorithm
+/// jsonwebtoken does not accept (`none`, say).
+fn header_alg_unknown(token: &str) -> bool {
+    jsonwebtoken::decode_header(token).is_err()
+        && token.split('.').count() == 3
+        && !token.split('.').next().unwrap_or_default().is_empty()
+}
+
+/// The hub's keys: one verifier for publishers and one for subscribers
+/// (the same key for both unless configured apart). No key: no JWT
+/// authorization (see each route for what then applies).
+#[derive(Clone, Debug, Default)]
+pub struct Keys {
+    /// Verifies publishers' tokens.
+    pub publisher: Option<Verifier>,
+    /// Verifies subscribers' tokens.
+    pub subscriber: Option<Verifier>,
+}
+
+impl Keys {
+    /// The verifiers `config` asks for.
+    ///
+    /// # Errors
+    /// A one-line reason when a key does not fit the algorithm.
+    pub fn from_config(config: &crate::Config) -> Result<Self, String> {
+        let make = |specific: &Option<String>, which: &str| {
+            specific
+                .as_ref()
+                .or(config.jwt_key.as_ref())
+                .map(|key| Verifier::new(config.jwt_alg, key))
+                .transpose()
+                .map_err(|e| format!("the {which} JWT key: {e}"))
+        };
+        Ok(Keys {
+            publisher: make(&config.publisher_jwt_key, "publisher")?,
+            subscriber: make(&config.subscriber_jwt_key, "subscriber")?,
+        })
+    }
+
+    /// The claims of a publisher allowed to publish to every one of
+    /// `topics`. The topic `*` (a native broadcast, or managing clients) is
+    /// covered only by the selector `*` itself. A token from the cookie also
+    /// needs an `Origin`/`Referer` among `origins` (CSRF).
+    ///
+    /// # Errors
+    /// Why not; `Refusal::NoToken` too when no publisher key is configured.
+    pub fn may_publish(
+        &self,
+        req: &Request,
+        topics: &[&str],
+        origins: &[String],
+    ) -> Result<Claims, Refusal> {
+        let verifier = self.publisher.as_ref().ok_or(Refusal::NoToken)?;
+        let (token, source) = token_of(req).ok_or(Refusal::NoToken)?;
+        let claims = verifier.verify(&token)?;
+        if source == Source::Cookie && !origin_allowed(req, origins) {
+            return Err(Refusal::Csrf);
+        }
+        let allowed = claims.mercure.publish.as_deref().unwrap_or_default();
+        for topic in topics {
+            let covered = match *topic {
+                "*" => allowed.iter().any(|s| s == "*"),
+                topic => crate::topics::matches_any(allowed, topic),
+            };
+            if !covered {
+                return Err(Refusal::TopicNotCovered((*topic).to_owned()));
+            }
+        }
+        Ok(claims)
+    }
+
+    /// A subscriber's claims: `None` for an anonymous subscriber, allowed
+    /// when `anonymous` is or when no subscriber key is configured (then
+    /// nobody can prove a right to private updates).
+    ///
+    /// # Errors
+    /// Why not: a bad token is refused even when anonymous ones are allowed.
+    pub fn subscriber_claims(
+        &self,
+        req: &Request,
+        anonymous: bool,
+    ) -> Result<Option<Claims>, Refusal> {
+        let Some(verifier) = &self.subscriber else {
+            return Ok(None);
+        };
+        match token_of(req) {
+            Some((token, _)) => verifier.verify(&token).map(Some),
+            None if anonymous => Ok(None),
+            None => Err(Refusal::NoToken),
+        }
+    }
+}
+
+/// A token's claims.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Claims {
+    /// The `mercure` claim.
+    #[serde(default)]
+    pub mercure: MercureClaim,
+    /// When the token expires, in seconds since the epoch.
+    #[serde(default)]
+    pub exp: Option<u64>,
+}
+
+/// The `mercure` claim: what the token may publish and subscribe to.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct MercureClaim {
+    /// Topic selectors the bearer may publish to.
+    #[serde(default)]
+    pub publish: Option<Vec<String>>,
+    /// Topic selectors of the private updates the bearer may receive.
+    #[serde(default)]
+    pub subscribe: Option<Vec<String>>,
+    /// Data about the subscriber, shown in the subscriptions API.
+    #[serde(default)]
+    pub payload: Option<serde_json::Value>,
+}
+
+/// Where a request's token came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `Authorization: Bearer …`.
+    Header,
+    /// The `authorization` query parameter.
+    Query,
+    /// The `mercureAuthorization` cookie (a `POST` then needs an allowed
+    /// `Origin` or `Referer`: CSRF).
+    Cookie,
+}
+
+/// The name of the cookie a browser's token travels in.
+pub const COOKIE: &str = "mercureAuthorization";
+
+/// The token a request carries, and where it came from.
+pub fn token_of(req: &Request) -> Option<(String, Source)> {
+    if let Some(value) = req.header("Authorization") {
+        if let Some(token) = value.strip_prefix("Bearer ") {
+            return Some((token.trim().to_owned(), Source::Header));
+        }
+    }
+    if let Some(token) = req.query("authorization").filter(|t| !t.is_empty()) {
+        return Some((token.to_owned(), Source::Query));
+    }
+    req.headers()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+        .filter_map(|(_, value)| std::str::from_utf8(value).ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, token)| (token.trim_matches('"').to_owned(), Source::Cookie))
+}
+
+/// Why a request was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No token, and the route needs one.
+    NoToken,
+    /// The token is not a JWT (or its claims are not Mercure's).
+    Malformed,
+    /// The signature does not verify with the configured key.
+    BadSignature,
+    /// The token's `alg` is not the configured one (`none` never is).
+    WrongAlgorithm(Alg),
+    /// The token's `exp` has passed.
+    Expired,
+    /// The token's `nbf` has not come yet.
+    NotYetValid,
+    /// The token does not cover this topic.
+    TopicNotCovered(String),
+    /// A cookie-authorized publish without an allowed `Origin`/`Referer`.
+    Csrf,
+}
+
+impl Refusal {
+    /// The status: `401` when the token is missing or bad, `403` when a
+    /// good token does not allow this.
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::TopicNotCovered(_) | Refusal::Csrf => 403,
+            _ => 401,
+        }
+    }
+
+    /// A short label, for `/metrics`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::NoToken => "no_token",
+            Refusal::Malformed => "malformed",
+            Refusal::BadSignature => "bad_signature",
+            Refusal::WrongAlgorithm(_) => "wrong_algorithm",
+            Refusal::Expired => "expired",
+            Refusal::NotYetValid => "not_yet_valid",
+            Refusal::TopicNotCovered(_) => "topic_not_covered",
+            Refusal::Csrf => "csrf",
+        }
+    }
+
+    /// Every label, in the order `/metrics` shows them.
+    pub const LABELS: [&'static str; 8] = [
+        "no_token",
+        "malformed",
+        "bad_signature",
+        "wrong_algorithm",
+        "expired",
+        "not_yet_valid",
+        "topic_not_covered",
+        "csrf",
+    ];
+
+    /// The answer: the status, the reason as the body and in
+    /// `WWW-Authenticate` (RFC 6750's `error_description`).
+    pub fn response(&self) -> Response {
+        let reason = self.to_string();
+        let error = match self.status() {
+            403 => "insufficient_scope",
+            _ if *self == Refusal::NoToken => "invalid_request",
+            _ => "invalid_token",
+        };
+        // Quotes and backslashes cannot appear in a quoted-string as they
+        // are; the reason never needs them.
+        let quoted = reason.replace(['"', '\\'], "'");
+        Response::text(self.status(), format!("{reason}\n")).header(
+            "WWW-Authenticate",
+            format!("Bearer error=\"{error}\", error_description=\"{quoted}\""),
+        )
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NoToken => f.write_str(
+                "no token: send Authorization: Bearer, the authorization query parameter or the mercureAuthorization cookie",
+            ),
+            Refusal::Malformed => f.write_str("the token is not a valid JWT with Mercure claims"),
+            Refusal::BadSignature => f.write_str("the token's signature does not match the hub's key"),
+            Refusal::WrongAlgorithm(alg) => {
+                let name = match alg {
+                    Alg::Hs256 => "HS256",
+                    Alg::Rs256 => "RS256",
+                    Alg::Es256 => "ES256",
+                };
+                write!(f, "the token's algorithm is not the hub's ({name}; alg none is never accepted)")
+            }
+            Refusal::Expired => f.write_str("the token has expired (exp)"),
+            Refusal::NotYetValid => f.write_str("the token is not valid yet (nbf)"),
+            Refusal::TopicNotCovered(topic) => {
+                write!(f, "the token's mercure.publish does not cover the topic {topic:?}")
+            }
+            Refusal::Csrf => f.write_str(
+                "a cookie-authorized publish needs an Origin or Referer among the allowed publish origins",
+            ),
+        }
+    }
+}
+
+/// Whether a cookie-authorized `POST` comes from an allowed origin: its
+/// `Origin`, else its `Referer`, starts with one of `allowed` (`*` allows
+/// any).
+pub fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
+    let from = req
+        .header("Origin")
+        .filter(|o| !o.is_empty() && *o != "null")
+        .or_else(|| req.header("Referer"));
+    let Some(from) = from else {
+        return false;
+    };
+    allowed.iter().any(|origin| {
+        origin == "*"
+            || from == origin
+            || from
+                .strip_prefix(origin.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_say_why_in_the_header_too() {
+        let r = Refusal::Expired.response();
+        assert_eq!(r.status(), 401);
+        assert_eq!(Refusal::TopicNotCovered("a".into()).status(), 403);
+        assert_eq!(Refusal::Csrf.status(), 403);
+        for refusal in [Refusal::NoToken, Refusal::Malformed, Refusal::Csrf] {
+            assert!(Refusal::LABELS.contains(&refusal.label()));
+            assert!(!refusal.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn keys_that_do_not_fit_their_algorithm_are_refused_at_start() {
+        assert!(Verifier::new(Alg::Hs256, "").is_err());
+        assert!(Verifier::new(Alg::Rs256, "not a pem").is_err());
+        assert!(Verifier::new(Alg::Es256, "not a pem").is_err());
+        assert!(Verifier::new(Alg::Hs256, "secret").is_ok());
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let v = Verifier::new(Alg::Hs256, "secret").unwrap();
+        for token in ["", "a", "a.b", "a.b.c", "....", "e30.e30.e30"] {
+            let refusal = v.verify(token).unwrap_err();
+            assert!(
+                matches!(refusal, Refusal::Malformed | Refusal::WrongAlgorithm(_)),
+                "{token}: {refusal:?}"
+            );
+        }
+    }
+}

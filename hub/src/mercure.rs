@@ -1,0 +1,281 @@
+//! The Mercure protocol's routes (draft-dunglas-mercure-07, with the
+//! reference hub's 0.x behaviour where the draft leaves room): subscribe
+//! and publish on `/.well-known/mercure`, and the subscriptions API.
+//!
+//! Both interfaces share one topic space and one history: an update
+//! published here reaches native `/events` subscribers of one of its topics
+//! (if it is public), and a native publish reaches Mercure subscribers whose
+//! selectors match its topic.
+//!
+//! When a subscriber's `Last-Event-ID` is not in the history (too old,
+//! from before a restart), sseloop does what it does on `/events`: the
+//! stream's first event is of type `reset`, its data the id as sent, so a
+//! client can tell it missed updates and refetch its state (a Mercure client
+//! listens for it with `addEventListener('reset', …)`; `onmessage` ignores
+//! it). The reference hub sends nothing in that case.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sseloop::{Event, Frame, Reply, Request, Response};
+
+use crate::history::{Update, EARLIEST};
+use crate::routes::{allow, decode_segment, Hub};
+use crate::subscribers::Audience;
+
+/// Where the hub is, as Mercure clients expect it.
+pub const PATH: &str = "/.well-known/mercure";
+
+/// What `/.well-known/mercure` answers to, for `Allow`.
+const METHODS: &str = "GET, HEAD, POST, OPTIONS";
+
+/// A Mercure subscriber, for the subscriptions API and its events.
+#[derive(Clone, Debug)]
+pub struct Subscription {
+    /// The subscriber's id (`urn:uuid:…`).
+    pub subscriber: String,
+    /// The topic selectors it subscribed with.
+    pub topics: Vec<String>,
+    /// Its token's `mercure.payload`.
+    pub payload: Option<serde_json::Value>,
+}
+
+/// Answers a request to [`PATH`] or below it.
+pub(crate) fn route(hub: &mut Hub, method: &str, req: &Request, reply: &mut Reply<'_>) {
+    let path = req.path();
+    if path == PATH {
+        match method {
+            "GET" => subscribe(hub, req, reply),
+            "POST" => {
+                let answer = publish(hub, req, reply).unwrap_or_else(|e| e);
+                let _ = reply.respond(answer);
+            }
+            "OPTIONS" => {
+                let _ = reply.respond(hub.cors.preflight(req, METHODS));
+            }
+            _ => {
+                let _ = reply.respond(allow(METHODS));
+            }
+        }
+        return;
+    }
+    let subscriptions = path
+        .strip_prefix(PATH)
+        .and_then(|rest| rest.strip_prefix("/subscriptions"))
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+    let answer = match (subscriptions, method) {
+        (Some(rest), "GET") if hub.config.subscriptions => {
+            crate::subscriptions::answer(hub, req, reply, rest)
+        }
+        (Some(_), "GET") => Response::text(404, "the subscriptions API is off (--subscriptions)\n"),
+        (Some(_), _) => allow("GET, HEAD"),
+        (None, _) => Response::text(404, "not found\n"),
+    };
+    let _ = reply.respond(answer);
+}
+
+/// `GET /.well-known/mercure?topic=…`: a Mercure subscriber's stream.
+fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
+    let claims = match hub.keys.subscriber_claims(req, hub.config.anonymous) {
+        Ok(claims) => claims,
+        Err(refusal) => {
+            let answer = hub.refuse(req, &refusal);
+            let _ = reply.respond(answer);
+            return;
+        }
+    };
+    let topics: Vec<String> = req.query_all("topic").map(str::to_owned).collect();
+    if topics.is_empty() {
+        let _ = reply.respond(Response::text(400, "Missing \"topic\" parameter.\n"));
+        return;
+    }
+    let last_id = req
+        .header("Last-Event-ID")
+        .or_else(|| req.query("lastEventID"))
+        .or_else(|| req.query("lastEventId"))
+        .filter(|id| !id.is_empty());
+    hub.cors.apply(req, reply);
+    // The reference hub's headers: no cache anywhere, no proxy buffering
+    // (the library's stream head already says `X-Accel-Buffering: no`).
+    let _ = reply.header(
+        "Cache-Control",
+        "private, no-cache, no-store, must-revalidate, max-age=0",
+    );
+    let _ = reply.header("Pragma", "no-cache");
+    let _ = reply.header("Expires", "0");
+    if last_id.is_some() {
+        // The id the stream is now at: the newest update kept.
+        let at = hub.history.last_id().unwrap_or(EARLIEST).to_owned();
+        let _ = reply.header("Last-Event-ID", &at);
+    }
+    let allowed = claims.as_ref().and_then(|c| c.mercure.subscribe.as_deref());
+    let audience = Audience::mercure(&mut hub.groups.store, &topics, allowed);
+    // A comment at once, so `EventSource.onopen` fires before any update.
+    let Some(seid) = hub.open(reply, Some(&Frame::comment(""))) else {
+        return;
+    };
+    hub.attach(reply, &seid, audience, last_id);
+    if let Some(exp) = claims.as_ref().and_then(|c| c.exp) {
+        // The token was valid just now, so `exp` is still ahead.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let left = Duration::from_secs(exp).saturating_sub(now);
+        let _ = reply.end_after(left);
+    }
+    let subscription = Subscription {
+        subscriber: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        topics,
+        payload: claims.and_then(|c| c.mercure.payload),
+    };
+    crate::subscriptions::connected(hub, reply, &seid, subscription);
+}
+
+/// `POST /.well-known/mercure`: publish an update from a form.
+fn publish(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) -> Result<Response, Response> {
+    let form = Form::parse(req)?;
+    let topics: Vec<String> = form.all("topic").map(str::to_owned).collect();
+    if topics.is_empty() {
+        return Err(Response::text(400, "Missing \"topic\" parameter.\n"));
+    }
+    let wanted: Vec<&str> = topics.iter().map(String::as_str).collect();
+    if hub.keys.publisher.is_some() {
+        if let Err(refusal) = hub
+            .keys
+            .may_publish(req, &wanted, &hub.config.publish_origin)
+        {
+            return Err(hub.refuse(req, &refusal));
+        }
+    } else {
+        hub.authorize_without_jwt(req)?;
+    }
+    let bad = |what: &str| Response::text(400, format!("{what}\n"));
+    let id = match form.first("id").filter(|id| !id.is_empty()) {
+        Some(id) if id.contains(['\r', '\n', '\0']) => {
+            return Err(bad("id must not contain CR, LF or NUL"))
+        }
+        Some(id) => id.to_owned(),
+        None => format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+    };
+    let mut event = Event::new(form.first("data").unwrap_or_default()).id(id.as_str());
+    if let Some(kind) = form.first("type").filter(|t| !t.is_empty()) {
+        if kind.contains(['\r', '\n']) {
+            return Err(bad("type must not contain CR or LF"));
+        }
+        event = event.event(kind);
+    }
+    if let Some(retry) = form.first("retry") {
+        let ms = retry
+            .parse()
+            .map_err(|_| bad("retry must be a number of milliseconds"))?;
+        event = event.retry(ms);
+    }
+    let frame = event.encode().map_err(|e| bad(&e.to_string()))?;
+    let update = Update {
+        id: id.clone(),
+        topics,
+        private: form.first("private").is_some(),
+        frame,
+    };
+    hub.deliver(reply, update);
+    Ok(Response::text(200, id))
+}
+
+/// An `application/x-www-form-urlencoded` body, decoded.
+struct Form {
+    fields: Vec<(String, String)>,
+}
+
+impl Form {
+    /// The form `req` carries (its `Content-Type` may add `;charset=…`).
+    fn parse(req: &Request) -> Result<Form, Response> {
+        let media = req
+            .header("Content-Type")
+            .and_then(|t| t.split(';').next())
+            .map(str::trim);
+        if !media.is_some_and(|m| m.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+            return Err(Response::text(
+                400,
+                "the body must be application/x-www-form-urlencoded\n",
+            ));
+        }
+        let bad = || Response::text(400, "the body is not a valid UTF-8 form\n");
+        let text = std::str::from_utf8(req.body()).map_err(|_| bad())?;
+        // In a form, `+` is a space and a real plus is `%2B`: turn the
+        // pluses into spaces first, then decode the escapes.
+        let decode = |s: &str| sseloop::http::percent_decode(&s.replace('+', " "));
+        let fields = text
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                Some((decode(name)?, decode(value)?))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(bad)?;
+        Ok(Form { fields })
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn first<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.all(name).next()
+    }
+}
+
+/// The JSON-LD of one subscription, as the subscriptions API and the
+/// subscription events show it.
+#[derive(Serialize)]
+pub(crate) struct SubscriptionJson<'a> {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub subscriber: &'a str,
+    pub topic: &'a str,
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<&'a serde_json::Value>,
+}
+
+/// The URL path of the subscription of `subscriber` to `topic`: each part
+/// percent-encoded as one path segment.
+pub(crate) fn subscription_path(topic: &str, subscriber: &str) -> String {
+    format!(
+        "{PATH}/subscriptions/{}/{}",
+        encode_segment(topic),
+        encode_segment(subscriber)
+    )
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
+pub(crate) fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The path segments after `/subscriptions` (`""`, `/{topic}` or
+/// `/{topic}/{subscriber}`), decoded; `None` for any other shape.
+pub(crate) fn subscription_filter(rest: &str) -> Option<(Option<String>, Option<String>)> {
+    let parts: Vec<&str> = rest.split('/').skip(1).collect();
+    match parts.as_slice() {
+        [] => Some((None, None)),
+        [topic] => Some((Some(decode_segment(topic)?), None)),
+        [topic, subscriber] => Some((
+            Some(decode_segment(topic)?),
+            Some(decode_segment(subscriber)?),
+        )),
+        _ => None,
+    }
+}
