@@ -1,0 +1,76 @@
+//! Tokens for the tests, signed here with RustCrypto's primitives: a JWT
+//! implementation of its own (header, claims, base64url, signing input),
+//! independent of the `jsonwebtoken` the hub verifies with.
+#![allow(dead_code)] // each test crate uses part of it
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+/// The reference hub's well-known development key.
+pub const SECRET: &str = "!ChangeThisMercureHubJWTSecretKey!";
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// `header.claims.signature`, with `sign` over `header.claims`.
+fn token(alg: &str, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
+    let header = json!({ "alg": alg, "typ": "JWT" });
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signature = sign(input.as_bytes());
+    format!("{input}.{}", b64(&signature))
+}
+
+/// An HS256 token for `claims` with `secret`.
+pub fn hs256(secret: &str, claims: &Value) -> String {
+    use hmac::{KeyInit, Mac};
+    token("HS256", claims, |input| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(input);
+        mac.finalize().into_bytes().to_vec()
+    })
+}
+
+/// An HS256 token signed with the development key.
+pub fn dev(claims: &Value) -> String {
+    hs256(SECRET, claims)
+}
+
+/// An unsigned token (`alg: none`), which no hub may accept.
+pub fn none(claims: &Value) -> String {
+    token("none", claims, |_| Vec::new())
+}
+
+/// An RS256 token for `claims`, signed with the PKCS#8 PEM private key.
+pub fn rs256(private_pem: &str, claims: &Value) -> String {
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let key = rsa::PrivateKey::from_pkcs8_pem(private_pem).unwrap();
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
+    token("RS256", claims, |input| signer.sign(input).to_vec())
+}
+
+/// An ES256 token for `claims`, signed with the PKCS#8 PEM private key
+/// (the signature as JWS wants it: r and s, 32 bytes each).
+pub fn es256(private_pem: &str, claims: &Value) -> String {
+    use p256::ecdsa::signature::Signer;
+    use p256::pkcs8::DecodePrivateKey;
+    let key = p256::ecdsa::SigningKey::from_pkcs8_pem(private_pem).unwrap();
+    token("ES256", claims, |input| {
+        let signature: p256::ecdsa::Signature = key.sign(input);
+        signature.to_bytes().to_vec()
+    })
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
