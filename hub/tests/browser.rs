@@ -1,13 +1,17 @@
 //! The demo page in a real browser: headless Chromium, driven over the
 //! WebDriver protocol by Debian's chromedriver, opens the hub's page; the
 //! test publishes over HTTP and reads the event off the page, then publishes
-//! from the page's own form and receives it on a test stream.
+//! from the page's own form and receives it on a test stream. And the
+//! Mercure interface from a page: an `EventSource` receives public updates
+//! the page posts as forms, and never a private one.
 //!
 //! Without chromedriver the test says it was skipped and why; under CI
 //! (`CI=true`) a missing browser is a failure, never a skip.
 
 #[path = "util/hub_process.rs"]
 mod hub_process;
+#[path = "util/jwt.rs"]
+mod jwt;
 #[path = "../../tests/util/mod.rs"]
 mod util;
 
@@ -186,16 +190,98 @@ const check = () => {
 check();
 "#;
 
-#[test]
-fn demo_page_shows_published_events_live() {
-    let have_browser =
+/// Whether the browser is here; under CI its absence is a failure.
+fn have_browser(test: &str) -> bool {
+    let have =
         std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists();
-    if !have_browser {
+    if !have {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "CI must run the browser test: install Debian's chromium and chromium-driver"
         );
-        eprintln!("SKIPPED demo_page_shows_published_events_live: {CHROMEDRIVER} or {CHROMIUM} is not installed (apt-get install chromium chromium-driver)");
+        eprintln!("SKIPPED {test}: {CHROMEDRIVER} or {CHROMIUM} is not installed (apt-get install chromium chromium-driver)");
+    }
+    have
+}
+
+/// In the page: an `EventSource` on the Mercure hub for `arguments[0]`
+/// (topic), every message's data kept in `window.got`; resolves once open.
+const MERCURE_LISTEN: &str = r#"
+const [topic, done] = [arguments[0], arguments[arguments.length - 1]];
+window.got = [];
+const source = new EventSource('/.well-known/mercure?topic=' + encodeURIComponent(topic));
+source.onmessage = (e) => window.got.push(e.data);
+source.onopen = () => done('open');
+source.onerror = () => done('error');
+"#;
+
+/// In the page: posts the form `arguments[1]` (an object) to the hub with
+/// the bearer token `arguments[0]`, as `application/x-www-form-urlencoded`
+/// (`URLSearchParams`); resolves with the status and body.
+const MERCURE_POST: &str = r#"
+const [token, fields, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+const body = new URLSearchParams();
+for (const [k, v] of Object.entries(fields)) body.append(k, v);
+fetch('/.well-known/mercure', { method: 'POST', body, headers: { Authorization: 'Bearer ' + token } })
+  .then(async (r) => done(r.status + ' ' + await r.text()), (e) => done('failed ' + e));
+"#;
+
+/// Resolves with `window.got` once it has `arguments[0]` messages.
+const MERCURE_GOT: &str = r#"
+const [count, done] = [arguments[0], arguments[arguments.length - 1]];
+const check = () => window.got.length >= count ? done(window.got) : setTimeout(check, 10);
+check();
+"#;
+
+#[test]
+fn a_browser_eventsource_gets_public_mercure_updates_and_never_private_ones() {
+    if !have_browser("a_browser_eventsource_gets_public_mercure_updates_and_never_private_ones") {
+        return;
+    }
+    let secret = "!ChangeThisMercureHubJWTSecretKey!";
+    let hub = HubProcess::start(&["--jwt-key", secret, "--anonymous"]);
+    // Signed by the tests' own JWT code, as in every other test.
+    let token = hs256_publish_all(secret);
+    let driver = Driver::start();
+    let session = Session::new(&driver);
+    session.call(
+        "POST",
+        "url",
+        json!({ "url": format!("http://{}/", hub.addr) }),
+    );
+    let topic = "https://example.com/books/1";
+    assert_eq!(
+        session.wait_for(MERCURE_LISTEN, json!([topic])),
+        json!("open")
+    );
+    for fields in [
+        json!({ "topic": topic, "data": "public update" }),
+        json!({ "topic": topic, "data": "private update", "private": "on" }),
+        json!({ "topic": topic, "data": "second public" }),
+    ] {
+        let answer = session.wait_for(MERCURE_POST, json!([token, fields]));
+        assert!(
+            answer.as_str().unwrap().starts_with("200 urn:uuid:"),
+            "{answer}"
+        );
+    }
+    let got = session.wait_for(MERCURE_GOT, json!([2]));
+    assert_eq!(
+        got,
+        json!(["public update", "second public"]),
+        "the private update never arrives"
+    );
+}
+
+/// An HS256 token allowed to publish anywhere, signed by the tests' own
+/// JWT code.
+fn hs256_publish_all(secret: &str) -> String {
+    jwt::hs256(secret, &json!({ "mercure": { "publish": ["*"] } }))
+}
+
+#[test]
+fn demo_page_shows_published_events_live() {
+    if !have_browser("demo_page_shows_published_events_live") {
         return;
     }
     let hub = HubProcess::start(&[]);
