@@ -5,6 +5,8 @@
 //! ```text
 //! loadgen fanout --addr 127.0.0.1:8080 --subscribers 10000 --events 100 [--rate 50] [--spin]
 //!        [--sub-path /events?topic=bench] [--pub-path /publish?topic=bench] [--payload 32]
+//!        [--sub-path 'PATH1|PATH2|…' spreads subscribers over several paths]
+//!        [--form-topic TOPIC: publish as a Mercure form] [--header 'Name: value']
 //! loadgen hold   --addr 127.0.0.1:8080 --pid SERVER_PID --streams 1000,5000,15000 [--sub-path /events]
 //! loadgen rps    --addr 127.0.0.1:8081 --connections 50 --seconds 10 [--path /events]
 //! loadgen soak   --addr 127.0.0.1:8080 --pid SERVER_PID --subscribers 1000 --events 1000000
@@ -55,6 +57,21 @@ struct Args {
     reconnect_percent: usize,
     pipeline: usize,
     spin: bool,
+    /// Publish as a Mercure form (`topic=…&data=…`) to this topic.
+    form_topic: Option<String>,
+    /// One more request header (`Authorization: Bearer …`, say) on every
+    /// subscribe and publish.
+    header: Option<String>,
+}
+
+impl Args {
+    /// The extra header as a request line, or nothing.
+    fn header_line(&self) -> String {
+        self.header
+            .as_ref()
+            .map(|h| format!("{h}\r\n"))
+            .unwrap_or_default()
+    }
 }
 
 fn parse_args() -> Args {
@@ -77,6 +94,8 @@ fn parse_args() -> Args {
         reconnect_percent: 10,
         pipeline: 1,
         spin: false,
+        form_topic: None,
+        header: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -105,6 +124,8 @@ fn parse_args() -> Args {
             "--reconnect-percent" => args.reconnect_percent = num(&value()).min(100),
             "--pipeline" => args.pipeline = num(&value()).max(1),
             "--spin" => args.spin = true,
+            "--form-topic" => args.form_topic = Some(value()),
+            "--header" => args.header = Some(value()),
             _ => usage(&format!("unknown argument {flag}")),
         }
     }
@@ -395,8 +416,16 @@ fn open_streams(
 ) -> io::Result<()> {
     let mut events = Events::with_capacity(4096);
     let mut scratch = vec![0u8; 64 * 1024];
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n");
+    // Several paths, `|`-separated, are spread over the subscribers in turn.
+    let requests: Vec<String> = path
+        .split('|')
+        .map(|p| {
+            format!(
+                "GET {p} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n{}\r\n",
+                args.header_line()
+            )
+        })
+        .collect();
     let target = subs.len() + count;
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut pending = 0;
@@ -429,6 +458,7 @@ fn open_streams(
             let sub = &mut subs[index];
             let mut failed = false;
             if event.is_writable() && !sub.request_sent {
+                let request = &requests[index % requests.len()];
                 failed |= sub.send_request(request.as_bytes()).is_err();
             }
             if event.is_readable() && !sub.ready && !failed {
@@ -505,8 +535,14 @@ fn fanout(args: &Args) -> io::Result<()> {
             args.payload,
             args.pipeline,
         );
+        let form = Form {
+            topic: args.form_topic.clone(),
+            header: args.header_line(),
+        };
         std::thread::spawn(move || {
-            publish_loop(addr, &pub_path, events, rate, payload, pipeline, base)
+            publish_loop(
+                addr, &pub_path, events, rate, payload, pipeline, base, &form,
+            )
         })
     };
 
@@ -611,8 +647,17 @@ fn fanout(args: &Args) -> io::Result<()> {
     Ok(())
 }
 
+/// How events are published: the body as it is, or a Mercure form.
+struct Form {
+    /// The form's topic; `None` posts the data as the body.
+    topic: Option<String>,
+    /// Extra header lines for every request.
+    header: String,
+}
+
 /// POSTs `events` events on one kept-alive connection, as fast as the
 /// server answers or at `rate` per second; answers how many were accepted.
+#[allow(clippy::too_many_arguments)]
 fn publish_loop(
     addr: SocketAddr,
     path: &str,
@@ -621,6 +666,7 @@ fn publish_loop(
     payload: usize,
     pipeline: usize,
     base: Instant,
+    form: &Form,
 ) -> io::Result<usize> {
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
@@ -644,9 +690,19 @@ fn publish_loop(
             stamp = due.duration_since(base).as_nanos() as u64;
         }
         let data = format!("{seq} {stamp} {padding}");
+        let (kind, body) = match &form.topic {
+            // Spaces are `+` in a form; the topic is sent as given (the
+            // caller encodes it).
+            Some(topic) => (
+                "Content-Type: application/x-www-form-urlencoded\r\n",
+                format!("topic={topic}&data={}", data.replace(' ', "+")),
+            ),
+            None => ("", data),
+        };
         let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\n\r\n{data}",
-            data.len()
+            "POST {path} HTTP/1.1\r\nHost: bench\r\n{kind}{}Content-Length: {}\r\n\r\n{body}",
+            form.header,
+            body.len()
         );
         stream.write_all(request.as_bytes())?;
         in_flight += 1;
@@ -827,6 +883,10 @@ fn soak(args: &Args) -> io::Result<()> {
                 24,
                 pipeline,
                 base,
+                &Form {
+                    topic: None,
+                    header: String::new(),
+                },
             )
         })
     };
