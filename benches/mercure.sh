@@ -37,6 +37,7 @@ SELECTORS=(
   "{+url}"
   "https://example.com/books/{id}{?q}"
 )
+if [ -n "${ONE_SELECTOR:-}" ]; then SELECTORS=("${SELECTORS[0]}"); fi
 MERCURE_SUB=""
 for s in "${SELECTORS[@]}"; do
   MERCURE_SUB+="${MERCURE_SUB:+|}/.well-known/mercure?topic=$(enc "$s")"
@@ -65,7 +66,7 @@ for round in $(seq "$ROUNDS"); do
         --sub-path /events?topic=bench --pub-path /publish?topic=bench --header "Authorization: Bearer $TOKEN")
     else
       out=$(./target/release/examples/loadgen fanout --addr "127.0.0.1:$PORT" --subscribers "$SUBSCRIBERS" --events "$EVENTS" \
-        --sub-path "$MERCURE_SUB" --pub-path /.well-known/mercure --form-topic "$(enc "$TOPIC")" --header "Authorization: Bearer $TOKEN")
+        --sub-path "$MERCURE_SUB" --pub-path /.well-known/mercure --form-topic "$(enc "$TOPIC")${FORM_EXTRA:-}" --header "Authorization: Bearer $TOKEN")
     fi
     say "round $round $kind: $out"
     FAN[$kind]+="$(echo "$out" | field deliveries_per_s) "
