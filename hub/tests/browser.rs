@@ -26,6 +26,13 @@ use util::{Client, DEADLINE};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// How long one WebDriver command may take.
+const BROWSER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One browser at a time: two Chromiums starting at once on this 2-core
+/// machine slow each other past any sensible deadline.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A running chromedriver; killed in `Drop`.
 struct Driver {
     child: Child,
@@ -70,7 +77,9 @@ impl Driver {
     /// One WebDriver command; answers its `value`.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut client = Client::connect(self.addr);
+        // A browser starting up (or navigating on a busy machine) takes
+        // longer than the servers under test ever may.
+        let mut client = Client::connect(self.addr).with_patience(BROWSER_PATIENCE);
         client.send(
             format!(
                 "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -238,6 +247,7 @@ fn a_browser_eventsource_gets_public_mercure_updates_and_never_private_ones() {
     if !have_browser("a_browser_eventsource_gets_public_mercure_updates_and_never_private_ones") {
         return;
     }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let secret = "!ChangeThisMercureHubJWTSecretKey!";
     let hub = HubProcess::start(&["--jwt-key", secret, "--anonymous"]);
     // Signed by the tests' own JWT code, as in every other test.
@@ -284,6 +294,7 @@ fn demo_page_shows_published_events_live() {
     if !have_browser("demo_page_shows_published_events_live") {
         return;
     }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let hub = HubProcess::start(&[]);
     let driver = Driver::start();
     let session = Session::new(&driver);

@@ -93,6 +93,8 @@ pub struct Client {
     buf: Vec<u8>,
     /// Set once the server closed the connection.
     pub eof: bool,
+    /// How long a read for a head, chunk or response may wait.
+    patience: Duration,
 }
 
 impl Client {
@@ -119,7 +121,15 @@ impl Client {
             stream,
             buf: Vec::new(),
             eof: false,
+            patience: DEADLINE,
         }
+    }
+
+    /// The same client, waiting up to `patience` for what it reads (for a
+    /// peer slower than the servers under test, such as a browser starting).
+    pub fn with_patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
+        self
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -168,7 +178,7 @@ impl Client {
         what: &str,
         mut want: impl FnMut(&[u8]) -> Option<(T, usize)>,
     ) -> T {
-        let deadline = Instant::now() + DEADLINE;
+        let deadline = Instant::now() + self.patience;
         loop {
             if let Some((value, used)) = want(&self.buf) {
                 self.buf.drain(..used);
