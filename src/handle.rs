@@ -51,6 +51,8 @@ pub(crate) enum Command {
     Shutdown {
         grace: Option<Duration>,
     },
+    /// Call the handler's `on_wake`.
+    Wake,
 }
 
 /// A cheap, cloneable handle to a running server, usable from any thread.
@@ -170,6 +172,18 @@ impl Handle {
             topic: topic.to_owned(),
             event,
         })
+    }
+
+    /// Wakes the handler: the loop calls
+    /// [`Handler::on_wake`](crate::Handler::on_wake) on its own thread as
+    /// soon as it can. Does not wait. For a thread that has something for
+    /// the handler (on a channel of the program's own), to have it acted on
+    /// in the loop.
+    ///
+    /// # Errors
+    /// [`SendError::Stopped`] if the server has stopped.
+    pub fn wake(&self) -> Result<(), SendError> {
+        self.submit(Command::Wake)
     }
 
     /// How many streams are live.

@@ -77,6 +77,7 @@ mod reply;
 mod response;
 pub mod seid;
 mod server;
+mod streams;
 pub mod timer;
 
 /// The README's Rust examples, compiled as doctests.
@@ -97,3 +98,4 @@ pub use crate::server::{
     Builder, Handler, Server, DEFAULT_ANSWER_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_QUEUE,
     DEFAULT_SERVER_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
 };
+pub use crate::streams::Streams;

@@ -5,13 +5,14 @@
 use std::rc::Rc;
 
 use crate::conn::CloseReason;
-use crate::core::{Core, Stats};
+use crate::core::Core;
 use crate::error::{AnswerError, SendError, StreamError};
 use crate::frame::{Event, Frame};
 use crate::handle::{Command, Handle};
 use crate::http::{valid_header, Request, Version};
 use crate::queue::Chunk;
 use crate::response::{stream_head, Response, STREAM_HEAD_10, STREAM_HEAD_11};
+use crate::streams::Streams;
 
 /// Where the reply is in answering its request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +23,22 @@ enum State {
     Ended,
     /// The answer comes later, as this deferral.
     Deferred(u64),
+}
+
+impl<'a> std::ops::Deref for Reply<'a> {
+    type Target = Streams<'a>;
+
+    /// Every other stream, by seid or topic (the seed's `reply` reaches them
+    /// too): [`Streams`]' methods are the reply's.
+    fn deref(&self) -> &Streams<'a> {
+        &self.streams
+    }
+}
+
+impl std::ops::DerefMut for Reply<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.streams
+    }
 }
 
 /// A handler's answer to one request.
@@ -38,8 +55,8 @@ enum State {
 /// handler that routes on the path alone cannot put a body after a `HEAD`'s
 /// response, where the client would read it as the next response.
 pub struct Reply<'a> {
-    core: &'a mut Core,
-    handle: &'a Handle,
+    /// Every stream, as a handler reaches them; `Reply` derefs to it.
+    streams: Streams<'a>,
     key: usize,
     version: Version,
     head_request: bool,
@@ -50,8 +67,7 @@ pub struct Reply<'a> {
 impl<'a> Reply<'a> {
     pub(crate) fn new(core: &'a mut Core, handle: &'a Handle, key: usize, req: &Request) -> Self {
         Reply {
-            core,
-            handle,
+            streams: Streams::new(core, handle),
             key,
             version: req.version(),
             head_request: req.method() == "HEAD",
@@ -92,7 +108,9 @@ impl<'a> Reply<'a> {
         }
         self.state = State::Responded;
         let (key, head_only) = (self.key, self.head_request);
-        self.core.respond(key, &response, &self.headers, head_only);
+        self.streams
+            .core
+            .respond(key, &response, &self.headers, head_only);
         Ok(())
     }
 
@@ -118,13 +136,13 @@ impl<'a> Reply<'a> {
                 return Err(self.answer_head_only(whole, close));
             }
             let head = if self.headers.is_empty() && !close {
-                let core = &mut *self.core;
+                let core = &mut *self.streams.core;
                 Chunk::Shared(core.stream_heads.get(&core.date, self.version))
             } else {
-                let date = &self.core.date;
+                let date = &self.streams.core.date;
                 Chunk::Owned(stream_head(whole, date, &self.headers, close))
             };
-            let seid = self.core.open_stream(self.key, head, chunked)?;
+            let seid = self.streams.core.open_stream(self.key, head, chunked)?;
             self.state = State::Streaming(seid);
         }
         match &self.state {
@@ -137,7 +155,11 @@ impl<'a> Reply<'a> {
     /// request asked to close (RFC 9112 §9.6). The HTTP/1.0 head already
     /// says it (such a stream ends with a close).
     fn stream_closes_connection(&self) -> bool {
-        let keep_alive = self.core.conn(self.key).is_some_and(|c| c.keep_alive());
+        let keep_alive = self
+            .streams
+            .core
+            .conn(self.key)
+            .is_some_and(|c| c.keep_alive());
         self.version == Version::Http11 && !keep_alive
     }
 
@@ -145,11 +167,13 @@ impl<'a> Reply<'a> {
     /// and nothing after it. The head's framing headers stay, as a `GET`
     /// would get them (RFC 9110 §9.3.2); the response ends with its head.
     fn answer_head_only(&mut self, whole: &[u8], close: bool) -> StreamError {
-        let head = stream_head(whole, &self.core.date, &self.headers, close);
+        let head = stream_head(whole, &self.streams.core.date, &self.headers, close);
         self.state = State::Responded;
-        self.core.queue_bytes(self.key, Chunk::Owned(head));
+        self.streams.core.queue_bytes(self.key, Chunk::Owned(head));
         let chunked = self.version == Version::Http11;
-        self.core.answered_with_stream_head(self.key, chunked);
+        self.streams
+            .core
+            .answered_with_stream_head(self.key, chunked);
         StreamError::HeadRequest
     }
 
@@ -171,7 +195,7 @@ impl<'a> Reply<'a> {
     pub fn send(&mut self, event: impl Into<Event>) -> Result<(), SendError> {
         let event = event.into();
         self.check_sendable()?;
-        let frame = self.core.encode(&event)?;
+        let frame = self.streams.core.encode(&event)?;
         self.send_frame(&frame)
     }
 
@@ -183,7 +207,7 @@ impl<'a> Reply<'a> {
     pub fn send_frame(&mut self, frame: &Frame) -> Result<(), SendError> {
         self.check_sendable()?;
         self.stream().map_err(SendError::Open)?;
-        self.core.queue_frame(self.key, frame);
+        self.streams.core.queue_frame(self.key, frame);
         Ok(())
     }
 
@@ -192,7 +216,14 @@ impl<'a> Reply<'a> {
             State::Ended => Err(SendError::Ended),
             State::Responded => Err(SendError::NotStreaming),
             State::Deferred(_) => Err(SendError::NotStreaming),
-            _ if self.core.conn(self.key).is_none_or(|c| c.is_closed()) => Err(SendError::Ended),
+            _ if self
+                .streams
+                .core
+                .conn(self.key)
+                .is_none_or(|c| c.is_closed()) =>
+            {
+                Err(SendError::Ended)
+            }
             _ => Ok(()),
         }
     }
@@ -206,7 +237,7 @@ impl<'a> Reply<'a> {
     pub fn end(&mut self) -> Result<(), SendError> {
         self.check_sendable()?;
         self.stream().map_err(SendError::Open)?;
-        self.core.end_stream(self.key, CloseReason::Done);
+        self.streams.core.end_stream(self.key, CloseReason::Done);
         self.state = State::Ended;
         Ok(())
     }
@@ -219,7 +250,7 @@ impl<'a> Reply<'a> {
     pub fn subscribe(&mut self, topic: &str) -> Result<(), SendError> {
         self.check_sendable()?;
         self.stream().map_err(SendError::Open)?;
-        self.core.subscribe(self.key, topic);
+        self.streams.core.subscribe(self.key, topic);
         Ok(())
     }
 
@@ -234,25 +265,8 @@ impl<'a> Reply<'a> {
         self.check_sendable()?;
         self.stream().map_err(SendError::Open)?;
         let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-        self.core.end_after(self.key, ms);
+        self.streams.core.end_after(self.key, ms);
         Ok(())
-    }
-
-    /// Sends an event to the stream with `seid` (the seed's `sendEventBySeid`).
-    ///
-    /// # Errors
-    /// [`SendError::UnknownSeid`] when no live stream has that seid;
-    /// [`SendError::Frame`] for an event that cannot be encoded.
-    pub fn send_to(&mut self, seid: &str, event: impl Into<Event>) -> Result<(), SendError> {
-        self.core.send_to(seid, &event.into())
-    }
-
-    /// Sends a pre-encoded frame to the stream with `seid`.
-    ///
-    /// # Errors
-    /// [`SendError::UnknownSeid`] when no live stream has that seid.
-    pub fn send_frame_to(&mut self, seid: &str, frame: &Frame) -> Result<(), SendError> {
-        self.core.send_frame_to(seid, frame)
     }
 
     /// Ends the stream with `seid`.
@@ -263,66 +277,7 @@ impl<'a> Reply<'a> {
         if self.seid() == Some(seid) {
             return self.end();
         }
-        self.core.end_seid(seid)
-    }
-
-    /// Sends an event to every stream, encoded once; answers how many.
-    ///
-    /// # Errors
-    /// [`SendError::Frame`] for an event that cannot be encoded.
-    pub fn broadcast(&mut self, event: impl Into<Event>) -> Result<usize, SendError> {
-        let frame = self.core.encode(&event.into())?;
-        Ok(self.core.broadcast_frame(&frame))
-    }
-
-    /// Queues a pre-encoded frame on every stream; answers how many.
-    pub fn broadcast_frame(&mut self, frame: &Frame) -> usize {
-        self.core.broadcast_frame(frame)
-    }
-
-    /// Sends an event to every stream subscribed to `topic`, encoded once;
-    /// answers how many.
-    ///
-    /// # Errors
-    /// [`SendError::Frame`] for an event that cannot be encoded.
-    pub fn publish(&mut self, topic: &str, event: impl Into<Event>) -> Result<usize, SendError> {
-        let frame = self.core.encode(&event.into())?;
-        Ok(self.core.publish_frame(topic, &frame))
-    }
-
-    /// Queues a pre-encoded frame on every stream subscribed to `topic`.
-    pub fn publish_frame(&mut self, topic: &str, frame: &Frame) -> usize {
-        self.core.publish_frame(topic, frame)
-    }
-
-    /// How many streams are live (the size of the seed's `clients`).
-    pub fn client_count(&self) -> usize {
-        self.core.seids.len()
-    }
-
-    /// The seids of every live stream (the keys of the seed's `clients`).
-    pub fn clients(&self) -> impl Iterator<Item = &str> {
-        self.core.seids.iter().map(|(s, _)| s)
-    }
-
-    /// The topics the stream with `seid` is subscribed to.
-    pub fn topics_of(&self, seid: &str) -> Vec<&str> {
-        self.core.topics_of(seid)
-    }
-
-    /// Whether a live stream has `seid`.
-    pub fn is_live(&self, seid: &str) -> bool {
-        self.core.seids.get(seid).is_some()
-    }
-
-    /// The loop's counters.
-    pub fn stats(&self) -> Stats {
-        self.core.stats
-    }
-
-    /// A handle to the loop, to keep or give to another thread.
-    pub fn handle(&self) -> Handle {
-        self.handle.clone()
+        self.streams.end_seid(seid)
     }
 
     /// Answers later: the request waits, with the connection's later
@@ -352,10 +307,10 @@ impl<'a> Reply<'a> {
         if self.state != State::Unanswered {
             return Err(StreamError::AlreadyAnswered);
         }
-        let id = self.core.next_deferral();
+        let id = self.streams.core.next_deferral();
         self.state = State::Deferred(id);
         Ok(Deferred {
-            handle: self.handle.clone(),
+            handle: self.streams.handle.clone(),
             key: self.key,
             id,
         })

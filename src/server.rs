@@ -41,6 +41,7 @@ use crate::http::{Limits, Request};
 use crate::queue::Chunk;
 use crate::reply::Reply;
 use crate::seid::{RandomSeid, SeidGenerator};
+use crate::streams::Streams;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
@@ -74,6 +75,11 @@ pub trait Handler: 'static {
 
     /// A stream ended or its client left; its seid is no longer live.
     fn on_close(&mut self, _seid: &str, _reason: CloseReason) {}
+
+    /// Another thread called [`Handle::wake`]: act on the streams now, on
+    /// the loop's thread (deliver what a broker thread received, say).
+    /// Wakes are not counted: one call may stand for several.
+    fn on_wake(&mut self, _streams: &mut Streams<'_>) {}
 }
 
 impl<F: FnMut(&Request, &mut Reply<'_>) + 'static> Handler for F {
@@ -567,6 +573,10 @@ impl Server {
                     }
                 }
                 Command::Shutdown { grace } => self.begin_shutdown(grace),
+                Command::Wake => {
+                    let mut streams = Streams::new(&mut self.core, &self.handle);
+                    self.handler.on_wake(&mut streams);
+                }
             }
             self.flush_urgent();
         }
