@@ -124,6 +124,32 @@ pub struct Config {
     #[arg(long, env = "SSELOOP_SUBSCRIPTIONS")]
     pub subscriptions: bool,
 
+    /// Share one ordered log of updates, and their history, with every hub
+    /// started with the same Redis (or Valkey) URL and prefix, e.g.
+    /// redis://127.0.0.1:6379/0. Without it, history stays in memory.
+    #[arg(
+        long = "redis",
+        env = "SSELOOP_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
+
+    /// The prefix of the hub's Redis keys: hubs with the same prefix share a
+    /// log.
+    #[arg(
+        long,
+        env = "SSELOOP_REDIS_PREFIX",
+        value_name = "PREFIX",
+        default_value = "sseloop"
+    )]
+    pub redis_prefix: String,
+
+    /// Let several hub processes listen on the same address (SO_REUSEPORT),
+    /// one per core, joined through Redis.
+    #[arg(long, env = "SSELOOP_REUSE_PORT")]
+    pub reuse_port: bool,
+
     /// Send `retry: MS` first on every stream.
     #[arg(long = "retry", env = "SSELOOP_RETRY", value_name = "MS")]
     pub retry_ms: Option<u64>,
@@ -157,6 +183,12 @@ impl Config {
         ] {
             if secret.is_some() {
                 *secret = Some("(set)".into());
+            }
+        }
+        if let Some(url) = &mut shown.redis {
+            // A password in the URL stays out of the log.
+            if let Some((_, host)) = url.rsplit_once('@') {
+                *url = format!("redis://(credentials hidden)@{host}");
             }
         }
         format!("{shown:?}")

@@ -97,6 +97,13 @@ impl History {
         Replay::Missed(Box::new(self.events.iter().skip(start).map(|e| &*e.update)))
     }
 
+    /// Forgets every update (the shared log they came from was lost): a
+    /// reconnect with one of their ids then gets `reset`.
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.by_id.clear();
+    }
+
     /// The id of the newest update kept, if any.
     pub fn last_id(&self) -> Option<&str> {
         self.events.back().map(|e| e.update.id.as_str())

@@ -9,6 +9,7 @@
 //! - [`mercure`]: the Mercure routes on `/.well-known/mercure`;
 //! - [`subscriptions`]: Mercure's subscriptions API and events;
 //! - [`history`]: the events kept for replay on reconnect;
+//! - [`broker`]: several hubs as one, through a shared log in Redis;
 //! - [`metrics`]: the Prometheus exposition;
 //! - [`cors`]: the CORS headers and preflights;
 //! - [`json`]: the JSON the hub writes;
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod broker;
 pub mod config;
 pub mod cors;
 pub mod history;

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sseloop::Server;
+use sseloop_hub::broker::{self, Broker};
 use sseloop_hub::{config, signals, Config, Hub};
 
 fn main() {
@@ -30,8 +31,24 @@ fn run(config: Config) -> std::io::Result<()> {
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_micros() as u64);
     let summary = config.summary();
-    let server = Server::builder()
-        .bind(config.listen)?
+    let broker = match &config.redis {
+        Some(url) => Some(
+            Broker::start(broker::Settings {
+                url: url.clone(),
+                prefix: config.redis_prefix.clone(),
+                history: config.history,
+            })
+            .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
+    let waker = broker.as_ref().map(Broker::waker);
+    let builder = if config.reuse_port {
+        Server::builder().listener(reuse_port_listener(config.listen)?)
+    } else {
+        Server::builder().bind(config.listen)?
+    };
+    let server = builder
         .server_timeout(Duration::from_millis(config.timeout_ms))
         .head_timeout(Duration::from_millis(config.head_timeout_ms))
         .heartbeat((config.heartbeat_secs > 0).then(|| Duration::from_secs(config.heartbeat_secs)))
@@ -40,8 +57,13 @@ fn run(config: Config) -> std::io::Result<()> {
         .max_clients(config.max_clients)
         // The hub gives ids itself, from one counter kept with its history.
         .auto_generate_id(false)
-        .build(Hub::new(config, first_id).map_err(std::io::Error::other)?)?;
+        .build(Hub::new(config, first_id, broker).map_err(std::io::Error::other)?)?;
     let handle = server.handle();
+    if let Some(waker) = waker {
+        // The reader may already hold the log's tail: have it delivered.
+        let _ = waker.set(handle.clone());
+        let _ = handle.wake();
+    }
     signals::on_terminate(move || {
         let _ = handle.shutdown();
     })?;
@@ -51,4 +73,16 @@ fn run(config: Config) -> std::io::Result<()> {
     server.run()?;
     eprintln!("sseloop: shut down cleanly");
     Ok(())
+}
+
+/// A listener on `addr` that other processes may listen on too
+/// (SO_REUSEPORT): the kernel spreads new connections over them.
+fn reuse_port_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }

@@ -17,9 +17,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use sseloop::{Event, Frame, Reply, Request, Response};
+use sseloop::{Frame, Reply, Request, Response};
 
-use crate::history::{Update, EARLIEST};
+use crate::broker::Entry;
+use crate::history::EARLIEST;
 use crate::routes::{allow, decode_segment, Hub};
 use crate::subscribers::Audience;
 
@@ -46,10 +47,12 @@ pub(crate) fn route(hub: &mut Hub, method: &str, req: &Request, reply: &mut Repl
     if path == PATH {
         match method {
             "GET" => subscribe(hub, req, reply),
-            "POST" => {
-                let answer = publish(hub, req, reply).unwrap_or_else(|e| e);
-                let _ = reply.respond(answer);
-            }
+            "POST" => match publish(hub, req, reply) {
+                Ok(Some(answer)) | Err(answer) => {
+                    let _ = reply.respond(answer);
+                }
+                Ok(None) => {} // answered once Redis stored it
+            },
             "OPTIONS" => {
                 let _ = reply.respond(hub.cors.preflight(req, METHODS));
             }
@@ -132,7 +135,11 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
 }
 
 /// `POST /.well-known/mercure`: publish an update from a form.
-fn publish(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) -> Result<Response, Response> {
+fn publish(
+    hub: &mut Hub,
+    req: &Request,
+    reply: &mut Reply<'_>,
+) -> Result<Option<Response>, Response> {
     let form = Form::parse(req)?;
     let topics: Vec<String> = form.all("topic").map(str::to_owned).collect();
     if topics.is_empty() {
@@ -150,35 +157,41 @@ fn publish(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) -> Result<Respon
         hub.authorize_without_jwt(req)?;
     }
     let bad = |what: &str| Response::text(400, format!("{what}\n"));
-    let id = match form.first("id").filter(|id| !id.is_empty()) {
-        Some(id) if id.contains(['\r', '\n', '\0']) => {
-            return Err(bad("id must not contain CR, LF or NUL"))
-        }
-        Some(id) => id.to_owned(),
-        None => format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+    let given = form.first("id").filter(|id| !id.is_empty());
+    if given.is_some_and(|id| id.contains(['\r', '\n', '\0'])) {
+        return Err(bad("id must not contain CR, LF or NUL"));
+    }
+    let event = form.first("type").filter(|t| !t.is_empty());
+    if event.is_some_and(|t| t.contains(['\r', '\n'])) {
+        return Err(bad("type must not contain CR or LF"));
+    }
+    let retry = match form.first("retry") {
+        Some(retry) => Some(
+            retry
+                .parse()
+                .map_err(|_| bad("retry must be a number of milliseconds"))?,
+        ),
+        None => None,
     };
-    let mut event = Event::new(form.first("data").unwrap_or_default()).id(id.as_str());
-    if let Some(kind) = form.first("type").filter(|t| !t.is_empty()) {
-        if kind.contains(['\r', '\n']) {
-            return Err(bad("type must not contain CR or LF"));
-        }
-        event = event.event(kind);
-    }
-    if let Some(retry) = form.first("retry") {
-        let ms = retry
-            .parse()
-            .map_err(|_| bad("retry must be a number of milliseconds"))?;
-        event = event.retry(ms);
-    }
-    let frame = event.encode().map_err(|e| bad(&e.to_string()))?;
-    let update = Update {
-        id: id.clone(),
+    let entry = Entry {
+        // Mercure updates always carry an id: the publisher's, or a new one.
+        id: Some(given.map_or_else(
+            || format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            str::to_owned,
+        )),
         topics,
         private: form.first("private").is_some(),
-        frame,
+        event: event.map(str::to_owned),
+        data: form.first("data").unwrap_or_default().to_owned(),
+        retry,
     };
-    hub.deliver(reply, update);
-    Ok(Response::text(200, id))
+    let idempotency = crate::broker::idempotency_key(req.header("Idempotency-Key"), given);
+    hub.publish_entry(req, reply, entry, idempotency, |_| unreachable_id())
+}
+
+/// Never called: a Mercure entry always has its id.
+fn unreachable_id() -> String {
+    format!("urn:uuid:{}", uuid::Uuid::new_v4())
 }
 
 /// An `application/x-www-form-urlencoded` body, decoded.

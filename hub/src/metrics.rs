@@ -21,6 +21,9 @@ pub struct HubCounters {
     /// Requests refused by authorization, by reason, in the order of
     /// [`Refusal::LABELS`](crate::auth::Refusal::LABELS).
     pub refusals: [u64; 8],
+    /// Redis: the last write's round trip (µs), reconnects, updates read
+    /// from the log, logs found lost, publishes refused (`503`).
+    pub redis: [u64; 5],
 }
 
 impl HubCounters {
@@ -46,7 +49,7 @@ type MetricRow<'a> = (
 /// The exposition of `s` and `hub`, as a `200` response.
 pub fn render(s: &Stats, hub: &HubCounters) -> Response {
     // (name, type, help, [(labels, value)]), in exposition order.
-    let rows: [MetricRow<'_>; 21] = [
+    let rows: [MetricRow<'_>; 26] = [
         (
             "clients",
             "gauge",
@@ -179,6 +182,36 @@ pub fn render(s: &Stats, hub: &HubCounters) -> Response {
                 ("{reason=\"topic_not_covered\"}", hub.refusals[6]),
                 ("{reason=\"csrf\"}", hub.refusals[7]),
             ],
+        ),
+        (
+            "redis_round_trip_microseconds",
+            "gauge",
+            "The last publish's round trip to Redis.",
+            &[("", hub.redis[0])],
+        ),
+        (
+            "redis_reconnects_total",
+            "counter",
+            "Connections to Redis made again after a failure.",
+            &[("", hub.redis[1])],
+        ),
+        (
+            "redis_events_read_total",
+            "counter",
+            "Updates read from the shared log.",
+            &[("", hub.redis[2])],
+        ),
+        (
+            "redis_gaps_total",
+            "counter",
+            "Times the shared log was found lost (Redis restarted empty); live streams got reset.",
+            &[("", hub.redis[3])],
+        ),
+        (
+            "redis_publishes_refused_total",
+            "counter",
+            "Publishes answered 503 because Redis did not store them in time.",
+            &[("", hub.redis[4])],
         ),
         (
             "history_events",

@@ -10,10 +10,11 @@ use std::rc::Rc;
 
 use sseloop::auth::bearer_matches;
 use sseloop::{
-    CloseReason, Event, Frame, Handler, Reply, Request, Response, SendError, StreamError,
+    CloseReason, Event, Frame, Handler, Reply, Request, Response, SendError, StreamError, Streams,
 };
 
 use crate::auth::{Keys, Refusal};
+use crate::broker::{Broker, Entry, Incoming};
 use crate::config::Config;
 use crate::cors::Cors;
 use crate::history::{History, Replay, Update};
@@ -52,14 +53,17 @@ pub struct Hub {
     /// A handle to the loop, for what happens outside a request (a
     /// subscriber leaving); taken from the first request.
     handle: Option<sseloop::Handle>,
+    /// The shared log, with `--redis`.
+    broker: Option<Broker>,
 }
 
 impl Hub {
-    /// The hub for `config`; the ids it assigns start at `first_id`.
+    /// The hub for `config`; the ids it assigns start at `first_id`. With a
+    /// `broker`, updates go through its shared log.
     ///
     /// # Errors
     /// A one-line reason when a JWT key cannot be used.
-    pub fn new(config: Config, first_id: u64) -> Result<Self, String> {
+    pub fn new(config: Config, first_id: u64, broker: Option<Broker>) -> Result<Self, String> {
         let retry_frame = config.retry_ms.map(|ms| {
             Event::default()
                 .retry(ms)
@@ -77,6 +81,7 @@ impl Hub {
             retry_frame,
             counters: HubCounters::default(),
             handle: None,
+            broker,
         })
     }
 
@@ -163,11 +168,11 @@ impl Hub {
     /// Delivers `update` to every group that receives it (each selector
     /// worked out once, each subscriber once) and keeps it for replay.
     /// Answers how many streams it was queued on.
-    pub(crate) fn deliver(&mut self, reply: &mut Reply<'_>, update: Update) -> usize {
+    pub(crate) fn deliver(&mut self, streams: &mut Streams<'_>, update: Update) -> usize {
         let update = Rc::new(update);
         let mut reached = 0;
         for group in self.groups.receiving(&update) {
-            reached += reply.publish_frame(&group.topic, &update.frame);
+            reached += streams.publish_frame(&group.topic, &update.frame);
         }
         self.counters.published += 1;
         if update.private {
@@ -178,11 +183,105 @@ impl Hub {
         reached
     }
 
-    /// A fresh id for an update published without one.
+    /// A fresh native id, for an update published without one.
     fn next_native_id(&mut self) -> String {
         let id = self.next_id.to_string();
         self.next_id += 1;
         id
+    }
+
+    /// Publishes `entry` (native or Mercure, already authorized): through
+    /// the shared log with `--redis` (answered once stored, delivered by
+    /// every hub's reader), else at once from memory. `None`: the answer
+    /// comes later. The id is the publisher's, else `fresh` makes one (or,
+    /// with Redis, the log entry's id is used).
+    pub(crate) fn publish_entry(
+        &mut self,
+        req: &Request,
+        reply: &mut Reply<'_>,
+        entry: Entry,
+        idempotency: Option<String>,
+        fresh: impl FnOnce(&mut Self) -> String,
+    ) -> Result<Option<Response>, Response> {
+        // Refused now, whatever the path: what cannot be encoded.
+        event_of(entry.id.as_deref().or(Some("0")), &entry)
+            .validate()
+            .map_err(|e| Response::text(400, format!("{e}\n")))?;
+        if let Some(broker) = &self.broker {
+            let Ok(later) = reply.defer() else {
+                return Err(Response::text(500, "the request was already answered\n"));
+            };
+            broker.publish(entry, idempotency, later);
+            let _ = req;
+            return Ok(None);
+        }
+        let id = match &entry.id {
+            Some(id) => id.clone(),
+            None => fresh(self),
+        };
+        let frame = event_of(Some(&id), &entry)
+            .encode()
+            .map_err(|e| Response::text(400, format!("{e}\n")))?;
+        let update = Update {
+            id: id.clone(),
+            topics: entry.topics,
+            private: entry.private,
+            frame,
+        };
+        self.deliver(reply, update);
+        Ok(Some(Response::text(200, id)))
+    }
+
+    /// Acts on what the shared log brought: each update delivered (or, for
+    /// the history loaded at start, kept), in log order; a lost log resets
+    /// every live stream once.
+    fn take_from_log(&mut self, streams: &mut Streams<'_>) {
+        let incoming = match &self.broker {
+            Some(broker) => broker.drain(),
+            None => return,
+        };
+        for item in incoming {
+            match item {
+                Incoming::Update { id, entry, live } => {
+                    let Ok(frame) = event_of(Some(&id), &entry).encode() else {
+                        continue;
+                    };
+                    let update = Update {
+                        id,
+                        topics: entry.topics,
+                        private: entry.private,
+                        frame,
+                    };
+                    if live {
+                        self.deliver(streams, update);
+                    } else {
+                        self.history.push(Rc::new(update));
+                    }
+                }
+                Incoming::Lost => {
+                    // Every live stream may have missed updates: say so,
+                    // with the last id this hub knew, and forget them all.
+                    let last = self
+                        .history
+                        .last_id()
+                        .unwrap_or(crate::history::EARLIEST)
+                        .to_owned();
+                    self.counters.resets += streams.client_count() as u64;
+                    let _ = streams.broadcast(Event::new(last).event("reset"));
+                    self.history.clear();
+                }
+            }
+        }
+    }
+
+    fn ready(&self) -> Response {
+        match &self.broker {
+            Some(broker) if !broker.is_ready() => {
+                Response::text(503, "Redis is unreachable: publishing is refused\n")
+                    .header("Retry-After", "1")
+            }
+            _ => Response::text(200, "ready\n"),
+        }
     }
 
     // ---- the native routes ----
@@ -246,49 +345,40 @@ impl Hub {
         }
     }
 
-    /// The event a publish or direct send describes: the body as data, the
+    /// What a publish or direct send describes: the body as data, the
     /// query's `event`, `id` and `retry`.
-    fn event_from(req: &Request, id: Option<String>) -> Result<Event, Response> {
+    fn entry_from(req: &Request) -> Result<Entry, Response> {
         let data = std::str::from_utf8(req.body())
             .map_err(|_| Response::text(400, "the body must be UTF-8\n"))?;
-        let mut event = Event::new(data);
-        if let Some(name) = req.query("event") {
-            event = event.event(name);
-        }
-        if let Some(id) = id {
-            event = event.id(id);
-        }
-        if let Some(retry) = req.query("retry") {
-            let ms = retry
-                .parse()
-                .map_err(|_| Response::text(400, "retry must be a number of milliseconds\n"))?;
-            event = event.retry(ms);
-        }
-        // Not validated here: encoding refuses a bad name or id, and both
-        // callers answer that refusal with a 400.
-        Ok(event)
+        let retry =
+            match req.query("retry") {
+                Some(retry) => Some(retry.parse().map_err(|_| {
+                    Response::text(400, "retry must be a number of milliseconds\n")
+                })?),
+                None => None,
+            };
+        Ok(Entry {
+            id: req.query("id").map(str::to_owned),
+            topics: Vec::new(),
+            private: false,
+            event: req.query("event").map(str::to_owned),
+            data: data.to_owned(),
+            retry,
+        })
     }
 
-    fn publish(&mut self, req: &Request, reply: &mut Reply<'_>) -> Result<Response, Response> {
+    fn publish(
+        &mut self,
+        req: &Request,
+        reply: &mut Reply<'_>,
+    ) -> Result<Option<Response>, Response> {
         let topic = req.query("topic").filter(|t| !t.is_empty());
         self.authorize(req, topic.as_slice())?;
-        let given = req.query("id").map(str::to_owned);
-        let id = given.clone().unwrap_or_else(|| self.next_id.to_string());
-        let event = Self::event_from(req, Some(id.clone()))?;
-        let frame = event
-            .encode()
-            .map_err(|e| Response::text(400, format!("{e}\n")))?;
-        if given.is_none() {
-            self.next_native_id();
-        }
-        let update = Update {
-            id: id.clone(),
-            topics: topic.map(str::to_owned).into_iter().collect(),
-            private: false,
-            frame,
-        };
-        self.deliver(reply, update);
-        Ok(Response::text(200, id))
+        let mut entry = Self::entry_from(req)?;
+        entry.topics = topic.map(str::to_owned).into_iter().collect();
+        let idempotency =
+            crate::broker::idempotency_key(req.header("Idempotency-Key"), entry.id.as_deref());
+        self.publish_entry(req, reply, entry, idempotency, Self::next_native_id)
     }
 
     fn client(
@@ -300,8 +390,8 @@ impl Hub {
         self.authorize(req, &["*"])?;
         let result = match req.method() {
             "POST" => {
-                let event = Self::event_from(req, req.query("id").map(str::to_owned))?;
-                reply.send_to(seid, event)
+                let entry = Self::entry_from(req)?;
+                reply.send_to(seid, event_of(entry.id.as_deref(), &entry))
             }
             "DELETE" => reply.end_seid(seid),
             _ => return Err(allow("POST, DELETE")),
@@ -337,6 +427,17 @@ impl Hub {
     fn metrics(&self, reply: &Reply<'_>) -> Response {
         let mut counters = self.counters;
         counters.history = self.history.len() as u64;
+        if let Some(broker) = &self.broker {
+            use std::sync::atomic::Ordering::Relaxed;
+            let c = &broker.counters;
+            counters.redis = [
+                c.rtt_us.load(Relaxed),
+                c.reconnects.load(Relaxed),
+                c.read.load(Relaxed),
+                c.gaps.load(Relaxed),
+                c.refused.load(Relaxed),
+            ];
+        }
         crate::metrics::render(&reply.stats(), &counters)
     }
 }
@@ -359,7 +460,11 @@ impl Handler for Hub {
             ("GET", "/events") => return self.subscribe(req, reply),
             ("OPTIONS", "/events") => Ok(self.cors.preflight(req, EVENTS_METHODS)),
             (_, "/events") => Err(allow(EVENTS_METHODS)),
-            ("POST", "/publish") => self.publish(req, reply),
+            ("POST", "/publish") => match self.publish(req, reply) {
+                Ok(Some(answer)) => Ok(answer),
+                Ok(None) => return, // answered once Redis stored it
+                Err(refused) => Err(refused),
+            },
             (_, "/publish") => Err(allow("POST")),
             ("GET", "/clients") => self.clients(req, reply),
             (_, "/clients") => Err(allow("GET, HEAD")),
@@ -373,11 +478,16 @@ impl Handler for Hub {
                 return crate::mercure::route(self, method, req, reply);
             }
             ("GET", "/health") => Ok(Response::text(200, "ok\n")),
+            ("GET", "/ready") => Ok(self.ready()),
             ("GET", "/metrics") => Ok(self.metrics(reply)),
-            (_, "/" | "/health" | "/metrics") => Err(allow("GET, HEAD")),
+            (_, "/" | "/health" | "/ready" | "/metrics") => Err(allow("GET, HEAD")),
             _ => Err(Response::text(404, "not found\n")),
         };
         let _ = reply.respond(answer.unwrap_or_else(|e| e));
+    }
+
+    fn on_wake(&mut self, streams: &mut Streams<'_>) {
+        self.take_from_log(streams);
     }
 
     fn on_close(&mut self, seid: &str, _reason: CloseReason) {
@@ -389,6 +499,21 @@ impl Handler for Hub {
             crate::subscriptions::disconnected(self, &handle, &sub);
         }
     }
+}
+
+/// The event `entry` describes, with `id` (none: no `id` field).
+pub(crate) fn event_of(id: Option<&str>, entry: &Entry) -> Event {
+    let mut event = Event::new(entry.data.as_str());
+    if let Some(name) = &entry.event {
+        event = event.event(name.as_str());
+    }
+    if let Some(id) = id {
+        event = event.id(id);
+    }
+    if let Some(retry) = entry.retry {
+        event = event.retry(retry);
+    }
+    event
 }
 
 /// `405` with the methods the route takes.

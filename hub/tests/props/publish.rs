@@ -61,7 +61,7 @@ fn harness() -> &'static Mutex<Harness> {
             builder
                 .max_body_bytes(MAX_BODY)
                 .auto_generate_id(false)
-                .build(sseloop_hub::Hub::new(config, 1).expect("no keys to refuse"))
+                .build(sseloop_hub::Hub::new(config, 1, None).expect("no keys to refuse"))
         });
         let mut client = server.connect();
         client.get("/events?topic=t");

@@ -1,0 +1,571 @@
+//! Several hubs as one, through Redis (or Valkey): one ordered log of
+//! updates that every hub writes to and reads from.
+//!
+//! # Design, and why
+//!
+//! - **One stream for all topics** (`{prefix}:log`, a Redis stream), as
+//!   Mercure's high-availability build does. Selectors and URI templates
+//!   match any topic, so a hub would have to read every per-topic stream
+//!   anyway; one stream also gives one global order, the simplest promise to
+//!   clients: every subscriber on every hub sees updates in the same order.
+//! - **The loop never waits for Redis.** A blocking client (the `redis`
+//!   crate) runs on two threads of its own, each call with a deadline: the
+//!   *writer* stores publishes and answers them through the library's
+//!   deferred answers; the *reader* follows the log (`XREAD BLOCK`) and hands
+//!   each update to the loop with [`Handle::wake`](sseloop::Handle::wake).
+//!   A publish is delivered by every hub's reader, its own included, so all
+//!   hubs deliver in log order.
+//! - **A publish answered `503` is never delivered.** The client-side
+//!   deadline is not enough: a command can wait in a frozen Redis's socket
+//!   buffer and run when it wakes. So the write is a script that compares
+//!   Redis's own clock with the publish's deadline and refuses a late write.
+//!   (The deadline is the hub's clock; hubs and Redis need clocks in step to
+//!   well under the 2 s deadline, as NTP gives.)
+//! - **Each hub's history is a mirror of the log's tail**: loaded at start
+//!   (`XREVRANGE`), then fed by the reader. Replay is served from memory, on
+//!   any hub and across restarts, exactly as without Redis.
+//! - **Redis losing its data is detected, not guessed**: an epoch (a random
+//!   value) is kept beside the log. A hub that finds another epoch (Redis
+//!   restarted empty, or failed over to a stale replica) sends `reset` to its
+//!   live streams once, forgets its history (so an old id gets `reset`, never
+//!   a replay of other updates), and reads the new log from its start.
+//! - **Retried publishes are not doubled**: an idempotency key (the
+//!   `Idempotency-Key` header, else a publisher-given id) is stored beside
+//!   the entry for a day; a retry answers the first attempt's id.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
+use redis::Value;
+use sseloop::{Deferred, Handle, Response};
+
+/// How long a publish may take end to end before it is answered `503`.
+pub const PUBLISH_DEADLINE: Duration = Duration::from_millis(1500);
+
+/// How long the reader's `XREAD` blocks in Redis, and what it allows on top
+/// before a silent Redis counts as down.
+const READ_BLOCK: Duration = Duration::from_millis(1000);
+const READ_SLACK: Duration = Duration::from_millis(1000);
+
+/// How long an idempotency key is remembered.
+const IDEMPOTENCY_MS: u64 = 24 * 3600 * 1000;
+
+/// The write: refuses once Redis's clock is past the deadline, answers an
+/// idempotent retry with the first entry, makes the epoch if there is none,
+/// and appends the update. KEYS: log, epoch, idempotency key (`""`: none).
+/// ARGV: deadline (ms since the epoch), max length, a new epoch value, the
+/// idempotency lifetime (ms), then the entry's field/value pairs.
+const WRITE_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now > tonumber(ARGV[1]) then
+  return redis.error_reply('LATE the publish deadline passed before Redis ran it')
+end
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  redis.call('SET', KEYS[2], ARGV[3])
+  epoch = ARGV[3]
+end
+if KEYS[3] ~= '' then
+  local first = redis.call('GET', KEYS[3])
+  if first then return {first, epoch} end
+end
+local fields = {}
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], entry, 'PX', ARGV[4]) end
+return {entry, epoch}
+";
+
+/// Where the log is, and how much of it each hub keeps.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// The prefix of every key (hubs sharing it share one log).
+    pub prefix: String,
+    /// How many updates the log (and each hub's history) keeps.
+    pub history: usize,
+}
+
+/// An update to store: what the log keeps of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// The publisher's id, if it gave one; else the log entry's id is the
+    /// update's id.
+    pub id: Option<String>,
+    /// The update's topics (none: a native broadcast).
+    pub topics: Vec<String>,
+    /// Whether it is private.
+    pub private: bool,
+    /// The event name.
+    pub event: Option<String>,
+    /// The data.
+    pub data: String,
+    /// The `retry` field.
+    pub retry: Option<u64>,
+}
+
+impl Entry {
+    /// The field/value pairs stored in the stream.
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            (
+                "topics",
+                serde_json::to_string(&self.topics).unwrap_or_default(),
+            ),
+            ("data", self.data.clone()),
+        ];
+        if let Some(id) = &self.id {
+            fields.push(("id", id.clone()));
+        }
+        if self.private {
+            fields.push(("private", "1".into()));
+        }
+        if let Some(event) = &self.event {
+            fields.push(("event", event.clone()));
+        }
+        if let Some(retry) = self.retry {
+            fields.push(("retry", retry.to_string()));
+        }
+        fields
+    }
+
+    /// The entry a stream record holds; `None` for one this hub cannot read.
+    fn from_record(record: &StreamId) -> Option<(String, Entry)> {
+        let text = |name: &str| -> Option<String> {
+            match record.map.get(name)? {
+                Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+                Value::SimpleString(s) => Some(s.clone()),
+                _ => None,
+            }
+        };
+        let entry = Entry {
+            id: text("id"),
+            topics: serde_json::from_str(&text("topics")?).ok()?,
+            private: text("private").is_some(),
+            event: text("event"),
+            data: text("data")?,
+            retry: text("retry").and_then(|r| r.parse().ok()),
+        };
+        let id = entry.id.clone().unwrap_or_else(|| record.id.clone());
+        Some((id, entry))
+    }
+}
+
+/// What the reader hands the loop, in log order.
+#[derive(Debug)]
+pub enum Incoming {
+    /// An update from the log: its id, and the entry. `live` is false for
+    /// the history loaded at start (kept for replay, not delivered).
+    Update {
+        /// The update's id.
+        id: String,
+        /// What was published.
+        entry: Entry,
+        /// Whether to deliver it (false: history loaded at start).
+        live: bool,
+    },
+    /// The log was lost (another epoch): reset live streams, forget history.
+    Lost,
+}
+
+/// What the hub's `/metrics` shows of Redis.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// The last round trip of a write, in µs.
+    pub rtt_us: AtomicU64,
+    /// Connections made to Redis after the first (reader and writer).
+    pub reconnects: AtomicU64,
+    /// Updates read from the log.
+    pub read: AtomicU64,
+    /// Times the log was found lost (a new epoch).
+    pub gaps: AtomicU64,
+    /// Publishes answered `503` because Redis did not store them in time.
+    pub refused: AtomicU64,
+}
+
+/// A publish waiting for the writer: the entry, who to answer, by when.
+struct Job {
+    entry: Entry,
+    idempotency: Option<String>,
+    answer: Deferred,
+    deadline: Instant,
+}
+
+/// The hub's side of Redis: hand it publishes, drain what the log brings.
+pub struct Broker {
+    jobs: mpsc::Sender<Job>,
+    incoming: Mutex<mpsc::Receiver<Incoming>>,
+    ready: Arc<AtomicBool>,
+    /// Redis's counters, for `/metrics`.
+    pub counters: Arc<Counters>,
+    waker: Arc<OnceLock<Handle>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}
+
+impl Broker {
+    /// Starts the writer and the reader for `settings`. The reader wakes the
+    /// loop through the handle given to [`Broker::waker`] once the server is
+    /// built; what it reads before that waits for the first wake.
+    ///
+    /// # Errors
+    /// The URL does not parse.
+    pub fn start(settings: Settings) -> Result<Self, String> {
+        let waker: Arc<OnceLock<Handle>> = Arc::default();
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|e| format!("--redis {:?}: {e}", settings.url))?;
+        let (jobs, job_rx) = mpsc::channel();
+        let (tx, incoming) = mpsc::channel();
+        let ready = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let keys = Keys::new(&settings.prefix);
+        {
+            let (client, keys, ready, counters) = (
+                client.clone(),
+                keys.clone(),
+                ready.clone(),
+                counters.clone(),
+            );
+            let history = settings.history.max(1);
+            std::thread::Builder::new()
+                .name("redis-writer".into())
+                .spawn(move || write_loop(&client, &keys, history, &job_rx, &ready, &counters))
+                .map_err(|e| e.to_string())?;
+        }
+        {
+            let (ready, counters, handle) = (ready.clone(), counters.clone(), waker.clone());
+            let history = settings.history;
+            std::thread::Builder::new()
+                .name("redis-reader".into())
+                .spawn(move || read_loop(&client, &keys, history, &tx, &handle, &ready, &counters))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Broker {
+            jobs,
+            incoming: Mutex::new(incoming),
+            ready,
+            counters,
+            waker,
+        })
+    }
+
+    /// Where the server's handle goes once it is built: the reader wakes the
+    /// loop through it.
+    pub fn waker(&self) -> Arc<OnceLock<Handle>> {
+        self.waker.clone()
+    }
+
+    /// Stores `entry` in the log and answers the publisher through `answer`
+    /// (`200` and the id once stored, `503` with `Retry-After` if Redis does
+    /// not store it within [`PUBLISH_DEADLINE`]). Never waits.
+    pub fn publish(&self, entry: Entry, idempotency: Option<String>, answer: Deferred) {
+        let job = Job {
+            entry,
+            idempotency,
+            answer,
+            deadline: Instant::now() + PUBLISH_DEADLINE,
+        };
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+            let _ = job.answer.answer_nowait(|_req, reply| {
+                let _ = reply.respond(unavailable("the Redis writer has stopped"));
+            });
+        }
+    }
+
+    /// What the log brought since the last call, in order.
+    pub fn drain(&self) -> Vec<Incoming> {
+        let Ok(rx) = self.incoming.lock() else {
+            return Vec::new();
+        };
+        rx.try_iter().collect()
+    }
+
+    /// Whether Redis answered recently (for `/ready`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+/// `503` with `Retry-After`, saying why.
+fn unavailable(why: &str) -> Response {
+    Response::text(503, format!("{why}\n")).header("Retry-After", "1")
+}
+
+/// The keys under one prefix.
+#[derive(Clone, Debug)]
+struct Keys {
+    log: String,
+    epoch: String,
+    idempotency: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Self {
+        Keys {
+            log: format!("{prefix}:log"),
+            epoch: format!("{prefix}:epoch"),
+            idempotency: format!("{prefix}:idempotency:"),
+        }
+    }
+}
+
+/// A connection whose every call gives up after `timeout`.
+fn connect(client: &redis::Client, timeout: Duration) -> redis::RedisResult<redis::Connection> {
+    let con = client.get_connection_with_timeout(timeout)?;
+    con.set_read_timeout(Some(timeout))?;
+    con.set_write_timeout(Some(timeout))?;
+    Ok(con)
+}
+
+fn unix_ms(at: Instant) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = at.saturating_duration_since(Instant::now());
+    u64::try_from((now + left).as_millis()).unwrap_or(u64::MAX)
+}
+
+fn new_epoch() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The writer: one job at a time, each within its deadline.
+fn write_loop(
+    client: &redis::Client,
+    keys: &Keys,
+    history: usize,
+    jobs: &mpsc::Receiver<Job>,
+    ready: &AtomicBool,
+    counters: &Counters,
+) {
+    let script = redis::Script::new(WRITE_SCRIPT);
+    let mut con: Option<redis::Connection> = None;
+    let mut connected_before = false;
+    for job in jobs {
+        let left = job.deadline.saturating_duration_since(Instant::now());
+        let stored = if left.is_zero() {
+            Err("the publish waited past its deadline".to_owned())
+        } else {
+            let attempt = (|| -> redis::RedisResult<(String, String)> {
+                if con.is_none() {
+                    con = Some(connect(client, left)?);
+                    if connected_before {
+                        counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    connected_before = true;
+                }
+                let c = con.as_mut().expect("just connected");
+                c.set_read_timeout(Some(left))?;
+                c.set_write_timeout(Some(left))?;
+                let idem = job
+                    .idempotency
+                    .as_ref()
+                    .map(|k| format!("{}{k}", keys.idempotency))
+                    .unwrap_or_default();
+                let mut invocation = script.key(&keys.log);
+                invocation
+                    .key(&keys.epoch)
+                    .key(idem)
+                    .arg(unix_ms(job.deadline))
+                    .arg(history)
+                    .arg(new_epoch())
+                    .arg(IDEMPOTENCY_MS);
+                for (name, value) in job.entry.fields() {
+                    invocation.arg(name).arg(value);
+                }
+                let started = Instant::now();
+                let (entry, _epoch): (String, String) = invocation.invoke(c)?;
+                counters.rtt_us.store(
+                    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
+                Ok((entry, _epoch))
+            })();
+            attempt.map_err(|e| {
+                // A timed-out or broken connection is dropped: a reply that
+                // comes later must not be read as the next call's.
+                con = None;
+                e.to_string()
+            })
+        };
+        match stored {
+            Ok((entry_id, _)) => {
+                ready.store(true, Ordering::Relaxed);
+                let id = job.entry.id.clone().unwrap_or(entry_id);
+                let _ = job.answer.answer_nowait(move |_req, reply| {
+                    let _ = reply.respond(Response::text(200, id));
+                });
+            }
+            Err(why) => {
+                counters.refused.fetch_add(1, Ordering::Relaxed);
+                if !why.contains("LATE") {
+                    ready.store(false, Ordering::Relaxed);
+                }
+                log::warn!("publish refused, Redis did not store it in time: {why}");
+                let _ = job.answer.answer_nowait(move |_req, reply| {
+                    let _ = reply.respond(unavailable(
+                        "Redis did not store the update in time; it was not published",
+                    ));
+                });
+            }
+        }
+    }
+}
+
+/// The reader: loads the log's tail, then follows it, forever.
+fn read_loop(
+    client: &redis::Client,
+    keys: &Keys,
+    history: usize,
+    tx: &mpsc::Sender<Incoming>,
+    handle: &OnceLock<Handle>,
+    ready: &AtomicBool,
+    counters: &Counters,
+) {
+    let timeout = READ_BLOCK + READ_SLACK;
+    let mut position: Option<String> = None;
+    let mut epoch: Option<String> = None;
+    let mut connected_before = false;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let mut con = match connect(client, timeout) {
+            Ok(con) => con,
+            Err(e) => {
+                if ready.swap(false, Ordering::Relaxed) {
+                    log::warn!("Redis is unreachable: {e}");
+                }
+                std::thread::sleep(backoff); // retrying a connection, not synchronising
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if connected_before {
+            counters.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        connected_before = true;
+        backoff = Duration::from_millis(50);
+        let outcome = follow(
+            &mut con,
+            keys,
+            history,
+            &mut position,
+            &mut epoch,
+            tx,
+            handle,
+            ready,
+            counters,
+        );
+        if let Err(e) = outcome {
+            if ready.swap(false, Ordering::Relaxed) {
+                log::warn!("lost Redis: {e}");
+            }
+        }
+    }
+}
+
+/// Follows the log on one connection until it fails.
+#[allow(clippy::too_many_arguments)]
+fn follow(
+    con: &mut redis::Connection,
+    keys: &Keys,
+    history: usize,
+    position: &mut Option<String>,
+    epoch: &mut Option<String>,
+    tx: &mpsc::Sender<Incoming>,
+    handle: &OnceLock<Handle>,
+    ready: &AtomicBool,
+    counters: &Counters,
+) -> redis::RedisResult<()> {
+    let send = |incoming: Incoming| {
+        let _ = tx.send(incoming);
+        if let Some(handle) = handle.get() {
+            let _ = handle.wake();
+        }
+    };
+    loop {
+        // The epoch: made if missing (by whichever hub sees it first).
+        let (current,): (String,) = redis::pipe()
+            .cmd("SET")
+            .arg(&keys.epoch)
+            .arg(new_epoch())
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(&keys.epoch)
+            .query(con)?;
+        if !ready.swap(true, Ordering::Relaxed) {
+            log::info!("Redis is reachable");
+        }
+        if epoch.as_deref() != Some(current.as_str()) {
+            if epoch.is_some() {
+                // Redis lost the log: say so once, and start on the new one.
+                counters.gaps.fetch_add(1, Ordering::Relaxed);
+                log::warn!("the Redis log was lost (new epoch); live streams get reset");
+                send(Incoming::Lost);
+                *position = None;
+            }
+            *epoch = Some(current);
+        }
+        let Some(from) = position.clone() else {
+            // Start: the log's tail is the history; follow from its end.
+            let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+                .arg(&keys.log)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(history.max(1))
+                .query(con)?;
+            let mut newest = "0-0".to_owned();
+            for record in reply.ids.iter().rev() {
+                newest = record.id.clone();
+                if let Some((id, entry)) = Entry::from_record(record) {
+                    send(Incoming::Update {
+                        id,
+                        entry,
+                        live: false,
+                    });
+                }
+            }
+            *position = Some(newest);
+            continue;
+        };
+        let options = StreamReadOptions::default()
+            .block(READ_BLOCK.as_millis() as usize)
+            .count(1000);
+        let reply: Option<StreamReadReply> =
+            redis::Commands::xread_options(con, &[&keys.log], &[&from], &options)?;
+        let Some(reply) = reply else { continue };
+        for key in reply.keys {
+            for record in &key.ids {
+                *position = Some(record.id.clone());
+                counters.read.fetch_add(1, Ordering::Relaxed);
+                if let Some((id, entry)) = Entry::from_record(record) {
+                    send(Incoming::Update {
+                        id,
+                        entry,
+                        live: true,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Records a publish's idempotency key from the request: the
+/// `Idempotency-Key` header, else the publisher's own id.
+pub fn idempotency_key(header: Option<&str>, id: Option<&str>) -> Option<String> {
+    header
+        .filter(|k| !k.is_empty())
+        .or(id)
+        .map(|k| k.chars().take(200).collect())
+}
