@@ -34,7 +34,7 @@
 //!   the entry for a day; a retry answers the first attempt's id.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
@@ -203,6 +203,14 @@ pub struct Broker {
     /// Redis's counters, for `/metrics`.
     pub counters: Arc<Counters>,
     waker: Arc<OnceLock<Handle>>,
+    loaded: Arc<Loaded>,
+}
+
+/// Whether the reader has handed over the log's tail once.
+#[derive(Debug, Default)]
+struct Loaded {
+    done: Mutex<bool>,
+    signal: Condvar,
 }
 
 impl std::fmt::Debug for Broker {
@@ -222,6 +230,7 @@ impl Broker {
     /// The URL does not parse.
     pub fn start(settings: Settings) -> Result<Self, String> {
         let waker: Arc<OnceLock<Handle>> = Arc::default();
+        let loaded: Arc<Loaded> = Arc::default();
         let client = redis::Client::open(settings.url.as_str())
             .map_err(|e| format!("--redis {:?}: {e}", settings.url))?;
         let (jobs, job_rx) = mpsc::channel();
@@ -244,10 +253,21 @@ impl Broker {
         }
         {
             let (ready, counters, handle) = (ready.clone(), counters.clone(), waker.clone());
+            let loaded = loaded.clone();
             let history = settings.history;
+            let reader = Reader {
+                client,
+                keys,
+                history,
+                tx,
+                handle,
+                ready,
+                counters,
+                loaded,
+            };
             std::thread::Builder::new()
                 .name("redis-reader".into())
-                .spawn(move || read_loop(&client, &keys, history, &tx, &handle, &ready, &counters))
+                .spawn(move || reader.run())
                 .map_err(|e| e.to_string())?;
         }
         Ok(Broker {
@@ -256,7 +276,22 @@ impl Broker {
             ready,
             counters,
             waker,
+            loaded,
         })
+    }
+
+    /// Waits, before the loop runs, until the reader has handed over the
+    /// log's tail (so the first reconnect can be replayed), or `timeout`
+    /// passes (Redis unreachable: the hub starts anyway, and an id it cannot
+    /// know gets `reset`). Answers whether it was loaded.
+    pub fn wait_loaded(&self, timeout: Duration) -> bool {
+        let Ok(done) = self.loaded.done.lock() else {
+            return false;
+        };
+        self.loaded
+            .signal
+            .wait_timeout_while(done, timeout, |done| !*done)
+            .is_ok_and(|(done, _)| *done)
     }
 
     /// Where the server's handle goes once it is built: the reader wakes the
@@ -422,142 +457,144 @@ fn write_loop(
     }
 }
 
-/// The reader: loads the log's tail, then follows it, forever.
-fn read_loop(
-    client: &redis::Client,
-    keys: &Keys,
+/// The reader's thread: what it follows, and where it hands updates.
+struct Reader {
+    client: redis::Client,
+    keys: Keys,
     history: usize,
-    tx: &mpsc::Sender<Incoming>,
-    handle: &OnceLock<Handle>,
-    ready: &AtomicBool,
-    counters: &Counters,
-) {
-    let timeout = READ_BLOCK + READ_SLACK;
-    let mut position: Option<String> = None;
-    let mut epoch: Option<String> = None;
-    let mut connected_before = false;
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let mut con = match connect(client, timeout) {
-            Ok(con) => con,
-            Err(e) => {
-                if ready.swap(false, Ordering::Relaxed) {
-                    log::warn!("Redis is unreachable: {e}");
+    tx: mpsc::Sender<Incoming>,
+    handle: Arc<OnceLock<Handle>>,
+    ready: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    loaded: Arc<Loaded>,
+}
+
+/// Where the reader is in the log.
+#[derive(Default)]
+struct Position {
+    /// The last entry read; `None` before the tail is loaded.
+    entry: Option<String>,
+    /// The log's epoch, once seen.
+    epoch: Option<String>,
+}
+
+impl Reader {
+    /// Loads the log's tail, then follows it, reconnecting, forever.
+    fn run(self) {
+        let timeout = READ_BLOCK + READ_SLACK;
+        let mut position = Position::default();
+        let mut connected_before = false;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let mut con = match connect(&self.client, timeout) {
+                Ok(con) => con,
+                Err(e) => {
+                    if self.ready.swap(false, Ordering::Relaxed) {
+                        log::warn!("Redis is unreachable: {e}");
+                    }
+                    std::thread::sleep(backoff); // retrying a connection, not synchronising
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
                 }
-                std::thread::sleep(backoff); // retrying a connection, not synchronising
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
+            };
+            if connected_before {
+                self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
             }
-        };
-        if connected_before {
-            counters.reconnects.fetch_add(1, Ordering::Relaxed);
-        }
-        connected_before = true;
-        backoff = Duration::from_millis(50);
-        let outcome = follow(
-            &mut con,
-            keys,
-            history,
-            &mut position,
-            &mut epoch,
-            tx,
-            handle,
-            ready,
-            counters,
-        );
-        if let Err(e) = outcome {
-            if ready.swap(false, Ordering::Relaxed) {
-                log::warn!("lost Redis: {e}");
+            connected_before = true;
+            backoff = Duration::from_millis(50);
+            if let Err(e) = self.follow(&mut con, &mut position) {
+                if self.ready.swap(false, Ordering::Relaxed) {
+                    log::warn!("lost Redis: {e}");
+                }
             }
         }
     }
-}
 
-/// Follows the log on one connection until it fails.
-#[allow(clippy::too_many_arguments)]
-fn follow(
-    con: &mut redis::Connection,
-    keys: &Keys,
-    history: usize,
-    position: &mut Option<String>,
-    epoch: &mut Option<String>,
-    tx: &mpsc::Sender<Incoming>,
-    handle: &OnceLock<Handle>,
-    ready: &AtomicBool,
-    counters: &Counters,
-) -> redis::RedisResult<()> {
-    let send = |incoming: Incoming| {
-        let _ = tx.send(incoming);
-        if let Some(handle) = handle.get() {
+    /// Hands `incoming` to the loop and wakes it.
+    fn send(&self, incoming: Incoming) {
+        let _ = self.tx.send(incoming);
+        if let Some(handle) = self.handle.get() {
             let _ = handle.wake();
         }
-    };
-    loop {
-        // The epoch: made if missing (by whichever hub sees it first).
-        let (current,): (String,) = redis::pipe()
-            .cmd("SET")
-            .arg(&keys.epoch)
-            .arg(new_epoch())
-            .arg("NX")
-            .ignore()
-            .cmd("GET")
-            .arg(&keys.epoch)
-            .query(con)?;
-        if !ready.swap(true, Ordering::Relaxed) {
-            log::info!("Redis is reachable");
-        }
-        if epoch.as_deref() != Some(current.as_str()) {
-            if epoch.is_some() {
-                // Redis lost the log: say so once, and start on the new one.
-                counters.gaps.fetch_add(1, Ordering::Relaxed);
-                log::warn!("the Redis log was lost (new epoch); live streams get reset");
-                send(Incoming::Lost);
-                *position = None;
-            }
-            *epoch = Some(current);
-        }
-        let Some(from) = position.clone() else {
-            // Start: the log's tail is the history; follow from its end.
-            let reply: StreamRangeReply = redis::cmd("XREVRANGE")
-                .arg(&keys.log)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(history.max(1))
+    }
+
+    /// Follows the log on one connection until it fails.
+    fn follow(&self, con: &mut redis::Connection, at: &mut Position) -> redis::RedisResult<()> {
+        loop {
+            // The epoch: made if missing (by whichever hub sees it first).
+            let (current,): (String,) = redis::pipe()
+                .cmd("SET")
+                .arg(&self.keys.epoch)
+                .arg(new_epoch())
+                .arg("NX")
+                .ignore()
+                .cmd("GET")
+                .arg(&self.keys.epoch)
                 .query(con)?;
-            let mut newest = "0-0".to_owned();
-            for record in reply.ids.iter().rev() {
-                newest = record.id.clone();
-                if let Some((id, entry)) = Entry::from_record(record) {
-                    send(Incoming::Update {
-                        id,
-                        entry,
-                        live: false,
-                    });
-                }
+            if !self.ready.swap(true, Ordering::Relaxed) {
+                log::info!("Redis is reachable");
             }
-            *position = Some(newest);
-            continue;
-        };
-        let options = StreamReadOptions::default()
-            .block(READ_BLOCK.as_millis() as usize)
-            .count(1000);
-        let reply: Option<StreamReadReply> =
-            redis::Commands::xread_options(con, &[&keys.log], &[&from], &options)?;
-        let Some(reply) = reply else { continue };
-        for key in reply.keys {
-            for record in &key.ids {
-                *position = Some(record.id.clone());
-                counters.read.fetch_add(1, Ordering::Relaxed);
-                if let Some((id, entry)) = Entry::from_record(record) {
-                    send(Incoming::Update {
-                        id,
-                        entry,
-                        live: true,
-                    });
+            if at.epoch.as_deref() != Some(current.as_str()) {
+                if at.epoch.is_some() {
+                    // Redis lost the log: say so once, and start on the new one.
+                    self.counters.gaps.fetch_add(1, Ordering::Relaxed);
+                    log::warn!("the Redis log was lost (new epoch); live streams get reset");
+                    self.send(Incoming::Lost);
+                    at.entry = None;
+                }
+                at.epoch = Some(current);
+            }
+            let Some(from) = at.entry.clone() else {
+                at.entry = Some(self.load_tail(con)?);
+                continue;
+            };
+            let options = StreamReadOptions::default()
+                .block(READ_BLOCK.as_millis() as usize)
+                .count(1000);
+            let reply: Option<StreamReadReply> =
+                redis::Commands::xread_options(con, &[&self.keys.log], &[&from], &options)?;
+            let Some(reply) = reply else { continue };
+            for key in reply.keys {
+                for record in &key.ids {
+                    at.entry = Some(record.id.clone());
+                    self.counters.read.fetch_add(1, Ordering::Relaxed);
+                    if let Some((id, entry)) = Entry::from_record(record) {
+                        self.send(Incoming::Update {
+                            id,
+                            entry,
+                            live: true,
+                        });
+                    }
                 }
             }
         }
+    }
+
+    /// Hands over the log's tail as history; answers the newest entry's id.
+    fn load_tail(&self, con: &mut redis::Connection) -> redis::RedisResult<String> {
+        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&self.keys.log)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(self.history.max(1))
+            .query(con)?;
+        let mut newest = "0-0".to_owned();
+        for record in reply.ids.iter().rev() {
+            newest = record.id.clone();
+            if let Some((id, entry)) = Entry::from_record(record) {
+                self.send(Incoming::Update {
+                    id,
+                    entry,
+                    live: false,
+                });
+            }
+        }
+        if let Ok(mut done) = self.loaded.done.lock() {
+            *done = true;
+            self.loaded.signal.notify_all();
+        }
+        Ok(newest)
     }
 }
 

@@ -42,6 +42,12 @@ fn run(config: Config) -> std::io::Result<()> {
         ),
         None => None,
     };
+    if let Some(broker) = &broker {
+        // Before the loop runs: the first reconnect can then be replayed.
+        if !broker.wait_loaded(Duration::from_secs(3)) {
+            log::warn!("Redis did not answer within 3 s; starting without its history");
+        }
+    }
     let waker = broker.as_ref().map(Broker::waker);
     let builder = if config.reuse_port {
         Server::builder().listener(reuse_port_listener(config.listen)?)

@@ -42,19 +42,25 @@ impl HubProcess {
                 let _ = tx.send(line);
             }
         });
-        let line = rx
-            .recv_timeout(DEADLINE)
-            .expect("the hub did not say where it listens");
-        let addr = line
-            .rsplit("http://")
-            .next()
-            .and_then(|a| a.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        HubProcess {
-            addr,
+        // Owned from here: a panic below still kills the child in `Drop`.
+        let mut hub = HubProcess {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child,
             stderr: rx,
-        }
+        };
+        // Log lines (Redis coming up, say) may come first.
+        let deadline = Instant::now() + DEADLINE;
+        hub.addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = hub
+                .stderr
+                .recv_timeout(left)
+                .expect("the hub did not say where it listens");
+            if let Some(at) = line.strip_prefix("sseloop: listening on http://") {
+                break at.trim().parse().expect("an address");
+            }
+        };
+        hub
     }
 
     pub fn connect(&self) -> Client {

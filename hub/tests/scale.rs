@@ -1,0 +1,320 @@
+//! Several hubs as one through a real Redis (`--redis`), over real
+//! sockets: each test starts its own redis-server on a free loopback port
+//! and stops it by PID, and starts its hubs as processes. What each
+//! subscriber saw is checked event by event.
+
+#[path = "util/hub_process.rs"]
+mod hub_process;
+#[path = "util/jwt.rs"]
+mod jwt;
+#[path = "util/redis_server.rs"]
+mod redis_server;
+#[path = "../../tests/util/mod.rs"]
+mod util;
+
+use std::time::{Duration, Instant};
+
+use hub_process::HubProcess;
+use redis_server::RedisServer;
+use serde_json::json;
+use util::{EventStream, DEADLINE};
+
+fn hub(redis: &RedisServer, extra: &[&str]) -> HubProcess {
+    let url = redis.url();
+    let mut args = vec!["--redis", url.as_str()];
+    args.extend_from_slice(extra);
+    HubProcess::start(&args)
+}
+
+/// The next `n` events' (id, data).
+fn take(stream: &mut EventStream, n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|_| {
+            let m = stream.next();
+            (m.last_event_id, m.data)
+        })
+        .collect()
+}
+
+/// Polls `path` on `hub` until it answers `status` (reading with a
+/// deadline); answers how long that took.
+fn until_status(hub: &HubProcess, path: &str, status: u16, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (head, _) = hub.request("GET", path, &[], b"");
+        if head.status == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{path} still {} after {within:?}",
+            head.status
+        );
+        std::thread::sleep(Duration::from_millis(20)); // polling a status, not synchronising
+    }
+}
+
+#[test]
+fn a_thousand_concurrent_publishes_reach_every_hub_once_in_one_order() {
+    let Some(redis) = RedisServer::start("a_thousand_concurrent_publishes") else {
+        return;
+    };
+    let hubs = [hub(&redis, &[]), hub(&redis, &[]), hub(&redis, &[])];
+    let mut streams: Vec<EventStream> = hubs
+        .iter()
+        .map(|h| h.subscribe("/events?topic=t").0)
+        .collect();
+    let per_hub = [334, 333, 333];
+    std::thread::scope(|scope| {
+        for (h, (hub, count)) in hubs.iter().zip(per_hub).enumerate() {
+            let addr = hub.addr;
+            scope.spawn(move || {
+                // One kept-alive connection per hub, publishing in turn.
+                let mut client = util::Client::connect(addr);
+                for i in 0..count {
+                    let body = format!("hub{h}-{i}");
+                    client.send(
+                        format!(
+                            "POST /publish?topic=t HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    );
+                    let (head, id) = client.read_response();
+                    assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&id));
+                }
+            });
+        }
+    });
+    let seen: Vec<Vec<(String, String)>> = streams.iter_mut().map(|s| take(s, 1000)).collect();
+    assert_eq!(seen[0], seen[1], "hubs A and B: same ids, same order");
+    assert_eq!(seen[0], seen[2], "hubs A and C: same ids, same order");
+    let mut ids: Vec<&str> = seen[0].iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1000, "every event once, each with its own id");
+    for (h, count) in per_hub.iter().enumerate() {
+        let mine: Vec<&str> = seen[0]
+            .iter()
+            .map(|(_, data)| data.as_str())
+            .filter(|d| d.starts_with(&format!("hub{h}-")))
+            .collect();
+        let want: Vec<String> = (0..*count).map(|i| format!("hub{h}-{i}")).collect();
+        assert_eq!(mine, want, "hub {h}'s publishes in the order it made them");
+    }
+}
+
+#[test]
+fn a_hub_killed_and_restarted_replays_what_its_clients_missed() {
+    let Some(redis) = RedisServer::start("a_hub_killed_and_restarted") else {
+        return;
+    };
+    let a = hub(&redis, &[]);
+    let mut c = hub(&redis, &[]);
+    let (mut on_c, _) = c.subscribe("/events?topic=t");
+    for i in 0..3 {
+        assert_eq!(a.publish("?topic=t", &format!("before {i}")).0, 200);
+    }
+    let before = take(&mut on_c, 3);
+    let last_seen = before[2].0.clone();
+    let _ = c.child.kill();
+    let _ = c.child.wait();
+    drop(on_c);
+    let mut missed = Vec::new();
+    for i in 0..5 {
+        let (status, id) = a.publish("?topic=t", &format!("missed {i}"));
+        assert_eq!(status, 200);
+        missed.push((id, format!("missed {i}")));
+    }
+    c = hub(&redis, &[]);
+    // Reconnecting to the restarted hub, or to another one: the same five.
+    for target in [&c, &a] {
+        let mut client = target.connect();
+        client.send(
+            format!(
+                "GET /events?topic=t HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {last_seen}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let mut stream = EventStream::from_client(client);
+        assert_eq!(stream.next().event, "seid");
+        assert_eq!(take(&mut stream, 5), missed);
+        assert_eq!(a.publish("?topic=t", "live").0, 200);
+        assert_eq!(stream.next().data, "live", "nothing more was replayed");
+    }
+}
+
+#[test]
+fn a_frozen_redis_delays_nothing_but_publishes_which_get_503_and_never_appear() {
+    let Some(redis) = RedisServer::start("a_frozen_redis") else {
+        return;
+    };
+    let a = hub(&redis, &[]);
+    let b = hub(&redis, &[]);
+    let (mut on_b, _) = b.subscribe("/events?topic=t");
+    assert_eq!(a.publish("?topic=t", "before").0, 200);
+    assert_eq!(on_b.next().data, "before");
+    until_status(&a, "/ready", 200, DEADLINE);
+
+    redis.freeze();
+    for hub in [&a, &b] {
+        let started = Instant::now();
+        let (head, _) = hub.request("GET", "/health", &[], b"");
+        assert_eq!(head.status, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "/health took {:?}",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    let (head, body) = a.request("POST", "/publish?topic=t", &[], b"during");
+    let took = started.elapsed();
+    assert_eq!(head.status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(head.header("retry-after").is_some());
+    assert!(took <= Duration::from_secs(2), "503 after {took:?}");
+    until_status(&b, "/ready", 503, Duration::from_secs(5));
+    // Open streams stay open, and a new subscriber is accepted.
+    let (mut new_on_a, _) = a.subscribe("/events?topic=t");
+
+    redis.thaw();
+    until_status(&a, "/ready", 200, Duration::from_secs(10));
+    let mut status = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status != 200 && Instant::now() < deadline {
+        status = a.publish("?topic=t", "after").0;
+    }
+    assert_eq!(status, 200);
+    // The refused publish never shows up, not even once Redis woke up.
+    assert_eq!(on_b.next().data, "after");
+    assert_eq!(new_on_a.next().data, "after");
+    assert!(
+        super_metric(&a, "sseloop_redis_publishes_refused_total ") >= 1,
+        "the refusal is counted"
+    );
+}
+
+fn super_metric(hub: &HubProcess, line_start: &str) -> u64 {
+    let (_, body) = hub.request("GET", "/metrics", &[], b"");
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line_start} in /metrics"))
+}
+
+#[test]
+fn redis_restarted_empty_resets_instead_of_replaying_other_events() {
+    let Some(mut redis) = RedisServer::start("redis_restarted_empty") else {
+        return;
+    };
+    let a = hub(&redis, &[]);
+    let (mut live, _) = a.subscribe("/events?topic=t");
+    let mut last = String::new();
+    for i in 0..3 {
+        let (status, id) = a.publish("?topic=t", &format!("old {i}"));
+        assert_eq!(status, 200);
+        last = id;
+    }
+    assert_eq!(take(&mut live, 3).last().unwrap().0, last);
+
+    redis.restart();
+    // The live stream hears, once, that it may have missed events.
+    let m = live.next();
+    assert_eq!(
+        (m.event.as_str(), m.data.as_str()),
+        ("reset", last.as_str())
+    );
+    // Publishing works on the new log.
+    until_status(&a, "/ready", 200, Duration::from_secs(10));
+    let mut status = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status != 200 && Instant::now() < deadline {
+        status = a.publish("?topic=t", "new").0;
+    }
+    assert_eq!(status, 200);
+    assert_eq!(live.next().data, "new", "one reset, then the new log");
+    // A client coming back with an id from before gets reset, and no replay
+    // of anything else.
+    let mut client = a.connect();
+    client.send(
+        format!("GET /events?topic=t HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {last}\r\n\r\n")
+            .as_bytes(),
+    );
+    let mut back = EventStream::from_client(client);
+    assert_eq!(back.next().event, "seid");
+    let m = back.next();
+    assert_eq!(
+        (m.event.as_str(), m.data.as_str()),
+        ("reset", last.as_str())
+    );
+    assert_eq!(a.publish("?topic=t", "next").0, 200);
+    assert_eq!(back.next().data, "next");
+}
+
+#[test]
+fn a_private_update_published_on_one_hub_never_reaches_the_unauthorized_on_another() {
+    let Some(redis) = RedisServer::start("a_private_update_across_hubs") else {
+        return;
+    };
+    let args = ["--jwt-key", jwt::SECRET, "--anonymous"];
+    let a = hub(&redis, &args);
+    let b = hub(&redis, &args);
+    let subscribe = |token: Option<String>| {
+        let mut client = b.connect();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        client.send(
+            format!("GET /.well-known/mercure?topic=%2Fbooks%2F%7Bid%7D HTTP/1.1\r\nHost: t\r\n{auth}\r\n")
+                .as_bytes(),
+        );
+        EventStream::from_client(client)
+    };
+    let mut anonymous = subscribe(None);
+    let mut other = subscribe(Some(jwt::dev(
+        &json!({ "mercure": { "subscribe": ["/users/{id}"] } }),
+    )));
+    let mut entitled = subscribe(Some(jwt::dev(
+        &json!({ "mercure": { "subscribe": ["/books/1"] } }),
+    )));
+    let publisher = jwt::dev(&json!({ "mercure": { "publish": ["*"] } }));
+    for body in [
+        "topic=%2Fbooks%2F1&data=secret&private=on",
+        "topic=%2Fbooks%2F1&data=public",
+    ] {
+        let (head, _) = a.request(
+            "POST",
+            "/.well-known/mercure",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Authorization", &format!("Bearer {publisher}")),
+            ],
+            body.as_bytes(),
+        );
+        assert_eq!(head.status, 200);
+    }
+    assert_eq!(entitled.next().data, "secret");
+    assert_eq!(entitled.next().data, "public");
+    assert_eq!(anonymous.next().data, "public");
+    assert_eq!(other.next().data, "public");
+}
+
+#[test]
+fn a_retried_publish_with_an_idempotency_key_appears_once() {
+    let Some(redis) = RedisServer::start("a_retried_publish") else {
+        return;
+    };
+    let a = hub(&redis, &[]);
+    let b = hub(&redis, &[]);
+    let (mut on_b, _) = b.subscribe("/events?topic=t");
+    let key = [("Idempotency-Key", "order-42")];
+    let (first, id1) = a.request("POST", "/publish?topic=t", &key, b"once");
+    let (again, id2) = b.request("POST", "/publish?topic=t", &key, b"once");
+    assert_eq!((first.status, again.status), (200, 200));
+    assert_eq!(id1, id2, "the retry answers the first attempt's id");
+    assert_eq!(a.publish("?topic=t", "next").0, 200);
+    assert_eq!(on_b.next().data, "once");
+    assert_eq!(on_b.next().data, "next", "the retry was not stored again");
+}
