@@ -170,6 +170,13 @@ pub enum Incoming {
     },
     /// The log was lost (another epoch): reset live streams, forget history.
     Lost,
+    /// Another hub routed a command to a client of this one.
+    Remote {
+        /// The client.
+        seid: String,
+        /// What to do.
+        remote: crate::presence::Remote,
+    },
 }
 
 /// What the hub's `/metrics` shows of Redis.
@@ -204,6 +211,8 @@ pub struct Broker {
     pub counters: Arc<Counters>,
     waker: Arc<OnceLock<Handle>>,
     loaded: Arc<Loaded>,
+    /// Which hub holds which client.
+    pub presence: crate::presence::Presence,
 }
 
 /// Whether the reader has handed over the log's tail once.
@@ -235,6 +244,12 @@ impl Broker {
             .map_err(|e| format!("--redis {:?}: {e}", settings.url))?;
         let (jobs, job_rx) = mpsc::channel();
         let (tx, incoming) = mpsc::channel();
+        let presence = crate::presence::Presence::start(
+            &settings.url,
+            &settings.prefix,
+            tx.clone(),
+            waker.clone(),
+        )?;
         let ready = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let keys = Keys::new(&settings.prefix);
@@ -277,6 +292,7 @@ impl Broker {
             counters,
             waker,
             loaded,
+            presence,
         })
     }
 

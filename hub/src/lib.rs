@@ -10,6 +10,7 @@
 //! - [`subscriptions`]: Mercure's subscriptions API and events;
 //! - [`history`]: the events kept for replay on reconnect;
 //! - [`broker`]: several hubs as one, through a shared log in Redis;
+//! - [`presence`]: which hub holds which client, and commands across hubs;
 //! - [`metrics`]: the Prometheus exposition;
 //! - [`cors`]: the CORS headers and preflights;
 //! - [`json`]: the JSON the hub writes;
@@ -26,6 +27,7 @@ pub mod history;
 pub mod json;
 pub mod mercure;
 pub mod metrics;
+pub mod presence;
 pub mod routes;
 pub mod signals;
 pub mod subscribers;

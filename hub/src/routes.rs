@@ -134,6 +134,11 @@ impl Hub {
         if let Some(last_id) = last_id {
             self.replay(reply, &audience, last_id);
         }
+        if let Some(broker) = &self.broker {
+            let topics = audience.describe(&self.groups.store);
+            let topics = topics.into_iter().map(str::to_owned).collect();
+            broker.presence.joined(seid, topics);
+        }
         let group = self.groups.join(audience);
         if let Some(g) = self.groups.get(group) {
             let _ = reply.subscribe(&g.topic);
@@ -258,6 +263,27 @@ impl Hub {
                         self.history.push(Rc::new(update));
                     }
                 }
+                Incoming::Remote { seid, remote } => {
+                    // Another hub's request for a client of ours; if it has
+                    // left meanwhile, there is no one to tell.
+                    let _ = match remote {
+                        crate::presence::Remote::Send {
+                            event,
+                            id,
+                            data,
+                            retry,
+                        } => {
+                            let entry = Entry {
+                                event,
+                                data,
+                                retry,
+                                ..Entry::default()
+                            };
+                            streams.send_to(&seid, event_of(id.as_deref(), &entry))
+                        }
+                        crate::presence::Remote::End => streams.end_seid(&seid),
+                    };
+                }
                 Incoming::Lost => {
                     // Every live stream may have missed updates: say so,
                     // with the last id this hub knew, and forget them all.
@@ -381,13 +407,39 @@ impl Hub {
         self.publish_entry(req, reply, entry, idempotency, Self::next_native_id)
     }
 
+    /// `POST`/`DELETE /clients/{seid}`. `Ok(None)`: routed to another hub,
+    /// answered when that is done.
     fn client(
         &mut self,
         req: &Request,
         reply: &mut Reply<'_>,
         seid: &str,
-    ) -> Result<Response, Response> {
+    ) -> Result<Option<Response>, Response> {
         self.authorize(req, &["*"])?;
+        if let (false, Some(broker)) = (reply.is_live(seid), &self.broker) {
+            // Another hub may hold it: route the command there.
+            let remote = match req.method() {
+                "POST" => {
+                    let entry = Self::entry_from(req)?;
+                    event_of(entry.id.as_deref(), &entry)
+                        .validate()
+                        .map_err(|e| Response::text(400, format!("{e}\n")))?;
+                    crate::presence::Remote::Send {
+                        event: entry.event,
+                        id: entry.id,
+                        data: entry.data,
+                        retry: entry.retry,
+                    }
+                }
+                "DELETE" => crate::presence::Remote::End,
+                _ => return Err(allow("POST, DELETE")),
+            };
+            let Ok(later) = reply.defer() else {
+                return Err(Response::text(500, "the request was already answered\n"));
+            };
+            broker.presence.route(seid, remote, later);
+            return Ok(None);
+        }
         let result = match req.method() {
             "POST" => {
                 let entry = Self::entry_from(req)?;
@@ -397,7 +449,7 @@ impl Hub {
             _ => return Err(allow("POST, DELETE")),
         };
         match result {
-            Ok(()) => Ok(Response::text(200, "ok\n")),
+            Ok(()) => Ok(Some(Response::text(200, "ok\n"))),
             Err(SendError::UnknownSeid) => {
                 Err(Response::text(404, "no live client has this seid\n"))
             }
@@ -405,8 +457,21 @@ impl Hub {
         }
     }
 
-    fn clients(&mut self, req: &Request, reply: &Reply<'_>) -> Result<Response, Response> {
+    /// `GET /clients`: every hub's with `--redis` (answered later), else
+    /// this one's.
+    fn clients(
+        &mut self,
+        req: &Request,
+        reply: &mut Reply<'_>,
+    ) -> Result<Option<Response>, Response> {
         self.authorize(req, &["*"])?;
+        if let Some(broker) = &self.broker {
+            let Ok(later) = reply.defer() else {
+                return Err(Response::text(500, "the request was already answered\n"));
+            };
+            broker.presence.list(later);
+            return Ok(None);
+        }
         let mut seids: Vec<&str> = reply.clients().collect();
         seids.sort_unstable();
         let clients = seids.iter().map(|seid| {
@@ -419,9 +484,11 @@ impl Hub {
             (*seid, topics)
         });
         let json = crate::json::clients(clients);
-        Ok(Response::new(200)
-            .header("Content-Type", "application/json")
-            .body(json))
+        Ok(Some(
+            Response::new(200)
+                .header("Content-Type", "application/json")
+                .body(json),
+        ))
     }
 
     fn metrics(&self, reply: &Reply<'_>) -> Response {
@@ -466,11 +533,19 @@ impl Handler for Hub {
                 Err(refused) => Err(refused),
             },
             (_, "/publish") => Err(allow("POST")),
-            ("GET", "/clients") => self.clients(req, reply),
+            ("GET", "/clients") => match self.clients(req, reply) {
+                Ok(Some(answer)) => Ok(answer),
+                Ok(None) => return, // answered with every hub's clients
+                Err(refused) => Err(refused),
+            },
             (_, "/clients") => Err(allow("GET, HEAD")),
             (_, path) if path.starts_with("/clients/") => {
                 match decode_segment(&path["/clients/".len()..]) {
-                    Some(seid) => self.client(req, reply, &seid),
+                    Some(seid) => match self.client(req, reply, &seid) {
+                        Ok(Some(answer)) => Ok(answer),
+                        Ok(None) => return, // routed to the hub that holds it
+                        Err(refused) => Err(refused),
+                    },
                     None => Err(Response::text(400, "bad seid in path\n")),
                 }
             }
@@ -494,6 +569,9 @@ impl Handler for Hub {
         let Some(stream) = self.streams.remove(seid) else {
             return;
         };
+        if let Some(broker) = &self.broker {
+            broker.presence.left(seid);
+        }
         self.groups.leave(stream.group);
         if let (Some(sub), Some(handle)) = (stream.subscription, self.handle.clone()) {
             crate::subscriptions::disconnected(self, &handle, &sub);

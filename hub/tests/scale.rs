@@ -318,3 +318,50 @@ fn a_retried_publish_with_an_idempotency_key_appears_once() {
     assert_eq!(on_b.next().data, "once");
     assert_eq!(on_b.next().data, "next", "the retry was not stored again");
 }
+
+#[test]
+fn a_direct_send_and_an_end_made_on_one_hub_reach_a_client_on_another() {
+    let Some(redis) = RedisServer::start("a_direct_send_across_hubs") else {
+        return;
+    };
+    let a = hub(&redis, &[]);
+    let c = hub(&redis, &[]);
+    let (mut on_c, seid) = c.subscribe("/events?topic=news");
+    // Presence is written by a thread of C's: list until A sees the client.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (head, body) = a.request("GET", "/clients", &[], b"");
+        assert_eq!(head.status, 200);
+        let clients: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let listed = clients
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["seid"] == seid.as_str() && c["topics"] == json!(["news"]));
+        if listed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A never listed C's client: {clients}"
+        );
+        std::thread::sleep(Duration::from_millis(20)); // polling a listing, not synchronising
+    }
+    let (head, _) = a.request(
+        "POST",
+        &format!("/clients/{seid}?event=dm"),
+        &[],
+        b"just for you",
+    );
+    assert_eq!(head.status, 200);
+    let m = on_c.next();
+    assert_eq!((m.event.as_str(), m.data.as_str()), ("dm", "just for you"));
+    let (head, _) = a.request("DELETE", &format!("/clients/{seid}"), &[], b"");
+    assert_eq!(head.status, 200);
+    assert!(on_c.rest().is_empty(), "the stream ended cleanly");
+    // No hub holds these: 404.
+    let (head, _) = a.request("POST", "/clients/nobody-has-this", &[], b"x");
+    assert_eq!(head.status, 404);
+    let (head, _) = a.request("DELETE", "/clients/nobody-has-this", &[], b"");
+    assert_eq!(head.status, 404);
+}
