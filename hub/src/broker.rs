@@ -348,7 +348,7 @@ impl Broker {
 }
 
 /// `503` with `Retry-After`, saying why.
-fn unavailable(why: &str) -> Response {
+pub(crate) fn unavailable(why: &str) -> Response {
     Response::text(503, format!("{why}\n")).header("Retry-After", "1")
 }
 
@@ -371,7 +371,10 @@ impl Keys {
 }
 
 /// A connection whose every call gives up after `timeout`.
-fn connect(client: &redis::Client, timeout: Duration) -> redis::RedisResult<redis::Connection> {
+pub(crate) fn connect(
+    client: &redis::Client,
+    timeout: Duration,
+) -> redis::RedisResult<redis::Connection> {
     let con = client.get_connection_with_timeout(timeout)?;
     con.set_read_timeout(Some(timeout))?;
     con.set_write_timeout(Some(timeout))?;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sseloop::{Deferred, Handle, Response};
 
-use crate::broker::Incoming;
+use crate::broker::{connect, unavailable, Incoming};
 
 /// How often a hub says it is alive and refreshes its clients.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -168,10 +168,6 @@ fn respond(answer: Deferred, response: Response) {
     });
 }
 
-fn unavailable(why: &str) -> Response {
-    Response::text(503, format!("{why}\n")).header("Retry-After", "1")
-}
-
 #[derive(Clone, Debug)]
 struct Keys {
     hubs: String,
@@ -222,12 +218,7 @@ impl Worker {
     ) -> redis::RedisResult<T> {
         let mut con = match self.con.take() {
             Some(con) => con,
-            None => {
-                let con = self.client.get_connection_with_timeout(DEADLINE)?;
-                con.set_read_timeout(Some(DEADLINE))?;
-                con.set_write_timeout(Some(DEADLINE))?;
-                con
-            }
+            None => connect(&self.client, DEADLINE)?,
         };
         let result = f(self, &mut con);
         if result.is_ok() {
