@@ -60,7 +60,7 @@ pub(crate) const STREAM_FLUSH_BUDGET: usize = 64;
 const HEARTBEAT: &[u8] = b":\n\n";
 const HEARTBEAT_CHUNK: &[u8] = b"3\r\n:\n\n\r\n";
 
-/// Counters the loop keeps; read them with [`Reply::stats`](crate::Reply::stats)
+/// Counters the loop keeps; read them with [`Streams::stats`](crate::Streams::stats) (a handler's `Reply` derefs to it)
 /// (for a `/metrics` route, say).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {

@@ -126,7 +126,7 @@ impl Handle {
     /// [`SendError::UnknownSeid`], [`SendError::Frame`] (checked on the
     /// calling thread), [`SendError::Stopped`], or
     /// [`SendError::OnLoopThread`] from a handler (use
-    /// [`Reply::send_to`](crate::Reply::send_to) there).
+    /// [`Streams::send_to`](crate::Streams::send_to), through the `Reply` there).
     pub fn send_to(&self, seid: &str, event: impl Into<Event>) -> Result<(), SendError> {
         let event = event.into();
         event.validate()?;

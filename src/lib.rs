@@ -47,10 +47,10 @@
 //! | fastify-se | sseloop |
 //! |---|---|
 //! | `reply.sendEvent(data, event?, id?, retry?)` | [`Reply::send`]`(Event::new(data).event(..).id(..).retry(..))` |
-//! | `reply.sendEventBySeid(seid, …)` | [`Reply::send_to`], [`Handle::send_to`] |
+//! | `reply.sendEventBySeid(seid, …)` | [`Streams::send_to`] (a `Reply` derefs to it), [`Handle::send_to`] |
 //! | `reply.endEvent()` | [`Reply::end`], [`Handle::end`] |
 //! | `req.seid` | [`Reply::seid`] |
-//! | `clients` | [`Reply::clients`], [`Reply::client_count`], [`Handle::client_count`] |
+//! | `clients` | [`Streams::clients`], [`Streams::client_count`], [`Handle::client_count`] |
 //! | `autoGenerateId` | [`Builder::auto_generate_id`] |
 //! | `serverTimeout` | [`Builder::server_timeout`] |
 //! | `seidGenerator` | [`Builder::seid_generator`] |

@@ -243,7 +243,7 @@ impl<'a> Reply<'a> {
     }
 
     /// Subscribes this request's stream to `topic` (opening the stream if
-    /// needed), so [`publish`](Reply::publish) to that topic reaches it.
+    /// needed), so [`publish`](Streams::publish) to that topic reaches it.
     ///
     /// # Errors
     /// As [`send`](Reply::send).
