@@ -194,11 +194,12 @@ pub struct Counters {
     pub refused: AtomicU64,
 }
 
-/// A publish waiting for the writer: the entry, who to answer, by when.
+/// A publish waiting for the writer: the entry, who to answer (nobody for
+/// the hub's own updates), by when.
 struct Job {
     entry: Entry,
     idempotency: Option<String>,
-    answer: Deferred,
+    answer: Option<Deferred>,
     deadline: Instant,
 }
 
@@ -323,14 +324,23 @@ impl Broker {
         let job = Job {
             entry,
             idempotency,
-            answer,
+            answer: Some(answer),
             deadline: Instant::now() + PUBLISH_DEADLINE,
         };
         if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
-            let _ = job.answer.answer_nowait(|_req, reply| {
-                let _ = reply.respond(unavailable("the Redis writer has stopped"));
-            });
+            answer_with(job.answer, unavailable("the Redis writer has stopped"));
         }
+    }
+
+    /// Stores an update of the hub's own (a subscription event) in the log,
+    /// for every hub to deliver; nobody waits for it, a failure is logged.
+    pub fn publish_detached(&self, entry: Entry) {
+        let _ = self.jobs.send(Job {
+            entry,
+            idempotency: None,
+            answer: None,
+            deadline: Instant::now() + PUBLISH_DEADLINE,
+        });
     }
 
     /// What the log brought since the last call, in order.
@@ -344,6 +354,15 @@ impl Broker {
     /// Whether Redis answered recently (for `/ready`).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+}
+
+/// Answers a deferred request, if there is one to answer.
+fn answer_with(answer: Option<Deferred>, response: Response) {
+    if let Some(answer) = answer {
+        let _ = answer.answer_nowait(move |_req, reply| {
+            let _ = reply.respond(response);
+        });
     }
 }
 
@@ -456,9 +475,7 @@ fn write_loop(
             Ok((entry_id, _)) => {
                 ready.store(true, Ordering::Relaxed);
                 let id = job.entry.id.clone().unwrap_or(entry_id);
-                let _ = job.answer.answer_nowait(move |_req, reply| {
-                    let _ = reply.respond(Response::text(200, id));
-                });
+                answer_with(job.answer, Response::text(200, id));
             }
             Err(why) => {
                 counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -466,11 +483,10 @@ fn write_loop(
                     ready.store(false, Ordering::Relaxed);
                 }
                 log::warn!("publish refused, Redis did not store it in time: {why}");
-                let _ = job.answer.answer_nowait(move |_req, reply| {
-                    let _ = reply.respond(unavailable(
-                        "Redis did not store the update in time; it was not published",
-                    ));
-                });
+                answer_with(
+                    job.answer,
+                    unavailable("Redis did not store the update in time; it was not published"),
+                );
             }
         }
     }

@@ -30,8 +30,9 @@ pub const PATH: &str = "/.well-known/mercure";
 /// What `/.well-known/mercure` answers to, for `Allow`.
 const METHODS: &str = "GET, HEAD, POST, OPTIONS";
 
-/// A Mercure subscriber, for the subscriptions API and its events.
-#[derive(Clone, Debug)]
+/// A Mercure subscriber, for the subscriptions API and its events (kept in
+/// Redis as JSON with `--redis`, so every hub can list it).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Subscription {
     /// The subscriber's id (`urn:uuid:…`).
     pub subscriber: String,
@@ -68,7 +69,10 @@ pub(crate) fn route(hub: &mut Hub, method: &str, req: &Request, reply: &mut Repl
         .filter(|rest| rest.is_empty() || rest.starts_with('/'));
     let answer = match (subscriptions, method) {
         (Some(rest), "GET") if hub.config.subscriptions => {
-            crate::subscriptions::answer(hub, req, reply, rest)
+            match crate::subscriptions::answer(hub, req, reply, rest) {
+                Some(answer) => answer,
+                None => return, // answered with every hub's subscriptions
+            }
         }
         (Some(_), "GET") => Response::text(404, "the subscriptions API is off (--subscriptions)\n"),
         (Some(_), _) => allow("GET, HEAD"),

@@ -55,13 +55,25 @@ struct Command {
     remote: Remote,
 }
 
+/// Builds the answer to a subscriptions request from every live hub's
+/// subscriptions (each as the JSON [`Presence::subscribed`] stored).
+pub type BuildAnswer = Box<dyn FnOnce(Vec<String>) -> Response + Send>;
+
 enum Job {
     Joined {
         seid: String,
         topics: Vec<String>,
     },
+    Subscribed {
+        seid: String,
+        json: String,
+    },
     Left {
         seid: String,
+    },
+    Subscriptions {
+        answer: Deferred,
+        build: BuildAnswer,
     },
     Route {
         seid: String,
@@ -102,6 +114,7 @@ impl Presence {
         let keys = Keys {
             hubs: format!("{prefix}:hubs"),
             clients: format!("{prefix}:clients:"),
+            subscriptions: format!("{prefix}:subscriptions:"),
             channel: format!("{prefix}:hub:"),
         };
         let (jobs, rx) = mpsc::channel();
@@ -126,6 +139,21 @@ impl Presence {
             seid: seid.to_owned(),
             topics,
         });
+    }
+
+    /// A Mercure subscriber here, as JSON, for every hub's subscriptions API.
+    pub fn subscribed(&self, seid: &str, json: String) {
+        let _ = self.jobs.send(Job::Subscribed {
+            seid: seid.to_owned(),
+            json,
+        });
+    }
+
+    /// Answers with what `build` makes of every live hub's subscriptions.
+    pub fn subscriptions(&self, answer: Deferred, build: BuildAnswer) {
+        if let Err(mpsc::SendError(job)) = self.jobs.send(Job::Subscriptions { answer, build }) {
+            stopped(job);
+        }
     }
 
     /// A stream here closed.
@@ -157,7 +185,9 @@ impl Presence {
 }
 
 fn stopped(job: Job) {
-    if let Job::Route { answer, .. } | Job::List { answer } = job {
+    if let Job::Route { answer, .. } | Job::List { answer } | Job::Subscriptions { answer, .. } =
+        job
+    {
         respond(answer, unavailable("the Redis presence thread has stopped"));
     }
 }
@@ -172,6 +202,7 @@ fn respond(answer: Deferred, response: Response) {
 struct Keys {
     hubs: String,
     clients: String,
+    subscriptions: String,
     channel: String,
 }
 
@@ -183,6 +214,8 @@ struct Worker {
     con: Option<redis::Connection>,
     /// This hub's clients, to write again after Redis lost them.
     mine: HashMap<String, String>,
+    /// This hub's Mercure subscriptions, likewise.
+    my_subs: HashMap<String, String>,
     last_beat: Option<Instant>,
 }
 
@@ -194,6 +227,7 @@ impl Worker {
             hub,
             con: None,
             mine: HashMap::new(),
+            my_subs: HashMap::new(),
             last_beat: None,
         }
     }
@@ -231,6 +265,10 @@ impl Worker {
         format!("{}{}", self.keys.clients, self.hub)
     }
 
+    fn my_subscriptions(&self) -> String {
+        format!("{}{}", self.keys.subscriptions, self.hub)
+    }
+
     /// Says this hub is alive, and writes its clients again (Redis may have
     /// lost them, or they expired while Redis was unreachable).
     fn beat(&self, con: &mut redis::Connection) -> redis::RedisResult<()> {
@@ -247,10 +285,19 @@ impl Worker {
             }
             pipe.ignore();
         }
-        pipe.cmd("PEXPIRE")
-            .arg(self.my_clients())
-            .arg(EXPIRY.as_millis() as u64)
-            .ignore();
+        if !self.my_subs.is_empty() {
+            pipe.cmd("HSET").arg(self.my_subscriptions());
+            for (seid, json) in &self.my_subs {
+                pipe.arg(seid).arg(json);
+            }
+            pipe.ignore();
+        }
+        for key in [self.my_clients(), self.my_subscriptions()] {
+            pipe.cmd("PEXPIRE")
+                .arg(key)
+                .arg(EXPIRY.as_millis() as u64)
+                .ignore();
+        }
         pipe.query::<()>(con)
     }
 
@@ -273,14 +320,56 @@ impl Worker {
                         .query::<()>(con)
                 });
             }
-            Job::Left { seid } => {
-                self.mine.remove(&seid);
+            Job::Subscribed { seid, json } => {
+                self.my_subs.insert(seid.clone(), json.clone());
                 let _ = self.with_con(|w, con| {
-                    redis::cmd("HDEL")
-                        .arg(w.my_clients())
+                    redis::pipe()
+                        .cmd("HSET")
+                        .arg(w.my_subscriptions())
                         .arg(&seid)
+                        .arg(&json)
+                        .ignore()
+                        .cmd("PEXPIRE")
+                        .arg(w.my_subscriptions())
+                        .arg(EXPIRY.as_millis() as u64)
+                        .ignore()
                         .query::<()>(con)
                 });
+            }
+            Job::Left { seid } => {
+                self.mine.remove(&seid);
+                self.my_subs.remove(&seid);
+                let _ = self.with_con(|w, con| {
+                    redis::pipe()
+                        .cmd("HDEL")
+                        .arg(w.my_clients())
+                        .arg(&seid)
+                        .ignore()
+                        .cmd("HDEL")
+                        .arg(w.my_subscriptions())
+                        .arg(&seid)
+                        .ignore()
+                        .query::<()>(con)
+                });
+            }
+            Job::Subscriptions { answer, build } => {
+                let found = self.with_con(|w, con| {
+                    let mut all = Vec::new();
+                    for hub in w.live_hubs(con)? {
+                        let subs: Vec<String> = redis::cmd("HVALS")
+                            .arg(format!("{}{hub}", w.keys.subscriptions))
+                            .query(con)?;
+                        all.extend(subs);
+                    }
+                    Ok(all)
+                });
+                respond(
+                    answer,
+                    match found {
+                        Ok(all) => build(all),
+                        Err(e) => unavailable(&format!("Redis did not answer: {e}")),
+                    },
+                );
             }
             Job::Route {
                 seid,

@@ -85,6 +85,11 @@ impl Hub {
         })
     }
 
+    /// The shared log, with `--redis`.
+    pub(crate) fn broker(&self) -> Option<&Broker> {
+        self.broker.as_ref()
+    }
+
     /// Counts and logs a refusal; answers its response.
     pub(crate) fn refuse(&mut self, req: &Request, refusal: &Refusal) -> Response {
         self.counters.refused(refusal.label());

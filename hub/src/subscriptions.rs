@@ -5,33 +5,56 @@
 //! and leaving (`"active": false`).
 
 use serde::Serialize;
-use sseloop::{Event, Handle, Reply, Request, Response};
+use sseloop::{Handle, Reply, Request, Response};
 
 use crate::auth::Refusal;
+use crate::broker::Entry;
 use crate::history::Update;
 use crate::mercure::{subscription_filter, subscription_path, Subscription, SubscriptionJson};
-use crate::routes::Hub;
+use crate::routes::{event_of, Hub};
 
 /// The JSON-LD context of every document here.
 const CONTEXT: &str = "https://mercure.rocks/";
 
-/// A subscriber connected: keep its subscription and announce it.
+/// A subscriber connected: keep its subscription and announce it (through
+/// the shared log with `--redis`, so every hub's subscribers hear of it).
 pub(crate) fn connected(hub: &mut Hub, reply: &mut Reply<'_>, seid: &str, sub: Subscription) {
     if !hub.config.subscriptions {
         return;
     }
-    for (update, _) in events(&sub, true) {
-        hub.deliver(reply, update);
+    let entries = events(&sub, true);
+    if let Some(broker) = hub.broker() {
+        broker
+            .presence
+            .subscribed(seid, serde_json::to_string(&sub).unwrap_or_default());
+        for entry in entries {
+            broker.publish_detached(entry);
+        }
+    } else {
+        for entry in entries {
+            if let Some(update) = update_of(entry) {
+                hub.deliver(reply, update);
+            }
+        }
     }
     if let Some(stream) = hub.streams.get_mut(seid) {
         stream.subscription = Some(Box::new(sub));
     }
 }
 
-/// A subscriber left: announce it through `handle` (the loop runs the
-/// delivery once the current callback returns).
+/// A subscriber left: announce it, through the shared log with `--redis`,
+/// else through `handle` (the loop delivers it once the current callback
+/// returns).
 pub(crate) fn disconnected(hub: &mut Hub, handle: &Handle, sub: &Subscription) {
-    for (update, event) in events(sub, false) {
+    for entry in events(sub, false) {
+        if let Some(broker) = hub.broker() {
+            broker.publish_detached(entry);
+            continue;
+        }
+        let event = event_of(entry.id.as_deref(), &entry);
+        let Some(update) = update_of(entry) else {
+            continue;
+        };
         for group in hub.groups.receiving(&update) {
             let _ = handle.publish(&group.topic, event.clone());
         }
@@ -40,26 +63,30 @@ pub(crate) fn disconnected(hub: &mut Hub, handle: &Handle, sub: &Subscription) {
     }
 }
 
-/// The subscription events of `sub`: one private update per topic, with
-/// the event it was encoded from.
-fn events(sub: &Subscription, active: bool) -> Vec<(Update, Event)> {
+/// The subscription events of `sub`: one private update per topic.
+fn events(sub: &Subscription, active: bool) -> Vec<Entry> {
     sub.topics
         .iter()
-        .filter_map(|topic| {
-            let path = subscription_path(topic, &sub.subscriber);
-            let json = json_of(sub, topic, active, true);
-            let id = format!("urn:uuid:{}", uuid::Uuid::new_v4());
-            let event = Event::new(json).id(id.as_str());
-            let frame = event.encode().ok()?;
-            let update = Update {
-                id,
-                topics: vec![path],
-                private: true,
-                frame,
-            };
-            Some((update, event))
+        .map(|topic| Entry {
+            id: Some(format!("urn:uuid:{}", uuid::Uuid::new_v4())),
+            topics: vec![subscription_path(topic, &sub.subscriber)],
+            private: true,
+            data: json_of(sub, topic, active, true),
+            ..Entry::default()
         })
         .collect()
+}
+
+/// The update an entry with an id makes, encoded.
+fn update_of(entry: Entry) -> Option<Update> {
+    let id = entry.id.clone()?;
+    let frame = event_of(Some(&id), &entry).encode().ok()?;
+    Some(Update {
+        id,
+        topics: entry.topics,
+        private: entry.private,
+        frame,
+    })
 }
 
 fn json_of(sub: &Subscription, topic: &str, active: bool, context: bool) -> String {
@@ -91,24 +118,64 @@ fn json_of(sub: &Subscription, topic: &str, active: bool, context: bool) -> Stri
 
 /// `GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]`, for
 /// a subscriber whose token's `mercure.subscribe` selects the URL asked for.
-pub(crate) fn answer(hub: &mut Hub, req: &Request, _reply: &mut Reply<'_>, rest: &str) -> Response {
+/// `None`: with `--redis`, answered later with every hub's subscriptions.
+pub(crate) fn answer(
+    hub: &mut Hub,
+    req: &Request,
+    reply: &mut Reply<'_>,
+    rest: &str,
+) -> Option<Response> {
     let claims = match hub.keys.subscriber_claims(req, false) {
         Ok(Some(claims)) => claims,
-        Ok(None) => return hub.refuse(req, &Refusal::NoToken),
-        Err(refusal) => return hub.refuse(req, &refusal),
+        Ok(None) => return Some(hub.refuse(req, &Refusal::NoToken)),
+        Err(refusal) => return Some(hub.refuse(req, &refusal)),
     };
     let allowed = claims.mercure.subscribe.unwrap_or_default();
     if !crate::topics::matches_any(&allowed, req.path()) {
         let refusal = Refusal::TopicNotCovered(req.path().to_owned());
-        return hub.refuse(req, &refusal);
+        return Some(hub.refuse(req, &refusal));
     }
-    let Some((topic, subscriber)) = subscription_filter(rest) else {
-        return Response::text(404, "not found\n");
+    let Some(filter) = subscription_filter(rest) else {
+        return Some(Response::text(404, "not found\n"));
     };
-    let mut found: Vec<(&Subscription, &str)> = hub
+    let path = req.path().to_owned();
+    let last_event_id = hub
+        .history
+        .last_id()
+        .unwrap_or(crate::history::EARLIEST)
+        .to_owned();
+    if let Some(broker) = hub.broker() {
+        let Ok(later) = reply.defer() else {
+            return Some(Response::text(500, "the request was already answered\n"));
+        };
+        let build = move |jsons: Vec<String>| {
+            let subs: Vec<Subscription> = jsons
+                .iter()
+                .filter_map(|j| serde_json::from_str(j).ok())
+                .collect();
+            document(&path, &filter, &last_event_id, &subs)
+        };
+        broker.presence.subscriptions(later, Box::new(build));
+        return None;
+    }
+    let subs: Vec<Subscription> = hub
         .streams
         .values()
-        .filter_map(|s| s.subscription.as_deref())
+        .filter_map(|s| s.subscription.as_deref().cloned())
+        .collect();
+    Some(document(&path, &filter, &last_event_id, &subs))
+}
+
+/// The subscriptions API's document for `path` from `subs`: one
+/// subscription (with a subscriber in `filter`), or the list.
+fn document(
+    path: &str,
+    (topic, subscriber): &(Option<String>, Option<String>),
+    last_event_id: &str,
+    subs: &[Subscription],
+) -> Response {
+    let mut found: Vec<(&Subscription, &str)> = subs
+        .iter()
         .flat_map(|sub| sub.topics.iter().map(move |t| (sub, t.as_str())))
         .filter(|(sub, t)| {
             topic.as_deref().is_none_or(|want| want == *t)
@@ -118,7 +185,6 @@ pub(crate) fn answer(hub: &mut Hub, req: &Request, _reply: &mut Reply<'_>, rest:
         })
         .collect();
     found.sort_by(|a, b| (&a.0.subscriber, a.1).cmp(&(&b.0.subscriber, b.1)));
-    let last_event_id = hub.history.last_id().unwrap_or(crate::history::EARLIEST);
     let body = if subscriber.is_some() {
         let Some((sub, topic)) = found.first() else {
             return Response::text(404, "no such subscription\n");
@@ -131,7 +197,7 @@ pub(crate) fn answer(hub: &mut Hub, req: &Request, _reply: &mut Reply<'_>, rest:
             .collect();
         serde_json::json!({
             "@context": CONTEXT,
-            "id": req.path(),
+            "id": path,
             "type": "Subscriptions",
             "lastEventID": last_event_id,
             "subscriptions": list,

@@ -365,3 +365,75 @@ fn a_direct_send_and_an_end_made_on_one_hub_reach_a_client_on_another() {
     let (head, _) = a.request("DELETE", "/clients/nobody-has-this", &[], b"");
     assert_eq!(head.status, 404);
 }
+
+#[test]
+fn the_subscriptions_api_and_events_span_every_hub() {
+    let Some(redis) = RedisServer::start("the_subscriptions_api_spans_hubs") else {
+        return;
+    };
+    let args = ["--jwt-key", jwt::SECRET, "--subscriptions"];
+    let a = hub(&redis, &args);
+    let b = hub(&redis, &args);
+    let api = "/.well-known/mercure/subscriptions{/topic}{/subscriber}";
+    let watcher = jwt::dev(&json!({ "mercure": { "subscribe": [api] } }));
+    let mut client = a.connect();
+    client.send(
+        format!(
+            "GET /.well-known/mercure?topic=%2F.well-known%2Fmercure%2Fsubscriptions%7B%2Ftopic%7D%7B%2Fsubscriber%7D HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {watcher}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let mut events = EventStream::from_client(client);
+    // The watcher's own subscription comes first (it is entitled to it).
+    let own: serde_json::Value = serde_json::from_str(&events.next().data).unwrap();
+    assert_eq!(own["topic"], api);
+
+    // A subscriber on B: A's watcher hears of it, through the shared log.
+    let member = jwt::dev(&json!({ "mercure": { "subscribe": ["*"], "payload": { "on": "b" } } }));
+    let mut on_b = b.connect();
+    on_b.send(
+        format!("GET /.well-known/mercure?topic=%2Froom HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {member}\r\n\r\n")
+            .as_bytes(),
+    );
+    let on_b = EventStream::from_client(on_b);
+    let active: serde_json::Value = serde_json::from_str(&events.next().data).unwrap();
+    assert_eq!(
+        (active["topic"].clone(), active["active"].clone()),
+        (json!("/room"), json!(true))
+    );
+    assert_eq!(active["payload"]["on"], "b");
+
+    // A's subscriptions API lists B's subscriber (presence is written by a
+    // thread of B's: list until it shows).
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (head, body) = a.request(
+            "GET",
+            "/.well-known/mercure/subscriptions",
+            &[("Authorization", &format!("Bearer {watcher}"))],
+            b"",
+        );
+        assert_eq!(head.status, 200);
+        let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let topics: Vec<&str> = list["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["topic"].as_str())
+            .collect();
+        if topics.contains(&"/room") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A never listed B's subscriber: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(20)); // polling a listing, not synchronising
+    }
+    drop(on_b);
+    let gone: serde_json::Value = serde_json::from_str(&events.next().data).unwrap();
+    assert_eq!(
+        (gone["id"].clone(), gone["active"].clone()),
+        (active["id"].clone(), json!(false))
+    );
+}
