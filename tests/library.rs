@@ -888,3 +888,28 @@ fn a_stream_ends_cleanly_at_the_end_of_its_lifetime() {
         sseloop::CloseReason::Expired
     );
 }
+
+#[test]
+fn a_status_that_is_not_final_is_refused_and_answered_500() {
+    let (tx, rx) = mpsc::channel();
+    let server = TestServer::start(move |b| {
+        b.build(move |req: &Request, reply: &mut Reply<'_>| {
+            let status = req.query("status").unwrap().parse().unwrap();
+            tx.send(reply.respond(Response::new(status))).unwrap();
+        })
+    });
+    for status in [42u16, 101, 600] {
+        let mut client = server.connect();
+        client.get(&format!("/?status={status}"));
+        let (head, _) = client.read_response();
+        assert_eq!(head.status, 500, "{status}");
+        assert_eq!(
+            rx.recv_timeout(DEADLINE).unwrap(),
+            Err(StreamError::InvalidStatus(status))
+        );
+    }
+    let mut client = server.connect();
+    client.get("/?status=299");
+    assert_eq!(client.read_response().0.status, 299);
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), Ok(()));
+}
