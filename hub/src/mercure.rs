@@ -190,12 +190,7 @@ fn publish(
         retry,
     };
     let idempotency = crate::broker::idempotency_key(req.header("Idempotency-Key"), given);
-    hub.publish_entry(req, reply, entry, idempotency, |_| unreachable_id())
-}
-
-/// Never called: a Mercure entry always has its id.
-fn unreachable_id() -> String {
-    format!("urn:uuid:{}", uuid::Uuid::new_v4())
+    hub.publish_entry(reply, entry, idempotency)
 }
 
 /// An `application/x-www-form-urlencoded` body, decoded.

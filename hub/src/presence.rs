@@ -306,35 +306,13 @@ impl Worker {
             Job::Joined { seid, topics } => {
                 let topics = serde_json::to_string(&topics).unwrap_or_default();
                 self.mine.insert(seid.clone(), topics.clone());
-                let _ = self.with_con(|w, con| {
-                    redis::pipe()
-                        .cmd("HSET")
-                        .arg(w.my_clients())
-                        .arg(&seid)
-                        .arg(&topics)
-                        .ignore()
-                        .cmd("PEXPIRE")
-                        .arg(w.my_clients())
-                        .arg(EXPIRY.as_millis() as u64)
-                        .ignore()
-                        .query::<()>(con)
-                });
+                let hash = self.my_clients();
+                let _ = self.with_con(|_, con| store(con, &hash, &seid, &topics));
             }
             Job::Subscribed { seid, json } => {
                 self.my_subs.insert(seid.clone(), json.clone());
-                let _ = self.with_con(|w, con| {
-                    redis::pipe()
-                        .cmd("HSET")
-                        .arg(w.my_subscriptions())
-                        .arg(&seid)
-                        .arg(&json)
-                        .ignore()
-                        .cmd("PEXPIRE")
-                        .arg(w.my_subscriptions())
-                        .arg(EXPIRY.as_millis() as u64)
-                        .ignore()
-                        .query::<()>(con)
-                });
+                let hash = self.my_subscriptions();
+                let _ = self.with_con(|_, con| store(con, &hash, &seid, &json));
             }
             Job::Left { seid } => {
                 self.mine.remove(&seid);
@@ -456,6 +434,27 @@ impl Worker {
             .map(|(seid, topics)| (seid.as_str(), topics.iter().map(String::as_str).collect()));
         Ok(crate::json::clients(list))
     }
+}
+
+/// Sets `field` of `hash` to `value`, and has the hash expire after
+/// [`EXPIRY`] unless a heartbeat refreshes it.
+fn store(
+    con: &mut redis::Connection,
+    hash: &str,
+    field: &str,
+    value: &str,
+) -> redis::RedisResult<()> {
+    redis::pipe()
+        .cmd("HSET")
+        .arg(hash)
+        .arg(field)
+        .arg(value)
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg(hash)
+        .arg(EXPIRY.as_millis() as u64)
+        .ignore()
+        .query(con)
 }
 
 /// Follows this hub's channel, forever, handing each command to the loop.

@@ -203,15 +203,13 @@ impl Hub {
     /// Publishes `entry` (native or Mercure, already authorized): through
     /// the shared log with `--redis` (answered once stored, delivered by
     /// every hub's reader), else at once from memory. `None`: the answer
-    /// comes later. The id is the publisher's, else `fresh` makes one (or,
-    /// with Redis, the log entry's id is used).
+    /// comes later. The id is the publisher's (Mercure always has one),
+    /// else the log entry's with Redis, else a fresh native id.
     pub(crate) fn publish_entry(
         &mut self,
-        req: &Request,
         reply: &mut Reply<'_>,
         entry: Entry,
         idempotency: Option<String>,
-        fresh: impl FnOnce(&mut Self) -> String,
     ) -> Result<Option<Response>, Response> {
         // Refused now, whatever the path: what cannot be encoded.
         event_of(entry.id.as_deref().or(Some("0")), &entry)
@@ -222,12 +220,11 @@ impl Hub {
                 return Err(Response::text(500, "the request was already answered\n"));
             };
             broker.publish(entry, idempotency, later);
-            let _ = req;
             return Ok(None);
         }
         let id = match &entry.id {
             Some(id) => id.clone(),
-            None => fresh(self),
+            None => self.next_native_id(),
         };
         let frame = event_of(Some(&id), &entry)
             .encode()
@@ -409,7 +406,7 @@ impl Hub {
         entry.topics = topic.map(str::to_owned).into_iter().collect();
         let idempotency =
             crate::broker::idempotency_key(req.header("Idempotency-Key"), entry.id.as_deref());
-        self.publish_entry(req, reply, entry, idempotency, Self::next_native_id)
+        self.publish_entry(reply, entry, idempotency)
     }
 
     /// `POST`/`DELETE /clients/{seid}`. `Ok(None)`: routed to another hub,
