@@ -74,7 +74,9 @@ pub trait Handler: 'static {
     fn on_request(&mut self, req: &Request, reply: &mut Reply<'_>);
 
     /// A stream ended or its client left; its seid is no longer live.
-    fn on_close(&mut self, _seid: &str, _reason: CloseReason) {}
+    /// `streams` reaches the others (to tell them, say); what is queued on
+    /// them goes out on the loop's next pass.
+    fn on_close(&mut self, _seid: &str, _reason: CloseReason, _streams: &mut Streams<'_>) {}
 
     /// Another thread called [`Handle::wake`]: act on the streams now, on
     /// the loop's thread (deliver what a broker thread received, say).
@@ -656,7 +658,8 @@ impl Server {
     /// handler which streams closed.
     fn remove_closed(&mut self) {
         for (seid, reason) in self.core.take_closed_streams() {
-            self.handler.on_close(&seid, reason);
+            let mut streams = Streams::new(&mut self.core, &self.handle);
+            self.handler.on_close(&seid, reason, &mut streams);
         }
         let (registry, sockets) = (self.poll.registry(), &mut self.sockets);
         self.core.remove_closed(|key| {

@@ -871,7 +871,12 @@ fn a_stream_ends_cleanly_at_the_end_of_its_lifetime() {
             reply.send(Event::new("until soon")).unwrap();
             reply.end_after(Duration::from_millis(150)).unwrap();
         }
-        fn on_close(&mut self, _seid: &str, reason: sseloop::CloseReason) {
+        fn on_close(
+            &mut self,
+            _seid: &str,
+            reason: sseloop::CloseReason,
+            _streams: &mut sseloop::Streams<'_>,
+        ) {
             self.0.send(reason).unwrap();
         }
     }

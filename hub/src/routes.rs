@@ -50,9 +50,6 @@ pub struct Hub {
     next_id: u64,
     retry_frame: Option<Frame>,
     pub(crate) counters: HubCounters,
-    /// A handle to the loop, for what happens outside a request (a
-    /// subscriber leaving); taken from the first request.
-    handle: Option<sseloop::Handle>,
     /// The shared log, with `--redis`.
     broker: Option<Broker>,
 }
@@ -80,7 +77,6 @@ impl Hub {
             next_id: first_id,
             retry_frame,
             counters: HubCounters::default(),
-            handle: None,
             broker,
         })
     }
@@ -513,9 +509,6 @@ impl Hub {
 
 impl Handler for Hub {
     fn on_request(&mut self, req: &Request, reply: &mut Reply<'_>) {
-        if self.handle.is_none() {
-            self.handle = Some(reply.handle());
-        }
         // Every GET route takes HEAD too: the library answers a HEAD with
         // the head of what the handler sends, stream or plain, and no body.
         let method = match req.method() {
@@ -567,7 +560,7 @@ impl Handler for Hub {
         self.take_from_log(streams);
     }
 
-    fn on_close(&mut self, seid: &str, _reason: CloseReason) {
+    fn on_close(&mut self, seid: &str, _reason: CloseReason, streams: &mut Streams<'_>) {
         let Some(stream) = self.streams.remove(seid) else {
             return;
         };
@@ -575,8 +568,8 @@ impl Handler for Hub {
             broker.presence.left(seid);
         }
         self.groups.leave(stream.group);
-        if let (Some(sub), Some(handle)) = (stream.subscription, self.handle.clone()) {
-            crate::subscriptions::disconnected(self, &handle, &sub);
+        if let Some(sub) = stream.subscription {
+            crate::subscriptions::announce(self, streams, &sub, false);
         }
     }
 }

@@ -5,7 +5,7 @@
 //! and leaving (`"active": false`).
 
 use serde::Serialize;
-use sseloop::{Handle, Reply, Request, Response};
+use sseloop::{Reply, Request, Response, Streams};
 
 use crate::auth::Refusal;
 use crate::broker::Entry;
@@ -16,50 +16,32 @@ use crate::routes::{event_of, Hub};
 /// The JSON-LD context of every document here.
 const CONTEXT: &str = "https://mercure.rocks/";
 
-/// A subscriber connected: keep its subscription and announce it (through
-/// the shared log with `--redis`, so every hub's subscribers hear of it).
+/// A subscriber connected: keep its subscription and announce it.
 pub(crate) fn connected(hub: &mut Hub, reply: &mut Reply<'_>, seid: &str, sub: Subscription) {
     if !hub.config.subscriptions {
         return;
     }
-    let entries = events(&sub, true);
     if let Some(broker) = hub.broker() {
         broker
             .presence
             .subscribed(seid, serde_json::to_string(&sub).unwrap_or_default());
-        for entry in entries {
-            broker.publish_detached(entry);
-        }
-    } else {
-        for entry in entries {
-            if let Some(update) = update_of(entry) {
-                hub.deliver(reply, update);
-            }
-        }
     }
+    announce(hub, reply, &sub, true);
     if let Some(stream) = hub.streams.get_mut(seid) {
         stream.subscription = Some(Box::new(sub));
     }
 }
 
-/// A subscriber left: announce it, through the shared log with `--redis`,
-/// else through `handle` (the loop delivers it once the current callback
-/// returns).
-pub(crate) fn disconnected(hub: &mut Hub, handle: &Handle, sub: &Subscription) {
-    for entry in events(sub, false) {
+/// Publishes `sub`'s subscription events (`active` or not): through the
+/// shared log with `--redis`, so every hub's subscribers hear of them, else
+/// as any update is delivered.
+pub(crate) fn announce(hub: &mut Hub, streams: &mut Streams<'_>, sub: &Subscription, active: bool) {
+    for entry in events(sub, active) {
         if let Some(broker) = hub.broker() {
             broker.publish_detached(entry);
-            continue;
+        } else if let Some(update) = update_of(entry) {
+            hub.deliver(streams, update);
         }
-        let event = event_of(entry.id.as_deref(), &entry);
-        let Some(update) = update_of(entry) else {
-            continue;
-        };
-        for group in hub.groups.receiving(&update) {
-            let _ = handle.publish(&group.topic, event.clone());
-        }
-        hub.counters.published += 1;
-        hub.history.push(std::rc::Rc::new(update));
     }
 }
 
