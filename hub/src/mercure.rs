@@ -17,7 +17,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use sseloop::{Frame, Reply, Request, Response};
+use sseloop::{Reply, Request, Response};
 
 use crate::broker::Entry;
 use crate::history::EARLIEST;
@@ -118,7 +118,8 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
     let allowed = claims.as_ref().and_then(|c| c.mercure.subscribe.as_deref());
     let audience = Audience::mercure(&mut hub.groups.store, &topics, allowed);
     // A comment at once, so `EventSource.onopen` fires before any update.
-    let Some(seid) = hub.open(reply, Some(&Frame::comment(""))) else {
+    let comment = hub.open_comment.clone();
+    let Some(seid) = hub.open(reply, Some(&comment)) else {
         return;
     };
     hub.attach(reply, &seid, audience, last_id);

@@ -49,6 +49,8 @@ pub struct Hub {
     /// earlier run is never mistaken for one of this run.
     next_id: u64,
     retry_frame: Option<Frame>,
+    /// The comment a Mercure stream starts with, encoded once.
+    pub(crate) open_comment: Frame,
     pub(crate) counters: HubCounters,
     /// The shared log, with `--redis`.
     broker: Option<Broker>,
@@ -76,6 +78,7 @@ impl Hub {
             config,
             next_id: first_id,
             retry_frame,
+            open_comment: Frame::comment(""),
             counters: HubCounters::default(),
             broker,
         })
