@@ -33,6 +33,7 @@ use std::rc::Rc;
 use crate::http::{Request, RequestReader, Version};
 use crate::queue::WriteQueue;
 use crate::timer::TimerKey;
+use crate::topic::Membership;
 
 /// Where a connection is in its life.
 #[derive(Debug)]
@@ -186,8 +187,8 @@ pub(crate) struct Conn {
     pub timer: Option<(TimerKey, u64)>,
     /// The stream's seid while streaming.
     pub seid: Option<Rc<str>>,
-    /// Topic memberships while streaming: (topic, key in that topic's set).
-    pub topics: Vec<(Rc<str>, usize)>,
+    /// Topic memberships while streaming.
+    pub topics: Vec<Membership>,
     /// Whether the connection is on one of the loop's lists of output to
     /// write (set and cleared only by the code that keeps those lists).
     pub dirty: bool,

@@ -9,7 +9,7 @@
 //! no I/O. `server.rs` writes a connection's queue to its socket and hands
 //! the outcome back to [`Core::on_flushed`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -28,6 +28,7 @@ use crate::queue::{Chunk, Flushed, SpareBuffers};
 use crate::response::{Response, StreamHeads};
 use crate::seid::{SeidGenerator, SeidIndex};
 use crate::timer::TimerWheel;
+use crate::topic::Topics;
 
 /// Milliseconds per timer-wheel tick.
 pub(crate) const TICK_MS: u64 = 10;
@@ -40,8 +41,8 @@ const FLUSH_EARLY: usize = 64 * 1024;
 /// The most streams written per pass of the loop. The rest wait, in order,
 /// for the next pass, which comes at once (a zero poll timeout) after
 /// reading whatever arrived meanwhile. Under a fan-out that keeps the loop
-/// busy, events published meanwhile join the waiting streams' queues and go
-/// out in the same write, instead of one syscall per client per event; an
+/// busy, events published meanwhile wait on their topic's log and go out in
+/// the same write as the rest when a waiting stream's turn comes, instead of one syscall per client per event; an
 /// idle loop still writes everything as fast as before, just in several
 /// passes. A pass of 64 writes takes about half a millisecond, so new
 /// connections, publishers and plain requests are read that often even in
@@ -80,7 +81,9 @@ pub struct Stats {
     pub streams_opened: u64,
     /// Streams closed or ended, for any reason.
     pub streams_closed: u64,
-    /// Frames queued to clients (a broadcast to N clients counts N).
+    /// Frames queued to clients (a broadcast to N clients counts N). A
+    /// topic's frame counts when a subscriber takes it from the topic's log
+    /// into its queue, just before its write.
     pub frames_queued: u64,
     /// Frames completely written to sockets.
     pub frames_written: u64,
@@ -137,7 +140,7 @@ type Dirty = (usize, u64);
 pub(crate) struct Core {
     conns: Slab<Conn>,
     pub seids: SeidIndex,
-    topics: HashMap<Rc<str>, Slab<usize>>,
+    topics: Topics,
     timers: TimerWheel<(usize, u64)>,
     pub settings: Settings,
     pub stats: Stats,
@@ -162,8 +165,10 @@ pub(crate) struct Core {
     resume: Vec<usize>,
     /// Streams that ended or closed this pass: (seid, reason), for `on_close`.
     closed_streams: Vec<(Rc<str>, CloseReason)>,
-    /// Scratch for the keys a broadcast or publish reaches.
+    /// Scratch for the keys a broadcast reaches.
     fanout_keys: Vec<usize>,
+    /// Scratch for the subscribers a publish wakes: (key, generation).
+    woken: Vec<Dirty>,
     /// Write-queue buffers the streams lend each other.
     spare: SpareBuffers,
     next_generation: u64,
@@ -180,7 +185,7 @@ impl Core {
         Core {
             conns: Slab::new(),
             seids: SeidIndex::default(),
-            topics: HashMap::new(),
+            topics: Topics::default(),
             timers: TimerWheel::new(0),
             settings,
             stats: Stats::default(),
@@ -195,6 +200,7 @@ impl Core {
             resume: Vec::new(),
             closed_streams: Vec::new(),
             fanout_keys: Vec::new(),
+            woken: Vec::new(),
             spare: SpareBuffers::default(),
             next_generation: 0,
             last_deferral: 0,
@@ -469,6 +475,8 @@ impl Core {
     /// Ends the stream on `key` cleanly: the last chunk on HTTP/1.1 (and the
     /// connection stays for the next request if kept alive), a close on 1.0.
     pub(crate) fn end_stream(&mut self, key: usize, reason: CloseReason) {
+        // What was published before the end goes out before it.
+        self.catch_up(key);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -503,13 +511,8 @@ impl Core {
             return;
         };
         self.seids.release(&seid);
-        for (topic, slot) in conn.topics.drain(..) {
-            if let Some(members) = self.topics.get_mut(&topic) {
-                members.remove(slot);
-                if members.is_empty() {
-                    self.topics.remove(&topic);
-                }
-            }
+        for membership in conn.topics.drain(..) {
+            self.topics.leave(membership);
         }
         conn.topics = Vec::new();
         self.stats.streams_closed += 1;
@@ -544,15 +547,11 @@ impl Core {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.seid.is_none() || conn.topics.iter().any(|(t, _)| &**t == topic) {
+        let topics = &mut self.topics;
+        if conn.seid.is_none() || conn.topics.iter().any(|&m| topics.name(m) == topic) {
             return;
         }
-        let name: Rc<str> = match self.topics.get_key_value(topic) {
-            Some((name, _)) => name.clone(),
-            None => Rc::from(topic),
-        };
-        let slot = self.topics.entry(name.clone()).or_default().insert(key);
-        conn.topics.push((name, slot));
+        conn.topics.push(topics.join(topic, key, conn.generation));
     }
 
     /// The topics the stream with `seid` is subscribed to.
@@ -560,8 +559,28 @@ impl Core {
         self.seids
             .get(seid)
             .and_then(|k| self.conns.get(k))
-            .map(|c| c.topics.iter().map(|(t, _)| &**t).collect())
+            .map(|c| c.topics.iter().map(|&m| self.topics.name(m)).collect())
             .unwrap_or_default()
+    }
+
+    /// Moves into `key`'s queue what its topics published that it has not
+    /// taken yet. Runs before anything else is queued on a stream and
+    /// before it is written, so its output keeps the order things happened.
+    pub(crate) fn catch_up(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.topics.is_empty() {
+            return;
+        }
+        let Some(chunked) = conn.stream_chunked() else {
+            return;
+        };
+        let (queue, spare) = (&mut conn.queue, &mut self.spare);
+        let taken = self.topics.catch_up(&conn.topics, |frame| {
+            queue.push(Chunk::Frame(frame.clone(), chunked), spare);
+        });
+        self.stats.frames_queued += taken as u64;
     }
 
     // ---- output ----
@@ -666,6 +685,7 @@ impl Core {
 
     /// Queues raw bytes (a response head or body) on a connection.
     pub(crate) fn queue_bytes(&mut self, key: usize, chunk: Chunk) {
+        self.catch_up(key);
         if let Some(conn) = self.conns.get_mut(key) {
             if conn.is_closed() {
                 return;
@@ -679,6 +699,7 @@ impl Core {
     /// is written as soon as the current handler call or command returns,
     /// and a client still past the cap then is evicted.
     pub(crate) fn queue_frame(&mut self, key: usize, frame: &Frame) {
+        self.catch_up(key);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -717,14 +738,25 @@ impl Core {
         self.queue_frame_on(&mut keys, frame)
     }
 
-    /// Queues `frame` on every stream subscribed to `topic`; answers how many.
+    /// Publishes `frame` to every stream subscribed to `topic`; answers how
+    /// many. The frame goes on the topic's log once; only the subscribers
+    /// that had nothing left to write are put on the list to write (the
+    /// others are on it already, and take the frame with the rest).
     pub(crate) fn publish_frame(&mut self, topic: &str, frame: &Frame) -> usize {
-        let Some(members) = self.topics.get(topic) else {
-            return 0;
-        };
-        let mut keys = std::mem::take(&mut self.fanout_keys);
-        keys.extend(members.iter().map(|(_, &k)| k));
-        self.queue_frame_on(&mut keys, frame)
+        let mut woken = std::mem::take(&mut self.woken);
+        let reached = self.topics.publish(topic, frame, &mut woken);
+        for &(key, generation) in &woken {
+            if self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.generation == generation)
+            {
+                self.mark_dirty(key);
+            }
+        }
+        woken.clear();
+        self.woken = woken;
+        reached
     }
 
     /// Queues `frame` on each of `keys` (taken from `fanout_keys`, whose

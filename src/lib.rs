@@ -6,7 +6,10 @@
 //! pluggable [`SeidGenerator`], by which any handler or any thread (through a
 //! [`Handle`]) can reach it. Events are encoded once into shared [`Frame`]s,
 //! queued by reference, and written with one `write`/`writev` per client per
-//! pass of the loop. Idle, stalled and slow clients are evicted through a timer wheel
+//! pass of the loop. A publish to a topic costs the same whatever the number
+//! of subscribers: the frame goes on the topic's log once, and each
+//! subscriber takes everything it has not seen in one visit when its write
+//! comes. Idle, stalled and slow clients are evicted through a timer wheel
 //! and a per-client queue cap, never at the expense of the others.
 //!
 //! # Quick start
@@ -79,6 +82,7 @@ pub mod seid;
 mod server;
 mod streams;
 pub mod timer;
+mod topic;
 
 /// The README's Rust examples, compiled as doctests.
 #[doc = include_str!("../README.md")]

@@ -5,7 +5,9 @@
 //! through `core.rs`; this module carries out the I/O those decisions need.
 //!
 //! Data flows one way: socket → `http` (parse) → `conn` (state) → handler →
-//! `frame` (encode) → `queue` → socket.
+//! `frame` (encode) → `queue` → socket. A publish to a topic takes one step
+//! more, between encoding and the queue: the frame waits on the topic's log
+//! (`topic.rs`) until each subscriber's turn to be written comes.
 //!
 //! # Where TLS would go
 //!
@@ -601,6 +603,7 @@ impl Server {
     /// Writes what `key` has queued and hands the outcome to its state
     /// machine; shuts the write side down when it says so.
     fn flush(&mut self, key: usize) {
+        self.core.catch_up(key);
         if !self.core.wants_write(key) {
             return;
         }

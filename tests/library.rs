@@ -918,3 +918,45 @@ fn a_status_that_is_not_final_is_refused_and_answered_500() {
     assert_eq!(client.read_response().0.status, 299);
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), Ok(()));
 }
+
+#[test]
+fn topics_direct_sends_and_the_end_keep_the_order_they_were_made_in() {
+    // Publishes go on the topics' logs and reach a subscriber's queue only
+    // when it is written; a direct send or an end made meanwhile must still
+    // come after them, and two topics must interleave as published.
+    let server = TestServer::start(|b| {
+        b.auto_generate_id(false)
+            .build(|req: &Request, reply: &mut Reply<'_>| {
+                if announce(req, reply) {
+                    return;
+                }
+                let to = req.query("to").unwrap_or_default().to_owned();
+                reply.publish("a", "a1").unwrap();
+                reply.send_to(&to, "direct 1").unwrap();
+                reply.publish("b", "b1").unwrap();
+                reply.publish("a", "a2").unwrap();
+                reply.publish("b", "b2").unwrap();
+                reply.send_to(&to, "direct 2").unwrap();
+                reply.publish("a", "a3").unwrap();
+                reply.end_seid(&to).unwrap();
+                // Published after the end: reaches only the other stream.
+                reply.publish("a", "a4").unwrap();
+                reply.respond(Response::new(204)).unwrap();
+            })
+    });
+    let mut both = EventStream::open(&server, "/events?topic=a&topic=b");
+    let mut only_a = EventStream::open(&server, "/events?topic=a");
+    let seid = both.next().data;
+    only_a.next();
+    let mut client = server.connect();
+    client.get(&format!("/mix?to={seid}"));
+    assert_eq!(client.read_response().0.status, 204);
+    let got: Vec<String> = both.rest().into_iter().map(|m| m.data).collect();
+    assert_eq!(
+        got,
+        ["a1", "direct 1", "b1", "a2", "b2", "direct 2", "a3"],
+        "one stream in two topics, with direct sends and an end between publishes"
+    );
+    let got: Vec<String> = (0..4).map(|_| only_a.next().data).collect();
+    assert_eq!(got, ["a1", "a2", "a3", "a4"]);
+}
