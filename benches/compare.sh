@@ -20,7 +20,7 @@ ROUNDS=${ROUNDS:-3}                   # rounds of wrk and fan-out, interleaved
 PEERS=${PEERS:-"sseloop axum nchan"}
 BASE=${BASE:-}                        # the commit the sseloop-base peer is built from
 WORK=$(mktemp -d /tmp/sseloop-compare.XXXXXX)
-trap 'stop_all; git worktree remove --force "$WORK/base" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'stop_all; git worktree remove --force "$WORK/base" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
