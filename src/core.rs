@@ -42,8 +42,8 @@ const FLUSH_EARLY: usize = 64 * 1024;
 /// for the next pass, which comes at once (a zero poll timeout) after
 /// reading whatever arrived meanwhile. Under a fan-out that keeps the loop
 /// busy, events published meanwhile wait on their topic's log and go out in
-/// the same write as the rest when a waiting stream's turn comes, instead of one syscall per client per event; an
-/// idle loop still writes everything as fast as before, just in several
+/// the same write as the rest when a waiting stream's turn comes, instead
+/// of one syscall per client per event; an idle loop still writes everything as fast as before, just in several
 /// passes. A pass of 64 writes takes about half a millisecond, so new
 /// connections, publishers and plain requests are read that often even in
 /// the middle of a fan-out; the poll between passes costs far less.
@@ -708,9 +708,15 @@ impl Core {
         };
         conn.queue
             .push(Chunk::Frame(frame.clone(), chunked), &mut self.spare);
-        let queued = conn.queue.len();
         self.stats.frames_queued += 1;
         self.mark_dirty(key);
+        self.flush_early_if_long(key);
+    }
+
+    /// Puts `key` on the urgent list if its queue is past [`FLUSH_EARLY`]
+    /// (or the cap).
+    fn flush_early_if_long(&mut self, key: usize) {
+        let queued = self.conns.get(key).map_or(0, |c| c.queue.len());
         if queued > FLUSH_EARLY.min(self.settings.max_queue) && self.urgent.last() != Some(&key) {
             self.urgent.push(key);
         }
@@ -744,19 +750,35 @@ impl Core {
     /// others are on it already, and take the frame with the rest).
     pub(crate) fn publish_frame(&mut self, topic: &str, frame: &Frame) -> usize {
         let mut woken = std::mem::take(&mut self.woken);
-        let reached = self.topics.publish(topic, frame, &mut woken);
+        let published = self.topics.publish(topic, frame, &mut woken);
         for &(key, generation) in &woken {
-            if self
-                .conns
-                .get(key)
-                .is_some_and(|c| c.generation == generation)
-            {
+            if self.is_current(key, generation) {
                 self.mark_dirty(key);
+            }
+        }
+        if published.backlog > FLUSH_EARLY.min(self.settings.max_queue) {
+            // A burst: rather than let the log hold it until each
+            // subscriber's turn, queue it now and write the long queues as
+            // soon as this handler call returns, as a direct send would.
+            woken.clear();
+            self.topics.behind(topic, &mut woken);
+            for &(key, generation) in &woken {
+                if self.is_current(key, generation) {
+                    self.catch_up(key);
+                    self.flush_early_if_long(key);
+                }
             }
         }
         woken.clear();
         self.woken = woken;
-        reached
+        published.reached
+    }
+
+    /// Whether `key` is still the connection of `generation`.
+    fn is_current(&self, key: usize, generation: u64) -> bool {
+        self.conns
+            .get(key)
+            .is_some_and(|c| c.generation == generation)
     }
 
     /// Queues `frame` on each of `keys` (taken from `fanout_keys`, whose

@@ -40,6 +40,16 @@ pub(crate) type Membership = (usize, usize);
 /// this costs stays rare).
 const TRIM_AT: usize = 64;
 
+/// What a publish did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Published {
+    /// How many subscribers the frame reaches.
+    pub reached: usize,
+    /// The bytes (as chunks) the topic's log holds now: what its slowest
+    /// subscriber has yet to take, at most.
+    pub backlog: usize,
+}
+
 /// Every topic with at least one subscriber.
 #[derive(Debug, Default)]
 pub(crate) struct Topics {
@@ -57,6 +67,8 @@ struct Topic {
     log: VecDeque<(u64, Frame)>,
     /// The position (counted from the topic's first publish) of `log[0]`.
     first: u64,
+    /// The log's frames' bytes, as chunks.
+    bytes: usize,
     /// Subscribers that have taken the whole log: (slot, stream generation).
     /// The next publish wakes them. An entry of a subscriber since gone is
     /// skipped by its generation.
@@ -100,7 +112,11 @@ impl Topic {
     fn trim(&mut self) {
         let slowest = self.subscribers.iter().map(|(_, s)| s.next).min();
         let keep_from = slowest.unwrap_or(self.end());
-        while self.first < keep_from && self.log.pop_front().is_some() {
+        while self.first < keep_from {
+            let Some((_, frame)) = self.log.pop_front() else {
+                break;
+            };
+            self.bytes -= frame.chunked().len();
             self.first += 1;
         }
         self.trim_at = TRIM_AT.max(self.log.len() * 2);
@@ -120,6 +136,7 @@ impl Topics {
                     subscribers: Slab::new(),
                     log: VecDeque::new(),
                     first: 0,
+                    bytes: 0,
                     caught_up: Vec::new(),
                     trim_at: TRIM_AT,
                 });
@@ -156,17 +173,20 @@ impl Topics {
         &self.topics[id].name
     }
 
-    /// Appends `frame` to `name`'s log. Answers how many subscribers it
-    /// reaches, and puts on `woken` (key, generation) of each that had taken
-    /// everything before and so now has something to write.
+    /// Appends `frame` to `name`'s log, and puts on `woken` (key,
+    /// generation) of each subscriber that had taken everything before and
+    /// so now has something to write.
     pub(crate) fn publish(
         &mut self,
         name: &str,
         frame: &Frame,
         woken: &mut Vec<(usize, u64)>,
-    ) -> usize {
+    ) -> Published {
         let Some(&id) = self.ids.get(name) else {
-            return 0;
+            return Published {
+                reached: 0,
+                backlog: 0,
+            };
         };
         self.last_seq += 1;
         let topic = &mut self.topics[id];
@@ -186,11 +206,32 @@ impl Topics {
             // Everyone had taken the whole log: none of it is needed again.
             topic.first = topic.end();
             topic.log.clear();
+            topic.bytes = 0;
         } else if topic.log.len() >= topic.trim_at {
             topic.trim();
         }
         topic.log.push_back((self.last_seq, frame.clone()));
-        topic.subscribers.len()
+        topic.bytes += frame.chunked().len();
+        Published {
+            reached: topic.subscribers.len(),
+            backlog: topic.bytes,
+        }
+    }
+
+    /// Puts on `out` (key, generation) of each of `name`'s subscribers that
+    /// has not taken the whole log.
+    pub(crate) fn behind(&self, name: &str, out: &mut Vec<(usize, u64)>) {
+        let Some(&id) = self.ids.get(name) else {
+            return;
+        };
+        let topic = &self.topics[id];
+        let end = topic.end();
+        let lagging = topic.subscribers.iter().map(|(_, s)| s);
+        out.extend(
+            lagging
+                .filter(|s| s.next < end)
+                .map(|s| (s.key, s.generation)),
+        );
     }
 
     /// Hands `deliver` every frame the stream with `memberships` has not
@@ -276,7 +317,7 @@ mod tests {
         let a = topics.join("news", 1, 10);
         let b = topics.join("news", 2, 20);
         let mut woken = Vec::new();
-        assert_eq!(topics.publish("news", &frame("1"), &mut woken), 2);
+        assert_eq!(topics.publish("news", &frame("1"), &mut woken).reached, 2);
         assert_eq!(woken, [(1, 10), (2, 20)]);
         // Nobody took "1" yet: a second publish wakes nobody again.
         woken.clear();
@@ -289,7 +330,10 @@ mod tests {
         assert_eq!(take(&mut topics, &[b]), ["data: 1", "data: 2", "data: 3"]);
         assert_eq!(take(&mut topics, &[a]), ["data: 3"]);
         assert!(take(&mut topics, &[a]).is_empty());
-        assert_eq!(topics.publish("elsewhere", &frame("x"), &mut woken), 0);
+        assert_eq!(
+            topics.publish("elsewhere", &frame("x"), &mut woken).reached,
+            0
+        );
     }
 
     #[test]
@@ -334,8 +378,17 @@ mod tests {
         assert_eq!(topics.log_len("t"), TRIM_AT);
         assert_eq!(take(&mut topics, &[slow]).len(), TRIM_AT);
         // Both had taken everything: the next publish starts a fresh log.
-        topics.publish("t", &frame("fresh"), &mut woken);
+        let fresh = frame("fresh");
+        let published = topics.publish("t", &fresh, &mut woken);
         assert_eq!(topics.log_len("t"), 1);
+        assert_eq!(published.backlog, fresh.chunked().len());
+        let mut behind = Vec::new();
+        topics.behind("t", &mut behind);
+        assert_eq!(behind, [(1, 1), (2, 2)]);
+        take(&mut topics, &[fast]);
+        behind.clear();
+        topics.behind("t", &mut behind);
+        assert_eq!(behind, [(2, 2)]);
         // The slow one falls behind again; the log is trimmed to it, never
         // past it, and it still gets every frame.
         for i in 0..3 * TRIM_AT {
@@ -366,6 +419,6 @@ mod tests {
         topics.leave(stays);
         topics.leave(replaced);
         // The topic is gone with its last subscriber.
-        assert_eq!(topics.publish("t", &frame("y"), &mut woken), 0);
+        assert_eq!(topics.publish("t", &frame("y"), &mut woken).reached, 0);
     }
 }
