@@ -113,7 +113,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1
 # interleaved across the servers in a rotating order, and the table gives
 # the median of each, so one unlucky slice of this shared machine does not
 # decide a ratio.
-declare -A RPS FAN FAN_P99 LOSS
+declare -A RPS FAN FAN_P99 LOSS FAN_CPU
 read -ra PEER_LIST <<< "$PEERS"
 for round in $(seq "$ROUNDS"); do
   # Each round starts with a different server, so none always runs first
@@ -128,18 +128,19 @@ for round in $(seq "$ROUNDS"); do
     wrk_out=$(wrk -t1 -c50 -d"${WRK_SECONDS}s" "http://127.0.0.1:$FINITE/events" 2>&1)
     rps=$(echo "$wrk_out" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
     say "wrk: $rps req/s"
-    fast=$(./target/release/examples/loadgen fanout --addr "127.0.0.1:$HUB" --subscribers "$SUBSCRIBERS" --events "$EVENTS" --sub-path "$SUB" --pub-path "$PUB")
+    fast=$(./target/release/examples/loadgen fanout --addr "127.0.0.1:$HUB" --subscribers "$SUBSCRIBERS" --events "$EVENTS" --sub-path "$SUB" --pub-path "$PUB" --pid "$SERVER_PID")
     say "$fast"
     RPS[$peer]+="${rps:-0} "
     FAN[$peer]+="$(echo "$fast" | field deliveries_per_s) "
     FAN_P99[$peer]+="$(echo "$fast" | field p99_ms) "
+    FAN_CPU[$peer]+="$(echo "$fast" | field server_cpu_ms) "
     LOSS[$peer]+="$(echo "$fast" | field lost)/$(echo "$fast" | field duplicated)/$(echo "$fast" | field out_of_order) "
     stop_all
   done
 done
 
-echo "| server | finite stream req/s (wrk -t1 -c50 -d${WRK_SECONDS}s; median of $ROUNDS) | fan-out ${SUBSCRIBERS}×${EVENTS} deliveries/s (median of $ROUNDS) | p99 ms (median) | lost/dup/ooo (each round) | p99 ms at 50 ev/s | RSS per idle stream (1k / 5k / 15k) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| server | finite stream req/s (wrk -t1 -c50 -d${WRK_SECONDS}s; median of $ROUNDS) | fan-out ${SUBSCRIBERS}×${EVENTS} deliveries/s (median of $ROUNDS) | p99 ms (median) | server CPU ms per fan-out (median) | lost/dup/ooo (each round) | p99 ms at 50 ev/s | RSS per idle stream (1k / 5k / 15k) |"
+echo "|---|---|---|---|---|---|---|---|"
 for peer in $PEERS; do
   say "== $peer: steady rate and idle streams"
   start "$peer"
@@ -149,7 +150,7 @@ for peer in $PEERS; do
   say "$held"
   rss=$(echo "$held" | grep -o 'rss_per_stream_at_[0-9]*=[0-9]*B' | sed 's/.*=//' | paste -sd/ | sed 's|/| / |g')
   # shellcheck disable=SC2086 # the rounds' values, one word each
-  echo "| $peer | $(median ${RPS[$peer]}) | $(median ${FAN[$peer]}) | $(median ${FAN_P99[$peer]}) | ${LOSS[$peer]% } | $(echo "$steady" | field p99_ms) | $rss |"
-  say "$peer rounds: req/s ${RPS[$peer]}; deliveries/s ${FAN[$peer]}"
+  echo "| $peer | $(median ${RPS[$peer]}) | $(median ${FAN[$peer]}) | $(median ${FAN_P99[$peer]}) | $(median ${FAN_CPU[$peer]}) | ${LOSS[$peer]% } | $(echo "$steady" | field p99_ms) | $rss |"
+  say "$peer rounds: req/s ${RPS[$peer]}; deliveries/s ${FAN[$peer]}; server CPU ms ${FAN_CPU[$peer]}"
   stop_all
 done

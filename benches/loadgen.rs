@@ -525,6 +525,10 @@ fn fanout(args: &Args) -> io::Result<()> {
         opening.elapsed()
     );
 
+    // The server's CPU from here to the last delivery (with --pid): the cost
+    // of the fan-out itself, which a busy shared machine's noise moves far
+    // less than the wall-clock rate.
+    let cpu_before = args.pid.map(cpu_ms).transpose()?;
     let base = Instant::now();
     let publisher = {
         let (addr, pub_path, events, rate, payload, pipeline) = (
@@ -609,6 +613,10 @@ fn fanout(args: &Args) -> io::Result<()> {
             }
         }
     }
+    let server_cpu = match (args.pid, cpu_before) {
+        (Some(pid), Some(before)) => format!(" server_cpu_ms={}", cpu_ms(pid)? - before),
+        _ => String::new(),
+    };
     let published = publisher
         .join()
         .map_err(|_| io::Error::other("publisher panicked"))??;
@@ -629,7 +637,7 @@ fn fanout(args: &Args) -> io::Result<()> {
     let out_of_order: u64 = subs.iter().map(|s| s.tally.out_of_order).sum();
     let closed = subs.iter().filter(|s| s.closed).count();
     println!(
-        "fanout subscribers={} events={} published={} deliveries={} seconds={:.3} deliveries_per_s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} lost={} duplicated={} out_of_order={} closed={}",
+        "fanout subscribers={} events={} published={} deliveries={} seconds={:.3} deliveries_per_s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} lost={} duplicated={} out_of_order={} closed={}{}",
         args.subscribers,
         args.events,
         published,
@@ -643,8 +651,24 @@ fn fanout(args: &Args) -> io::Result<()> {
         duplicated,
         out_of_order,
         closed,
+        server_cpu,
     );
     Ok(())
+}
+
+/// CPU time (user + system) process `pid` has used, in ms.
+fn cpu_ms(pid: u32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14 and stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok());
+    let (Some(user), Some(system)) = (ticks(14), ticks(15)) else {
+        return Err(io::Error::other("unreadable /proc/PID/stat"));
+    };
+    // The kernel's USER_HZ: 100 on Linux.
+    Ok((user + system) * 10)
 }
 
 /// How events are published: the body as it is, or a Mercure form.
