@@ -11,12 +11,17 @@
 //!
 //! Cryptography is `jsonwebtoken`'s; nothing here handles a signature.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sseloop::{Request, Response};
+
+use crate::topics::{Limits, Matcher};
 
 /// The signing algorithms the hub accepts (one at a time, as configured).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -136,15 +141,176 @@ fn header_alg_unknown(token: &str) -> bool {
     }
 }
 
+/// What the hub keeps of a token it has verified: its claims, and its
+/// selectors compiled once.
+#[derive(Debug)]
+pub struct Grant {
+    /// The token's claims.
+    pub claims: Claims,
+    /// `mercure.publish`, compiled.
+    publish: Vec<Matcher>,
+    /// `mercure.subscribe`, compiled.
+    subscribe: Vec<Matcher>,
+}
+
+impl Grant {
+    fn new(claims: Claims, limits: TokenLimits) -> Result<Grant, Refusal> {
+        let compile = |list: &Option<Vec<String>>| -> Result<Vec<Matcher>, Refusal> {
+            let list = list.as_deref().unwrap_or_default();
+            if list.len() > limits.max_selectors {
+                return Err(Refusal::TooManySelectors {
+                    count: list.len(),
+                    max: limits.max_selectors,
+                });
+            }
+            list.iter()
+                .map(|s| Matcher::selector(s, limits.selector))
+                .collect::<Result<_, _>>()
+                .map_err(|e| Refusal::BadSelector(e.to_string()))
+        };
+        Ok(Grant {
+            publish: compile(&claims.mercure.publish)?,
+            subscribe: compile(&claims.mercure.subscribe)?,
+            claims,
+        })
+    }
+
+    /// Whether `mercure.publish` covers `topic`. The topic `*` (a native
+    /// broadcast, or managing clients) is covered only by the selector `*`.
+    pub fn may_publish_to(&self, topic: &str) -> bool {
+        match topic {
+            "*" => self
+                .claims
+                .mercure
+                .publish
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|s| s == "*"),
+            topic => crate::topics::any_matches(&self.publish, topic),
+        }
+    }
+
+    /// Whether `mercure.subscribe` covers `topic`.
+    pub fn may_subscribe_to(&self, topic: &str) -> bool {
+        crate::topics::any_matches(&self.subscribe, topic)
+    }
+
+    /// Who published with it, for idempotency keys: its issuer and subject
+    /// when it has a subject, else the token itself (never shared by two
+    /// publishers who cannot already impersonate each other).
+    pub fn identity(&self, token: &str) -> String {
+        match (&self.claims.iss, &self.claims.sub) {
+            (iss, Some(sub)) => format!("jwt\0{}\0{sub}", iss.as_deref().unwrap_or("")),
+            _ => format!("token\0{token}"),
+        }
+    }
+
+    /// The times still hold at `now` (seconds since the epoch), as when it
+    /// was verified.
+    fn current(&self, now: u64) -> Result<(), Refusal> {
+        if self.claims.exp.is_some_and(|exp| exp < now) {
+            return Err(Refusal::Expired);
+        }
+        if self.claims.nbf.is_some_and(|nbf| nbf > now) {
+            return Err(Refusal::NotYetValid);
+        }
+        Ok(())
+    }
+}
+
+/// The bounds on what one token may make the hub compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenLimits {
+    /// The most selectors in `mercure.publish`, and in `mercure.subscribe`.
+    pub max_selectors: usize,
+    /// The bounds on each.
+    pub selector: Limits,
+}
+
+impl Default for TokenLimits {
+    fn default() -> Self {
+        TokenLimits {
+            max_selectors: 64,
+            selector: Limits::default(),
+        }
+    }
+}
+
+/// How many verified tokens each verifier remembers.
+pub const TOKEN_CACHE: usize = 1024;
+
+/// Verified tokens and their grants, the oldest forgotten first: a token
+/// presented again costs a lookup, not a signature check and a compile.
+#[derive(Debug, Default)]
+struct TokenCache {
+    grants: HashMap<Box<str>, Rc<Grant>>,
+    order: VecDeque<Box<str>>,
+}
+
+impl TokenCache {
+    fn get(&self, token: &str) -> Option<Rc<Grant>> {
+        self.grants.get(token).cloned()
+    }
+
+    fn put(&mut self, token: &str, grant: Rc<Grant>) {
+        if self.order.len() >= TOKEN_CACHE {
+            if let Some(old) = self.order.pop_front() {
+                self.grants.remove(&old);
+            }
+        }
+        self.order.push_back(token.into());
+        self.grants.insert(token.into(), grant);
+    }
+}
+
+/// One verifier with the tokens it has verified.
+#[derive(Debug)]
+pub struct Issuer {
+    verifier: Verifier,
+    cache: TokenCache,
+}
+
+impl Issuer {
+    /// The grant of `token`: from the cache when seen before (its times
+    /// checked again), else verified and compiled, then kept.
+    ///
+    /// # Errors
+    /// Why the token is refused.
+    pub fn grant(&mut self, token: &str, limits: TokenLimits) -> Result<Rc<Grant>, Refusal> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Some(grant) = self.cache.get(token) {
+            grant.current(now)?;
+            return Ok(grant);
+        }
+        let grant = Rc::new(Grant::new(self.verifier.verify(token)?, limits)?);
+        self.cache.put(token, grant.clone());
+        Ok(grant)
+    }
+}
+
 /// The hub's keys: one verifier for publishers and one for subscribers
 /// (the same key for both unless configured apart). No key: no JWT
 /// authorization (see each route for what then applies).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Keys {
     /// Verifies publishers' tokens.
-    pub publisher: Option<Verifier>,
+    pub publisher: Option<Issuer>,
     /// Verifies subscribers' tokens.
-    pub subscriber: Option<Verifier>,
+    pub subscriber: Option<Issuer>,
+    /// What one token may make the hub compile.
+    pub limits: TokenLimits,
+}
+
+/// A publisher let through, and who it is.
+#[derive(Debug)]
+pub struct Publisher {
+    /// Its grant.
+    pub grant: Rc<Grant>,
+    /// Its identity, for idempotency keys.
+    pub identity: String,
 }
 
 impl Keys {
@@ -157,64 +323,64 @@ impl Keys {
             specific
                 .as_ref()
                 .or(config.jwt_key.as_ref())
-                .map(|key| Verifier::new(config.jwt_alg, key))
+                .map(|key| {
+                    Verifier::new(config.jwt_alg, key).map(|verifier| Issuer {
+                        verifier,
+                        cache: TokenCache::default(),
+                    })
+                })
                 .transpose()
                 .map_err(|e| format!("the {which} JWT key: {e}"))
         };
         Ok(Keys {
             publisher: make(&config.publisher_jwt_key, "publisher")?,
             subscriber: make(&config.subscriber_jwt_key, "subscriber")?,
+            limits: config.token_limits(),
         })
     }
 
-    /// The claims of a publisher allowed to publish to every one of
-    /// `topics`. The topic `*` (a native broadcast, or managing clients) is
-    /// covered only by the selector `*` itself. A token from the cookie also
-    /// needs an `Origin`/`Referer` among `origins` (CSRF).
+    /// A publisher allowed to publish to every one of `topics`. The topic
+    /// `*` (a native broadcast, or managing clients) is covered only by the
+    /// selector `*` itself. A token from the cookie also needs an
+    /// `Origin`/`Referer` among `origins` (CSRF).
     ///
     /// # Errors
     /// Why not; `Refusal::NoToken` too when no publisher key is configured.
     pub fn may_publish(
-        &self,
+        &mut self,
         req: &Request,
         topics: &[&str],
         origins: &[String],
-    ) -> Result<Claims, Refusal> {
-        let verifier = self.publisher.as_ref().ok_or(Refusal::NoToken)?;
+    ) -> Result<Publisher, Refusal> {
+        let issuer = self.publisher.as_mut().ok_or(Refusal::NoToken)?;
         let (token, source) = token_of(req).ok_or(Refusal::NoToken)?;
-        let claims = verifier.verify(&token)?;
+        let grant = issuer.grant(&token, self.limits)?;
         if source == Source::Cookie && !origin_allowed(req, origins) {
             return Err(Refusal::Csrf);
         }
-        let allowed = claims.mercure.publish.as_deref().unwrap_or_default();
-        for topic in topics {
-            let covered = match *topic {
-                "*" => allowed.iter().any(|s| s == "*"),
-                topic => crate::topics::matches_any(allowed, topic),
-            };
-            if !covered {
-                return Err(Refusal::TopicNotCovered((*topic).to_owned()));
-            }
+        if let Some(topic) = topics.iter().find(|t| !grant.may_publish_to(t)) {
+            return Err(Refusal::TopicNotCovered((*topic).to_owned()));
         }
-        Ok(claims)
+        let identity = grant.identity(&token);
+        Ok(Publisher { grant, identity })
     }
 
-    /// A subscriber's claims: `None` for an anonymous subscriber, allowed
+    /// A subscriber's grant: `None` for an anonymous subscriber, allowed
     /// when `anonymous` is or when no subscriber key is configured (then
     /// nobody can prove a right to private updates).
     ///
     /// # Errors
     /// Why not: a bad token is refused even when anonymous ones are allowed.
-    pub fn subscriber_claims(
-        &self,
+    pub fn subscriber_grant(
+        &mut self,
         req: &Request,
         anonymous: bool,
-    ) -> Result<Option<Claims>, Refusal> {
-        let Some(verifier) = &self.subscriber else {
+    ) -> Result<Option<Rc<Grant>>, Refusal> {
+        let Some(issuer) = &mut self.subscriber else {
             return Ok(None);
         };
         match token_of(req) {
-            Some((token, _)) => verifier.verify(&token).map(Some),
+            Some((token, _)) => issuer.grant(&token, self.limits).map(Some),
             None if anonymous => Ok(None),
             None => Err(Refusal::NoToken),
         }
@@ -230,6 +396,15 @@ pub struct Claims {
     /// When the token expires, in seconds since the epoch.
     #[serde(default)]
     pub exp: Option<u64>,
+    /// When the token becomes valid, in seconds since the epoch.
+    #[serde(default)]
+    pub nbf: Option<u64>,
+    /// Who issued it.
+    #[serde(default)]
+    pub iss: Option<String>,
+    /// Whom it was issued to.
+    #[serde(default)]
+    pub sub: Option<String>,
 }
 
 /// The `mercure` claim: what the token may publish and subscribe to.
@@ -264,8 +439,11 @@ pub const COOKIE: &str = "mercureAuthorization";
 /// The token a request carries, and where it came from.
 pub fn token_of(req: &Request) -> Option<(String, Source)> {
     if let Some(value) = req.header("Authorization") {
-        if let Some(token) = value.strip_prefix("Bearer ") {
-            return Some((token.trim().to_owned(), Source::Header));
+        // RFC 9110 §11.1: the scheme is case-insensitive.
+        if let Some((scheme, token)) = value.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("Bearer") {
+                return Some((token.trim().to_owned(), Source::Header));
+            }
         }
     }
     if let Some(token) = req.query("authorization").filter(|t| !t.is_empty()) {
@@ -297,6 +475,17 @@ pub enum Refusal {
     NotYetValid,
     /// The token does not cover this topic.
     TopicNotCovered(String),
+    /// The token's `mercure.subscribe` does not cover this URL.
+    NotSubscribable(String),
+    /// The token lists more selectors than the hub compiles for one token.
+    TooManySelectors {
+        /// How many it lists.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A selector in the token passes the hub's limits.
+    BadSelector(String),
     /// A cookie-authorized publish without an allowed `Origin`/`Referer`.
     Csrf,
 }
@@ -306,7 +495,8 @@ impl Refusal {
     /// good token does not allow this.
     pub fn status(&self) -> u16 {
         match self {
-            Refusal::TopicNotCovered(_) | Refusal::Csrf => 403,
+            Refusal::TopicNotCovered(_) | Refusal::NotSubscribable(_) | Refusal::Csrf => 403,
+            Refusal::TooManySelectors { .. } | Refusal::BadSelector(_) => 400,
             _ => 401,
         }
     }
@@ -320,13 +510,14 @@ impl Refusal {
             Refusal::WrongAlgorithm(_) => "wrong_algorithm",
             Refusal::Expired => "expired",
             Refusal::NotYetValid => "not_yet_valid",
-            Refusal::TopicNotCovered(_) => "topic_not_covered",
+            Refusal::TopicNotCovered(_) | Refusal::NotSubscribable(_) => "topic_not_covered",
+            Refusal::TooManySelectors { .. } | Refusal::BadSelector(_) => "token_too_large",
             Refusal::Csrf => "csrf",
         }
     }
 
     /// Every label, in the order `/metrics` shows them.
-    pub const LABELS: [&'static str; 8] = [
+    pub const LABELS: [&'static str; 9] = [
         "no_token",
         "malformed",
         "bad_signature",
@@ -334,6 +525,7 @@ impl Refusal {
         "expired",
         "not_yet_valid",
         "topic_not_covered",
+        "token_too_large",
         "csrf",
     ];
 
@@ -343,6 +535,7 @@ impl Refusal {
         let reason = self.to_string();
         let error = match self.status() {
             403 => "insufficient_scope",
+            400 => "invalid_token",
             _ if *self == Refusal::NoToken => "invalid_request",
             _ => "invalid_token",
         };
@@ -377,6 +570,14 @@ impl fmt::Display for Refusal {
             Refusal::TopicNotCovered(topic) => {
                 write!(f, "the token's mercure.publish does not cover the topic {topic:?}")
             }
+            Refusal::NotSubscribable(url) => {
+                write!(f, "the token's mercure.subscribe does not cover {url:?}")
+            }
+            Refusal::TooManySelectors { count, max } => write!(
+                f,
+                "the token lists {count} topic selectors; the hub takes at most {max} (--max-token-selectors)"
+            ),
+            Refusal::BadSelector(why) => write!(f, "the token's claims: {why}"),
             Refusal::Csrf => f.write_str(
                 "a cookie-authorized publish needs an Origin or Referer among the allowed publish origins",
             ),
@@ -386,11 +587,16 @@ impl fmt::Display for Refusal {
 
 /// Whether a cookie-authorized `POST` comes from an allowed origin: its
 /// `Origin`, else its `Referer`, starts with one of `allowed` (`*` allows
-/// any).
+/// any). `Origin: null` (a sandboxed frame, a `data:` page, a redirect
+/// across origins) is an origin nobody can allow: refused whatever the
+/// `Referer` says, as the reference hub does.
 pub fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
+    if req.header("Origin") == Some("null") {
+        return false;
+    }
     let from = req
         .header("Origin")
-        .filter(|o| !o.is_empty() && *o != "null")
+        .filter(|o| !o.is_empty())
         .or_else(|| req.header("Referer"));
     let Some(from) = from else {
         return false;

@@ -53,10 +53,12 @@ const READ_SLACK: Duration = Duration::from_millis(1000);
 const IDEMPOTENCY_MS: u64 = 24 * 3600 * 1000;
 
 /// The write: refuses once Redis's clock is past the deadline, answers an
-/// idempotent retry with the first entry, makes the epoch if there is none,
-/// and appends the update. KEYS: log, epoch, idempotency key (`""`: none).
-/// ARGV: deadline (ms since the epoch), max length, a new epoch value, the
-/// idempotency lifetime (ms), then the entry's field/value pairs.
+/// idempotent retry with the first attempt's id, makes the epoch if there is
+/// none, and appends the update. KEYS: log, epoch, idempotency key (`""`:
+/// none). ARGV: deadline (ms since the epoch), max length, a new epoch
+/// value, the idempotency lifetime (ms), the publisher's id for the update
+/// (`""`: the log entry's id is its id), then the entry's field/value pairs.
+/// Answers the update's id and the epoch.
 const WRITE_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -73,10 +75,12 @@ if KEYS[3] ~= '' then
   if first then return {first, epoch} end
 end
 local fields = {}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
 local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
-if KEYS[3] ~= '' then redis.call('SET', KEYS[3], entry, 'PX', ARGV[4]) end
-return {entry, epoch}
+local id = entry
+if ARGV[5] ~= '' then id = ARGV[5] end
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], id, 'PX', ARGV[4]) end
+return {id, epoch}
 ";
 
 /// Where the log is, and how much of it each hub keeps.
@@ -200,6 +204,8 @@ struct Job {
     entry: Entry,
     idempotency: Option<String>,
     answer: Option<Deferred>,
+    /// Headers the answer carries (CORS), whatever it is.
+    headers: Vec<(&'static str, String)>,
     deadline: Instant,
 }
 
@@ -320,15 +326,27 @@ impl Broker {
     /// Stores `entry` in the log and answers the publisher through `answer`
     /// (`200` and the id once stored, `503` with `Retry-After` if Redis does
     /// not store it within [`PUBLISH_DEADLINE`]). Never waits.
-    pub fn publish(&self, entry: Entry, idempotency: Option<String>, answer: Deferred) {
+    /// The answer carries `headers` (CORS) whatever it is.
+    pub fn publish(
+        &self,
+        entry: Entry,
+        idempotency: Option<String>,
+        answer: Deferred,
+        headers: Vec<(&'static str, String)>,
+    ) {
         let job = Job {
             entry,
             idempotency,
             answer: Some(answer),
+            headers,
             deadline: Instant::now() + PUBLISH_DEADLINE,
         };
         if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
-            answer_with(job.answer, unavailable("the Redis writer has stopped"));
+            answer_with(
+                job.answer,
+                unavailable("the Redis writer has stopped"),
+                job.headers,
+            );
         }
     }
 
@@ -339,6 +357,7 @@ impl Broker {
             entry,
             idempotency: None,
             answer: None,
+            headers: Vec::new(),
             deadline: Instant::now() + PUBLISH_DEADLINE,
         });
     }
@@ -354,8 +373,16 @@ impl Broker {
     }
 }
 
-/// Answers a deferred request, if there is one to answer.
-fn answer_with(answer: Option<Deferred>, response: Response) {
+/// Answers a deferred request, if there is one to answer, with `headers`
+/// added.
+fn answer_with(
+    answer: Option<Deferred>,
+    mut response: Response,
+    headers: Vec<(&'static str, String)>,
+) {
+    for (name, value) in headers {
+        response = response.header(name, value);
+    }
     if let Some(answer) = answer {
         let _ = answer.answer_nowait(move |_req, reply| {
             let _ = reply.respond(response);
@@ -449,7 +476,8 @@ fn write_loop(
                     .arg(unix_ms(job.deadline))
                     .arg(history)
                     .arg(new_epoch())
-                    .arg(IDEMPOTENCY_MS);
+                    .arg(IDEMPOTENCY_MS)
+                    .arg(job.entry.id.as_deref().unwrap_or(""));
                 for (name, value) in job.entry.fields() {
                     invocation.arg(name).arg(value);
                 }
@@ -469,10 +497,9 @@ fn write_loop(
             })
         };
         match stored {
-            Ok((entry_id, _)) => {
+            Ok((id, _)) => {
                 ready.store(true, Ordering::Relaxed);
-                let id = job.entry.id.clone().unwrap_or(entry_id);
-                answer_with(job.answer, Response::text(200, id));
+                answer_with(job.answer, Response::text(200, id), job.headers);
             }
             Err(why) => {
                 counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -483,6 +510,7 @@ fn write_loop(
                 answer_with(
                     job.answer,
                     unavailable("Redis did not store the update in time; it was not published"),
+                    job.headers,
                 );
             }
         }
@@ -630,11 +658,18 @@ impl Reader {
     }
 }
 
-/// Records a publish's idempotency key from the request: the
-/// `Idempotency-Key` header, else the publisher's own id.
-pub fn idempotency_key(header: Option<&str>, id: Option<&str>) -> Option<String> {
-    header
-        .filter(|k| !k.is_empty())
-        .or(id)
-        .map(|k| k.chars().take(200).collect())
+/// The idempotency key of a publish: the `Idempotency-Key` header, else the
+/// publisher's own id, scoped to the `publisher` (its identity: another
+/// publisher's equal key is another update) and hashed whole, so keys of
+/// any length compare exactly and the Redis key stays short.
+pub fn idempotency_key(publisher: &str, header: Option<&str>, id: Option<&str>) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let key = header.filter(|k| !k.is_empty()).or(id)?;
+    let mut hash = Sha256::new();
+    // Lengths first: no two (publisher, key) pairs hash the same bytes.
+    hash.update((publisher.len() as u64).to_be_bytes());
+    hash.update(publisher.as_bytes());
+    hash.update(key.as_bytes());
+    let digest = hash.finalize();
+    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
 }

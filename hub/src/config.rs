@@ -66,6 +66,41 @@ pub struct Config {
     #[arg(long, env = "SSELOOP_MAX_BODY", value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub max_body: usize,
 
+    /// Most topic selectors in one subscribe (and topics on one native
+    /// stream); past it, 400.
+    #[arg(long, env = "SSELOOP_MAX_SELECTORS", value_name = "N", default_value_t = 64,
+          value_parser = positive_usize)]
+    pub max_selectors: usize,
+
+    /// Longest topic selector or topic, in bytes; past it, 400.
+    #[arg(long, env = "SSELOOP_MAX_SELECTOR_BYTES", value_name = "BYTES", default_value_t = 1024,
+          value_parser = positive_usize)]
+    pub max_selector_bytes: usize,
+
+    /// Largest compiled URI template (its DFA's table), in bytes; past it,
+    /// 400.
+    #[arg(long, env = "SSELOOP_MAX_COMPILED_BYTES", value_name = "BYTES",
+          default_value_t = 32 * 1024, value_parser = positive_usize)]
+    pub max_compiled_bytes: usize,
+
+    /// Most distinct URI templates held at once (each compiled once and
+    /// shared by every subscriber using it); past it, 503.
+    #[arg(long, env = "SSELOOP_MAX_TEMPLATES", value_name = "N", default_value_t = 8_192,
+          value_parser = positive_usize)]
+    pub max_templates: usize,
+
+    /// Most topics in one publish (the canonical and its alternates); past
+    /// it, 400.
+    #[arg(long, env = "SSELOOP_MAX_PUBLISH_TOPICS", value_name = "N", default_value_t = 16,
+          value_parser = positive_usize)]
+    pub max_publish_topics: usize,
+
+    /// Most selectors in a token's mercure.publish, and in its
+    /// mercure.subscribe; past it, the token is refused (400).
+    #[arg(long, env = "SSELOOP_MAX_TOKEN_SELECTORS", value_name = "N", default_value_t = 64,
+          value_parser = positive_usize)]
+    pub max_token_selectors: usize,
+
     /// Require `Authorization: Bearer TOKEN` on /publish and /clients;
     /// without one (and without a JWT key) only loopback peers may publish.
     #[arg(long, env = "SSELOOP_PUBLISH_TOKEN", value_name = "TOKEN", hide_env_values = true,
@@ -82,17 +117,17 @@ pub struct Config {
     /// PEM public key for RS256/ES256. Better from the environment, out of
     /// `ps`.
     #[arg(long, env = "SSELOOP_JWT_KEY", value_name = "KEY", hide_env_values = true,
-          value_parser = non_empty)]
+          value_parser = non_empty, allow_hyphen_values = true)]
     pub jwt_key: Option<String>,
 
     /// The publishers' JWT key, when it differs from --jwt-key.
     #[arg(long, env = "SSELOOP_PUBLISHER_JWT_KEY", value_name = "KEY", hide_env_values = true,
-          value_parser = non_empty)]
+          value_parser = non_empty, allow_hyphen_values = true)]
     pub publisher_jwt_key: Option<String>,
 
     /// The subscribers' JWT key, when it differs from --jwt-key.
     #[arg(long, env = "SSELOOP_SUBSCRIBER_JWT_KEY", value_name = "KEY", hide_env_values = true,
-          value_parser = non_empty)]
+          value_parser = non_empty, allow_hyphen_values = true)]
     pub subscriber_jwt_key: Option<String>,
 
     /// The one algorithm tokens may be signed with (alg none never is).
@@ -172,6 +207,23 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The bounds on one selector.
+    pub fn selector_limits(&self) -> crate::topics::Limits {
+        crate::topics::Limits {
+            max_selector_bytes: self.max_selector_bytes,
+            max_compiled_bytes: self.max_compiled_bytes,
+            max_templates: self.max_templates,
+        }
+    }
+
+    /// The bounds on what one token may make the hub compile.
+    pub fn token_limits(&self) -> crate::auth::TokenLimits {
+        crate::auth::TokenLimits {
+            max_selectors: self.max_token_selectors,
+            selector: self.selector_limits(),
+        }
+    }
+
     /// The configuration as one log line, with secrets left out.
     pub fn summary(&self) -> String {
         let mut shown = self.clone();
@@ -280,6 +332,23 @@ mod tests {
             assert!(!e.contains('\n'), "{e}");
             let flag = case.split([' ', '=']).next().unwrap();
             assert!(e.contains(flag), "{case}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_pem_key_may_follow_its_flag_as_a_separate_argument() {
+        let pem = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n";
+        for flag in ["--jwt-key", "--publisher-jwt-key", "--subscriber-jwt-key"] {
+            let c = from_args(["sseloop", flag, pem, "--anonymous"])
+                .unwrap()
+                .unwrap();
+            let key = match flag {
+                "--jwt-key" => c.jwt_key,
+                "--publisher-jwt-key" => c.publisher_jwt_key,
+                _ => c.subscriber_jwt_key,
+            };
+            assert_eq!(key.as_deref(), Some(pem), "{flag}");
+            assert!(c.anonymous);
         }
     }
 

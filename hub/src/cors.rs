@@ -1,7 +1,10 @@
 //! CORS: the headers a browser on another origin needs before it may read
-//! the hub's streams and answers. Credentials are allowed (a browser sends
-//! the `mercureAuthorization` cookie with `withCredentials`), so the allowed
-//! origin is echoed, never `*`.
+//! the hub's streams and answers. A listed origin is echoed with
+//! credentials allowed (a browser sends the token cookie with
+//! `withCredentials`); `*` lets any origin read what needs no credentials,
+//! and is sent as `*` without `Access-Control-Allow-Credentials`: browsers
+//! refuse credentials with `*`, and echoing any origin with credentials
+//! would let every site read cookie-authorized streams.
 
 use sseloop::{Reply, Request, Response};
 
@@ -17,29 +20,43 @@ impl Cors {
         Cors { origins }
     }
 
-    /// The `Access-Control-Allow-Origin` value for `req`, if any: its
-    /// `Origin` when allowed; for a request without one (not a browser's
-    /// cross-origin request), the one configured origin, if there is one.
-    fn allowed(&self, req: &Request) -> Option<String> {
+    /// What `req` is allowed, if anything: its `Origin` with credentials
+    /// when listed; `*` without them when any origin is; for a request
+    /// without `Origin` (not a browser's cross-origin request), the one
+    /// configured origin, if there is one.
+    fn allowed(&self, req: &Request) -> Option<Allowed> {
+        let any = self.origins.iter().any(|o| o == "*");
         match req.header("Origin") {
-            Some(origin) => self
-                .origins
-                .iter()
-                .any(|o| o == "*" || o == origin)
-                .then(|| origin.to_owned()),
+            Some(origin) if self.origins.iter().any(|o| o == origin) => {
+                Some(Allowed::Credentials(origin.to_owned()))
+            }
+            Some(_) if any => Some(Allowed::Any),
+            Some(_) => None,
             None => match self.origins.as_slice() {
-                [only] if only != "*" => Some(only.clone()),
+                [only] if only == "*" => Some(Allowed::Any),
+                [only] => Some(Allowed::Credentials(only.clone())),
                 _ => None,
             },
         }
     }
 
+    /// The CORS headers for `req`'s answer, stream or plain.
+    pub fn headers(&self, req: &Request) -> Vec<(&'static str, String)> {
+        match self.allowed(req) {
+            None => Vec::new(),
+            Some(Allowed::Any) => vec![("Access-Control-Allow-Origin", "*".to_owned())],
+            Some(Allowed::Credentials(origin)) => vec![
+                ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Allow-Credentials", "true".to_owned()),
+                ("Vary", "Origin".to_owned()),
+            ],
+        }
+    }
+
     /// Adds the CORS headers for `req` to a stream or response `reply`.
     pub fn apply(&self, req: &Request, reply: &mut Reply<'_>) {
-        if let Some(origin) = self.allowed(req) {
-            let _ = reply.header("Access-Control-Allow-Origin", &origin);
-            let _ = reply.header("Access-Control-Allow-Credentials", "true");
-            let _ = reply.header("Vary", "Origin");
+        for (name, value) in self.headers(req) {
+            let _ = reply.header(name, &value);
         }
     }
 
@@ -48,19 +65,28 @@ impl Cors {
     /// preflight. For another origin, a preflight gets no
     /// `Access-Control-Allow-Origin`, so the browser refuses, as it should.
     pub fn preflight(&self, req: &Request, methods: &str) -> Response {
-        let answer = Response::new(204).header("Allow", methods);
-        let Some(origin) = self.allowed(req) else {
+        let mut answer = Response::new(204).header("Allow", methods);
+        let headers = self.headers(req);
+        if headers.is_empty() {
             return answer;
-        };
+        }
+        for (name, value) in headers {
+            answer = answer.header(name, value);
+        }
         answer
-            .header("Access-Control-Allow-Origin", origin)
-            .header("Access-Control-Allow-Credentials", "true")
             .header("Access-Control-Allow-Methods", methods)
             .header(
                 "Access-Control-Allow-Headers",
-                "Authorization, Last-Event-ID, Cache-Control, Content-Type",
+                "Authorization, Last-Event-ID, Cache-Control, Content-Type, Idempotency-Key",
             )
             .header("Access-Control-Max-Age", "86400")
-            .header("Vary", "Origin")
     }
+}
+
+/// What a request's origin is allowed.
+enum Allowed {
+    /// Any origin, without credentials (`*`).
+    Any,
+    /// This origin, with credentials.
+    Credentials(String),
 }

@@ -21,7 +21,7 @@ use sseloop::{Reply, Request, Response};
 
 use crate::broker::Entry;
 use crate::history::EARLIEST;
-use crate::routes::{allow, decode_segment, Hub};
+use crate::routes::{allow, decode_segment, selector_refused, Hub};
 use crate::subscribers::Audience;
 
 /// Where the hub is, as Mercure clients expect it.
@@ -83,8 +83,8 @@ pub(crate) fn route(hub: &mut Hub, method: &str, req: &Request, reply: &mut Repl
 
 /// `GET /.well-known/mercure?topic=…`: a Mercure subscriber's stream.
 fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
-    let claims = match hub.keys.subscriber_claims(req, hub.config.anonymous) {
-        Ok(claims) => claims,
+    let grant = match hub.keys.subscriber_grant(req, hub.config.anonymous) {
+        Ok(grant) => grant,
         Err(refusal) => {
             let answer = hub.refuse(req, &refusal);
             let _ = reply.respond(answer);
@@ -96,6 +96,20 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
         let _ = reply.respond(Response::text(400, "Missing \"topic\" parameter.\n"));
         return;
     }
+    if topics.len() > hub.config.max_selectors {
+        let answer = crate::routes::too_many_selectors(topics.len(), hub.config.max_selectors);
+        let _ = reply.respond(answer);
+        return;
+    }
+    let claims = grant.as_ref().map(|g| &g.claims);
+    let allowed = claims.and_then(|c| c.mercure.subscribe.as_deref());
+    let audience = match Audience::mercure(&mut hub.groups.store, &topics, allowed) {
+        Ok(audience) => audience,
+        Err(e) => {
+            let _ = reply.respond(selector_refused(&e));
+            return;
+        }
+    };
     let last_id = req
         .header("Last-Event-ID")
         .or_else(|| req.query("lastEventID"))
@@ -115,15 +129,14 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
         let at = hub.history.last_id().unwrap_or(EARLIEST).to_owned();
         let _ = reply.header("Last-Event-ID", &at);
     }
-    let allowed = claims.as_ref().and_then(|c| c.mercure.subscribe.as_deref());
-    let audience = Audience::mercure(&mut hub.groups.store, &topics, allowed);
     // A comment at once, so `EventSource.onopen` fires before any update.
     let comment = hub.open_comment.clone();
     let Some(seid) = hub.open(reply, Some(&comment)) else {
+        hub.groups.discard(audience);
         return;
     };
     hub.attach(reply, &seid, audience, last_id);
-    if let Some(exp) = claims.as_ref().and_then(|c| c.exp) {
+    if let Some(exp) = claims.and_then(|c| c.exp) {
         // The token was valid just now, so `exp` is still ahead.
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -134,7 +147,7 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
     let subscription = Subscription {
         subscriber: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
         topics,
-        payload: claims.and_then(|c| c.mercure.payload),
+        payload: claims.and_then(|c| c.mercure.payload.clone()),
     };
     crate::subscriptions::connected(hub, reply, &seid, subscription);
 }
@@ -150,21 +163,38 @@ fn publish(
     if topics.is_empty() {
         return Err(Response::text(400, "Missing \"topic\" parameter.\n"));
     }
+    if topics.len() > hub.config.max_publish_topics {
+        return Err(Response::text(
+            400,
+            format!(
+                "{} topics; the hub takes at most {} per publish (--max-publish-topics)\n",
+                topics.len(),
+                hub.config.max_publish_topics
+            ),
+        ));
+    }
+    hub.cors.apply(req, reply);
     let wanted: Vec<&str> = topics.iter().map(String::as_str).collect();
-    if hub.keys.publisher.is_some() {
-        if let Err(refusal) = hub
+    let publisher = if hub.keys.publisher.is_some() {
+        match hub
             .keys
             .may_publish(req, &wanted, &hub.config.publish_origin)
         {
-            return Err(hub.refuse(req, &refusal));
+            Ok(publisher) => publisher.identity,
+            Err(refusal) => return Err(hub.refuse(req, &refusal)),
         }
     } else {
-        hub.authorize_without_jwt(req)?;
-    }
+        hub.authorize_without_jwt(req)?
+    };
     let bad = |what: &str| Response::text(400, format!("{what}\n"));
     let given = form.first("id").filter(|id| !id.is_empty());
     if given.is_some_and(|id| id.contains(['\r', '\n', '\0'])) {
         return Err(bad("id must not contain CR, LF or NUL"));
+    }
+    if given == Some(EARLIEST) {
+        return Err(bad(
+            "the id \"earliest\" is reserved: it asks a hub for every update it keeps",
+        ));
     }
     let event = form.first("type").filter(|t| !t.is_empty());
     if event.is_some_and(|t| t.contains(['\r', '\n'])) {
@@ -190,8 +220,10 @@ fn publish(
         data: form.first("data").unwrap_or_default().to_owned(),
         retry,
     };
-    let idempotency = crate::broker::idempotency_key(req.header("Idempotency-Key"), given);
-    hub.publish_entry(reply, entry, idempotency)
+    let idempotency =
+        crate::broker::idempotency_key(&publisher, req.header("Idempotency-Key"), given);
+    let cors = hub.cors.headers(req);
+    hub.publish_entry(reply, entry, idempotency, cors)
 }
 
 /// An `application/x-www-form-urlencoded` body, decoded.

@@ -20,7 +20,11 @@ pub struct HubCounters {
     pub private_deliveries: u64,
     /// Requests refused by authorization, by reason, in the order of
     /// [`Refusal::LABELS`](crate::auth::Refusal::LABELS).
-    pub refusals: [u64; 8],
+    pub refusals: [u64; crate::auth::Refusal::LABELS.len()],
+    /// Live compiled topic selectors (gauge).
+    pub selectors: u64,
+    /// Live subscriber groups (gauge).
+    pub groups: u64,
     /// Redis: the last write's round trip (µs), reconnects, updates read
     /// from the log, logs found lost, publishes refused (`503`).
     pub redis: [u64; 5],
@@ -49,7 +53,7 @@ type MetricRow<'a> = (
 /// The exposition of `s` and `hub`, as a `200` response.
 pub fn render(s: &Stats, hub: &HubCounters) -> Response {
     // (name, type, help, [(labels, value)]), in exposition order.
-    let rows: [MetricRow<'_>; 26] = [
+    let rows: [MetricRow<'_>; 27] = [
         (
             "clients",
             "gauge",
@@ -169,21 +173,6 @@ pub fn render(s: &Stats, hub: &HubCounters) -> Response {
             &[("", hub.private_deliveries)],
         ),
         (
-            "auth_refusals_total",
-            "counter",
-            "Requests refused by authorization, by reason.",
-            &[
-                ("{reason=\"no_token\"}", hub.refusals[0]),
-                ("{reason=\"malformed\"}", hub.refusals[1]),
-                ("{reason=\"bad_signature\"}", hub.refusals[2]),
-                ("{reason=\"wrong_algorithm\"}", hub.refusals[3]),
-                ("{reason=\"expired\"}", hub.refusals[4]),
-                ("{reason=\"not_yet_valid\"}", hub.refusals[5]),
-                ("{reason=\"topic_not_covered\"}", hub.refusals[6]),
-                ("{reason=\"csrf\"}", hub.refusals[7]),
-            ],
-        ),
-        (
             "redis_round_trip_microseconds",
             "gauge",
             "The last publish's round trip to Redis.",
@@ -219,6 +208,18 @@ pub fn render(s: &Stats, hub: &HubCounters) -> Response {
             "Events held for replay.",
             &[("", hub.history)],
         ),
+        (
+            "selectors",
+            "gauge",
+            "Distinct topic selectors held by live subscribers, each compiled once.",
+            &[("", hub.selectors)],
+        ),
+        (
+            "subscriber_groups",
+            "gauge",
+            "Sets of subscribers that select alike (one check per publish each).",
+            &[("", hub.groups)],
+        ),
     ];
     let mut out = String::new();
     for (name, kind, help, values) in rows {
@@ -229,6 +230,17 @@ pub fn render(s: &Stats, hub: &HubCounters) -> Response {
         for (labels, value) in values {
             let _ = writeln!(out, "sseloop_{name}{labels} {value}");
         }
+    }
+    // One row per refusal reason, from the one list of them.
+    let _ = writeln!(
+        out,
+        "# HELP sseloop_auth_refusals_total Requests refused for want of a valid token, by reason.\n# TYPE sseloop_auth_refusals_total counter"
+    );
+    for (label, value) in crate::auth::Refusal::LABELS.iter().zip(hub.refusals) {
+        let _ = writeln!(
+            out,
+            "sseloop_auth_refusals_total{{reason=\"{label}\"}} {value}"
+        );
     }
     Response::new(200)
         .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

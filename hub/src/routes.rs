@@ -20,6 +20,7 @@ use crate::cors::Cors;
 use crate::history::{History, Replay, Update};
 use crate::metrics::HubCounters;
 use crate::subscribers::{Audience, Groups};
+use crate::topics::SelectorStore;
 
 const DEMO_PAGE: &str = include_str!("demo.html");
 
@@ -54,6 +55,47 @@ pub struct Hub {
     pub(crate) counters: HubCounters,
     /// The shared log, with `--redis`.
     broker: Option<Broker>,
+    /// How many refusals the log may still take this second.
+    refusal_log: RateLimit,
+}
+
+/// Lets through a few events a second and counts the rest.
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    per_second: u32,
+    window: Option<std::time::Instant>,
+    admitted: u32,
+    dropped: u64,
+}
+
+impl RateLimit {
+    /// At most `per_second` events a second.
+    pub(crate) fn new(per_second: u32) -> Self {
+        RateLimit {
+            per_second,
+            window: None,
+            admitted: 0,
+            dropped: 0,
+        }
+    }
+
+    /// `Some(n)` when an event at `now` may go through, with how many were
+    /// held back since the last that went; `None` when it is held back.
+    pub(crate) fn admit(&mut self, now: std::time::Instant) -> Option<u64> {
+        let fresh = self
+            .window
+            .is_none_or(|start| now.duration_since(start) >= std::time::Duration::from_secs(1));
+        if fresh {
+            self.window = Some(now);
+            self.admitted = 0;
+        }
+        if self.admitted >= self.per_second {
+            self.dropped += 1;
+            return None;
+        }
+        self.admitted += 1;
+        Some(std::mem::take(&mut self.dropped))
+    }
 }
 
 impl Hub {
@@ -73,7 +115,7 @@ impl Hub {
             keys: Keys::from_config(&config)?,
             cors: Cors::new(config.cors_origin.clone()),
             history: History::new(config.history),
-            groups: Groups::default(),
+            groups: Groups::new(SelectorStore::new(config.selector_limits())),
             streams: HashMap::new(),
             config,
             next_id: first_id,
@@ -81,6 +123,7 @@ impl Hub {
             open_comment: Frame::comment(""),
             counters: HubCounters::default(),
             broker,
+            refusal_log: RateLimit::new(10),
         })
     }
 
@@ -89,15 +132,26 @@ impl Hub {
         self.broker.as_ref()
     }
 
-    /// Counts and logs a refusal; answers its response.
+    /// Counts a refusal and logs it (a few a second at most: a flood of
+    /// bad tokens costs the loop a counter, not a write per request);
+    /// answers its response.
     pub(crate) fn refuse(&mut self, req: &Request, refusal: &Refusal) -> Response {
         self.counters.refused(refusal.label());
-        log::info!(
-            "refused {} {} from {}: {refusal}",
-            req.method(),
-            req.path(),
-            req.peer()
-        );
+        if let Some(unlogged) = self.refusal_log.admit(std::time::Instant::now()) {
+            let more = match unlogged {
+                0 => String::new(),
+                n => format!(" ({n} more refusals were not logged)"),
+            };
+            log::info!(
+                "refused {} {} from {}: {refusal}{more}",
+                req.method(),
+                req.path(),
+                req.peer()
+            );
+            if *refusal == Refusal::NoToken && !self.config.anonymous {
+                log::info!("subscribers without a token are refused; --anonymous lets them receive public updates");
+            }
+        }
         refusal.response()
     }
 
@@ -209,6 +263,7 @@ impl Hub {
         reply: &mut Reply<'_>,
         entry: Entry,
         idempotency: Option<String>,
+        cors: Vec<(&'static str, String)>,
     ) -> Result<Option<Response>, Response> {
         // Refused now, whatever the path: what cannot be encoded.
         event_of(entry.id.as_deref().or(Some("0")), &entry)
@@ -218,7 +273,7 @@ impl Hub {
             let Ok(later) = reply.defer() else {
                 return Err(Response::text(500, "the request was already answered\n"));
             };
-            broker.publish(entry, idempotency, later);
+            broker.publish(entry, idempotency, later, cors);
             return Ok(None);
         }
         let id = match &entry.id {
@@ -316,55 +371,66 @@ impl Hub {
     fn subscribe(&mut self, req: &Request, reply: &mut Reply<'_>) {
         self.cors.apply(req, reply);
         let topics: Vec<&str> = req.query_all("topic").filter(|t| !t.is_empty()).collect();
+        if topics.len() > self.config.max_selectors {
+            let _ = reply.respond(too_many_selectors(topics.len(), self.config.max_selectors));
+            return;
+        }
+        let audience = match Audience::native(&mut self.groups.store, topics) {
+            Ok(audience) => audience,
+            Err(e) => {
+                let _ = reply.respond(selector_refused(&e));
+                return;
+            }
+        };
         let last_id = req
             .header("Last-Event-ID")
             .or_else(|| req.query("lastEventId"))
             .filter(|id| !id.is_empty());
         let Some(seid) = self.open(reply, None) else {
+            self.groups.discard(audience);
             return;
         };
         // No id: the seid event must not move the client's last event id.
         let _ = reply.send(Event::new(seid.as_str()).event("seid"));
-        self.attach(reply, &seid, Audience::native(topics), last_id);
+        self.attach(reply, &seid, audience, last_id);
     }
 
-    /// `Ok` when the request may publish to `topics` (none: a broadcast) or
-    /// manage clients (`topics` is `["*"]`): the `--publish-token`, or a JWT
-    /// covering them when a publisher key is set; without either, loopback
-    /// peers only.
-    fn authorize(&mut self, req: &Request, topics: &[&str]) -> Result<(), Response> {
-        let Some(_) = &self.keys.publisher else {
+    /// Who the request publishes as, when it may publish to `topics`
+    /// (none: a broadcast) or manage clients (`topics` is `["*"]`): the
+    /// `--publish-token`, or a JWT covering them when a publisher key is
+    /// set; without either, loopback peers only.
+    fn authorize(&mut self, req: &Request, topics: &[&str]) -> Result<String, Response> {
+        if self.keys.publisher.is_none() {
             return self.authorize_without_jwt(req);
-        };
+        }
         if let Some(token) = &self.config.publish_token {
             if bearer_matches(req.header_bytes("Authorization"), token.as_bytes()) {
-                return Ok(());
+                return Ok(STATIC_TOKEN.to_owned());
             }
         }
-        let wanted: Vec<&str> = if topics.is_empty() {
-            vec!["*"]
-        } else {
-            topics.to_vec()
-        };
+        let wanted: &[&str] = if topics.is_empty() { &["*"] } else { topics };
         match self
             .keys
-            .may_publish(req, &wanted, &self.config.publish_origin)
+            .may_publish(req, wanted, &self.config.publish_origin)
         {
-            Ok(_) => Ok(()),
+            Ok(publisher) => Ok(publisher.identity),
             Err(refusal) => Err(self.refuse(req, &refusal)),
         }
     }
 
     /// The rule without a publisher key: the `--publish-token` bearer, or
-    /// without one, loopback peers only.
-    pub(crate) fn authorize_without_jwt(&self, req: &Request) -> Result<(), Response> {
+    /// without one, loopback peers only. Answers who publishes.
+    pub(crate) fn authorize_without_jwt(&self, req: &Request) -> Result<String, Response> {
         match &self.config.publish_token {
             Some(token) if bearer_matches(req.header_bytes("Authorization"), token.as_bytes()) => {
-                Ok(())
+                Ok(STATIC_TOKEN.to_owned())
             }
-            Some(_) => Err(Response::text(401, "a valid bearer token is required\n")
-                .header("WWW-Authenticate", "Bearer")),
-            None if is_loopback(req.peer().ip()) => Ok(()),
+            Some(_) => Err(Response::text(
+                401,
+                "the bearer token is not the hub's --publish-token\n",
+            )
+            .header("WWW-Authenticate", "Bearer")),
+            None if is_loopback(req.peer().ip()) => Ok(LOOPBACK.to_owned()),
             None => Err(Response::text(
                 403,
                 "publishing is open to loopback peers only; set --publish-token or --jwt-key\n",
@@ -399,13 +465,18 @@ impl Hub {
         req: &Request,
         reply: &mut Reply<'_>,
     ) -> Result<Option<Response>, Response> {
+        self.cors.apply(req, reply);
         let topic = req.query("topic").filter(|t| !t.is_empty());
-        self.authorize(req, topic.as_slice())?;
+        let publisher = self.authorize(req, topic.as_slice())?;
         let mut entry = Self::entry_from(req)?;
         entry.topics = topic.map(str::to_owned).into_iter().collect();
-        let idempotency =
-            crate::broker::idempotency_key(req.header("Idempotency-Key"), entry.id.as_deref());
-        self.publish_entry(reply, entry, idempotency)
+        let idempotency = crate::broker::idempotency_key(
+            &publisher,
+            req.header("Idempotency-Key"),
+            entry.id.as_deref(),
+        );
+        let cors = self.cors.headers(req);
+        self.publish_entry(reply, entry, idempotency, cors)
     }
 
     /// `POST`/`DELETE /clients/{seid}`. `Ok(None)`: routed to another hub,
@@ -495,6 +566,8 @@ impl Hub {
     fn metrics(&self, reply: &Reply<'_>) -> Response {
         let mut counters = self.counters;
         counters.history = self.history.len() as u64;
+        counters.selectors = self.groups.store.len() as u64;
+        counters.groups = self.groups.len() as u64;
         if let Some(broker) = &self.broker {
             use std::sync::atomic::Ordering::Relaxed;
             let c = &broker.counters;
@@ -592,6 +665,29 @@ pub(crate) fn event_of(id: Option<&str>, entry: &Entry) -> Event {
     event
 }
 
+/// The publisher identity of the `--publish-token` bearer.
+const STATIC_TOKEN: &str = "static";
+/// The publisher identity of a loopback peer when no token is configured.
+const LOOPBACK: &str = "loopback";
+
+/// `400`: more selectors than one subscribe may have.
+pub(crate) fn too_many_selectors(count: usize, max: usize) -> Response {
+    Response::text(
+        400,
+        format!("{count} topic selectors; the hub takes at most {max} per subscribe (--max-selectors)\n"),
+    )
+}
+
+/// The answer to a selector the store refused: `400`, or `503` with
+/// `Retry-After` when the hub is full.
+pub(crate) fn selector_refused(e: &crate::topics::SelectorError) -> Response {
+    let answer = Response::text(e.status(), format!("{e}\n"));
+    match e.status() {
+        503 => answer.header("Retry-After", "5"),
+        _ => answer,
+    }
+}
+
 /// `405` with the methods the route takes.
 pub(crate) fn allow(methods: &str) -> Response {
     Response::text(405, "method not allowed\n").header("Allow", methods)
@@ -628,6 +724,21 @@ mod tests {
         for ip in ["10.0.0.1", "192.168.1.2", "::ffff:10.0.0.1", "2001:db8::1"] {
             assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn the_refusal_log_takes_a_few_a_second_and_counts_the_rest() {
+        let start = std::time::Instant::now();
+        let mut limit = RateLimit::new(3);
+        let took: Vec<Option<u64>> = (0..6).map(|_| limit.admit(start)).collect();
+        assert_eq!(took, [Some(0), Some(0), Some(0), None, None, None]);
+        let later = start + std::time::Duration::from_secs(1);
+        assert_eq!(
+            limit.admit(later),
+            Some(3),
+            "the next says how many were held"
+        );
+        assert_eq!(limit.admit(later), Some(0));
     }
 
     #[test]

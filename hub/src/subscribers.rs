@@ -2,28 +2,33 @@
 //!
 //! Subscribers with the same selectors (and, for Mercure, the same private
 //! selectors from their token) form one [`Group`], which is one topic of the
-//! library's: a publish decides once per group whether the update goes to
-//! it, evaluating each distinct selector once, and the library queues the
-//! one encoded frame on every member. The cost of a publish follows the
-//! number of distinct selector sets, never the number of subscribers; and a
-//! subscriber is in exactly one group, so an update whose several topics it
-//! selects still reaches it once.
+//! library's: a publish finds the groups it goes to, and the library queues
+//! the one encoded frame on every member. A subscriber is in exactly one
+//! group, so an update whose several topics it selects still reaches it once.
+//!
+//! A publish costs what it delivers: the [`SelectorStore`] answers which
+//! live selectors match the update's topics (by lookup and by template
+//! prefix, never by a walk over all of them), and each group is reached
+//! through the selectors it subscribes with. Groups hold references to
+//! their selectors; the last group to leave frees them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use slab::Slab;
 
 use crate::history::Update;
-use crate::topics::{SelectorId, SelectorStore};
+use crate::topics::{Reading, SelectorError, SelectorId, SelectorStore};
 
-/// What a subscriber selects.
+/// What a subscriber selects. Its selector ids are references held in the
+/// store: an audience is either [joined](Groups::join) or
+/// [discarded](Groups::discard), never just dropped.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Audience {
     /// A native `/events` subscriber: public updates on one of its exact
     /// topics, and native broadcasts.
     Native {
-        /// Its topics, sorted, without repeats.
-        topics: Vec<String>,
+        /// Its topics (literal selectors), sorted, without repeats.
+        topics: Vec<SelectorId>,
     },
     /// A Mercure subscriber: updates with a topic its selectors match;
     /// private ones only if its token's selectors match one of their topics.
@@ -36,71 +41,108 @@ pub enum Audience {
     },
 }
 
+/// Interns every text in `list` read as `reading`, sorted and without
+/// repeats; on a refusal, gives back what it took.
+fn intern_all<'a>(
+    store: &mut SelectorStore,
+    list: impl IntoIterator<Item = &'a str>,
+    reading: Reading,
+) -> Result<Vec<SelectorId>, SelectorError> {
+    let mut ids = Vec::new();
+    for text in list {
+        match store.intern(text, reading) {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                release_all(store, &ids);
+                return Err(e);
+            }
+        }
+    }
+    ids.sort_unstable();
+    // A repeat holds a reference too: give it back as it is dropped.
+    let mut kept: Vec<SelectorId> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if kept.last() == Some(&id) {
+            store.release(id);
+        } else {
+            kept.push(id);
+        }
+    }
+    Ok(kept)
+}
+
+fn release_all(store: &mut SelectorStore, ids: &[SelectorId]) {
+    for &id in ids {
+        store.release(id);
+    }
+}
+
 impl Audience {
     /// A native audience for `topics` (empty: broadcasts only).
-    pub fn native<'a>(topics: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut topics: Vec<String> = topics.into_iter().map(str::to_owned).collect();
-        topics.sort_unstable();
-        topics.dedup();
-        Audience::Native { topics }
+    ///
+    /// # Errors
+    /// When a topic passes the store's limits.
+    pub fn native<'a>(
+        store: &mut SelectorStore,
+        topics: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, SelectorError> {
+        Ok(Audience::Native {
+            topics: intern_all(store, topics, Reading::Literal)?,
+        })
     }
 
     /// A Mercure audience: `selectors` and the token's `allowed` private
     /// selectors, interned in `store`.
+    ///
+    /// # Errors
+    /// When a selector passes the store's limits (nothing is kept).
     pub fn mercure(
         store: &mut SelectorStore,
         selectors: &[String],
         allowed: Option<&[String]>,
-    ) -> Self {
-        let mut intern = |list: &[String]| {
-            let mut ids: Vec<SelectorId> = list.iter().map(|s| store.intern(s)).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
+    ) -> Result<Self, SelectorError> {
+        let selectors = intern_all(
+            store,
+            selectors.iter().map(String::as_str),
+            Reading::Selector,
+        )?;
+        let allowed = match allowed {
+            None => None,
+            Some(list) => {
+                match intern_all(store, list.iter().map(String::as_str), Reading::Selector) {
+                    Ok(ids) => Some(ids),
+                    Err(e) => {
+                        release_all(store, &selectors);
+                        return Err(e);
+                    }
+                }
+            }
         };
-        Audience::Mercure {
-            selectors: intern(selectors),
-            allowed: allowed.map(&mut intern),
+        Ok(Audience::Mercure { selectors, allowed })
+    }
+
+    /// The selectors it subscribes with (those an update's topic must match).
+    fn subscribed(&self) -> &[SelectorId] {
+        match self {
+            Audience::Native { topics } => topics,
+            Audience::Mercure { selectors, .. } => selectors,
         }
+    }
+
+    /// Every reference it holds.
+    fn held(&self) -> impl Iterator<Item = SelectorId> + '_ {
+        let allowed = match self {
+            Audience::Mercure {
+                allowed: Some(a), ..
+            } => a.as_slice(),
+            _ => &[],
+        };
+        self.subscribed().iter().chain(allowed).copied()
     }
 
     /// The topics or selectors it was asked for, as text (for `/clients`).
     pub fn describe<'a>(&'a self, store: &'a SelectorStore) -> Vec<&'a str> {
-        match self {
-            Audience::Native { topics } => topics.iter().map(String::as_str).collect(),
-            Audience::Mercure { selectors, .. } => {
-                selectors.iter().map(|&id| store.text(id)).collect()
-            }
-        }
-    }
-}
-
-/// Answers, for one update, whether each selector matches one of its
-/// topics, working each out once.
-struct Memo<'a> {
-    store: &'a SelectorStore,
-    topics: &'a [String],
-    /// Per selector: 0 not worked out yet, 1 no, 2 yes.
-    known: Vec<u8>,
-}
-
-impl<'a> Memo<'a> {
-    fn new(store: &'a SelectorStore, topics: &'a [String]) -> Self {
-        Memo {
-            store,
-            topics,
-            known: vec![0; store.len()],
-        }
-    }
-
-    fn any(&mut self, selectors: &[SelectorId]) -> bool {
-        selectors.iter().any(|&id| {
-            if self.known[id] == 0 {
-                let hit = self.topics.iter().any(|t| self.store.matches(id, t));
-                self.known[id] = 1 + u8::from(hit);
-            }
-            self.known[id] == 2
-        })
+        self.subscribed().iter().map(|&id| store.text(id)).collect()
     }
 }
 
@@ -121,6 +163,10 @@ pub struct Groups {
     pub store: SelectorStore,
     groups: Slab<Group>,
     by_audience: HashMap<Audience, usize>,
+    /// The groups that subscribe with each selector.
+    by_selector: HashMap<SelectorId, HashSet<usize>>,
+    /// The native groups: a native broadcast goes to each.
+    natives: HashSet<usize>,
 }
 
 /// The prefix of the library topics groups use: a NUL can never come from
@@ -129,15 +175,31 @@ pub struct Groups {
 const GROUP_TOPIC: &str = "\0group:";
 
 impl Groups {
+    /// No groups yet; selectors keep to `store`'s limits.
+    pub fn new(store: SelectorStore) -> Self {
+        Groups {
+            store,
+            ..Groups::default()
+        }
+    }
+
     /// Adds a member to the group for `audience` (made if new); answers the
-    /// group's id.
+    /// group's id. The group takes over the audience's references.
     pub fn join(&mut self, audience: Audience) -> usize {
         if let Some(&id) = self.by_audience.get(&audience) {
             self.groups[id].members += 1;
+            // The group already holds these selectors.
+            self.discard(audience);
             return id;
         }
         let entry = self.groups.vacant_entry();
         let id = entry.key();
+        for &selector in audience.subscribed() {
+            self.by_selector.entry(selector).or_default().insert(id);
+        }
+        if matches!(audience, Audience::Native { .. }) {
+            self.natives.insert(id);
+        }
         entry.insert(Group {
             audience: audience.clone(),
             topic: format!("{GROUP_TOPIC}{id}"),
@@ -147,16 +209,36 @@ impl Groups {
         id
     }
 
-    /// A member of group `id` left; an empty group is dropped.
+    /// Gives back the references of an audience that joins no group (its
+    /// stream was never opened).
+    pub fn discard(&mut self, audience: Audience) {
+        for id in audience.held() {
+            self.store.release(id);
+        }
+    }
+
+    /// A member of group `id` left; an empty group is dropped, with its
+    /// references.
     pub fn leave(&mut self, id: usize) {
         let Some(group) = self.groups.get_mut(id) else {
             return;
         };
         group.members -= 1;
-        if group.members == 0 {
-            let group = self.groups.remove(id);
-            self.by_audience.remove(&group.audience);
+        if group.members > 0 {
+            return;
         }
+        let group = self.groups.remove(id);
+        self.by_audience.remove(&group.audience);
+        self.natives.remove(&id);
+        for selector in group.audience.subscribed() {
+            if let Some(set) = self.by_selector.get_mut(selector) {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.by_selector.remove(selector);
+                }
+            }
+        }
+        self.discard(group.audience);
     }
 
     /// Group `id`.
@@ -174,36 +256,51 @@ impl Groups {
         self.groups.is_empty()
     }
 
-    /// The groups `update` goes to, each selector worked out once.
-    pub fn receiving<'a>(&'a self, update: &'a Update) -> impl Iterator<Item = &'a Group> + 'a {
-        let mut memo = Memo::new(&self.store, &update.topics);
-        self.groups
-            .iter()
-            .map(|(_, group)| group)
-            .filter(move |group| receives(&group.audience, update, &mut memo))
+    /// The groups `update` goes to: those reached through a selector that
+    /// matches one of its topics (or, for a native broadcast, the native
+    /// groups), each checked once.
+    pub fn receiving(&self, update: &Update) -> Vec<&Group> {
+        let matched = self.store.matching(&update.topics);
+        let mut candidates: Vec<usize> = if update.topics.is_empty() {
+            self.natives.iter().copied().collect()
+        } else {
+            matched
+                .iter()
+                .filter_map(|s| self.by_selector.get(s))
+                .flatten()
+                .copied()
+                .collect()
+        };
+        candidates.sort_unstable();
+        candidates.dedup();
+        let hit = |id: &SelectorId| matched.binary_search(id).is_ok();
+        candidates
+            .into_iter()
+            .map(|id| &self.groups[id])
+            .filter(|group| receives(&group.audience, update, hit))
+            .collect()
     }
 
     /// Whether `audience` receives `update` (one check, for a replay).
     pub fn audience_receives(&self, audience: &Audience, update: &Update) -> bool {
-        receives(
-            audience,
-            update,
-            &mut Memo::new(&self.store, &update.topics),
-        )
+        receives(audience, update, |&id| {
+            update.topics.iter().any(|t| self.store.matches(id, t))
+        })
     }
 }
 
-fn receives(audience: &Audience, update: &Update, memo: &mut Memo<'_>) -> bool {
+/// Whether `audience` receives `update`, given which selectors match one of
+/// its topics.
+fn receives(audience: &Audience, update: &Update, hit: impl Fn(&SelectorId) -> bool) -> bool {
     match audience {
         Audience::Native { topics } => {
-            !update.private
-                && (update.topics.is_empty() || update.topics.iter().any(|t| topics.contains(t)))
+            !update.private && (update.topics.is_empty() || topics.iter().any(&hit))
         }
         // A native broadcast has no topic: it is not a Mercure update.
         Audience::Mercure { .. } if update.topics.is_empty() => false,
         Audience::Mercure { selectors, allowed } => {
-            memo.any(selectors)
-                && (!update.private || allowed.as_deref().is_some_and(|a| memo.any(a)))
+            selectors.iter().any(&hit)
+                && (!update.private || allowed.as_deref().is_some_and(|a| a.iter().any(&hit)))
         }
     }
 }
@@ -229,18 +326,21 @@ mod tests {
     #[test]
     fn private_updates_reach_only_the_authorized() {
         let mut groups = Groups::default();
-        let anonymous = Audience::mercure(&mut groups.store, &strings(&["/books/{id}"]), None);
+        let anonymous =
+            Audience::mercure(&mut groups.store, &strings(&["/books/{id}"]), None).unwrap();
         let entitled = Audience::mercure(
             &mut groups.store,
             &strings(&["/books/{id}"]),
             Some(&strings(&["/books/1"])),
-        );
+        )
+        .unwrap();
         let other = Audience::mercure(
             &mut groups.store,
             &strings(&["*"]),
             Some(&strings(&["/users/{id}"])),
-        );
-        let native = Audience::native(["/books/1"]);
+        )
+        .unwrap();
+        let native = Audience::native(&mut groups.store, ["/books/1"]).unwrap();
         let private = update(&["/books/1"], true);
         let public = update(&["/books/1"], false);
         let cases = [
@@ -268,25 +368,57 @@ mod tests {
             &mut groups.store,
             &strings(&["/a", "/b"]),
             Some(&strings(&["/b"])),
-        );
-        let id = groups.join(audience.clone());
-        assert_eq!(groups.join(audience), id, "alike subscribers share a group");
+        )
+        .unwrap();
+        let twin = Audience::mercure(
+            &mut groups.store,
+            &strings(&["/b", "/a", "/a"]),
+            Some(&strings(&["/b"])),
+        )
+        .unwrap();
+        let id = groups.join(audience);
+        assert_eq!(groups.join(twin), id, "alike subscribers share a group");
         let u = update(&["/a", "/b"], true);
-        assert_eq!(groups.receiving(&u).count(), 1);
+        assert_eq!(groups.receiving(&u).len(), 1);
         groups.leave(id);
         assert_eq!(groups.len(), 1);
         groups.leave(id);
         assert!(groups.is_empty());
+        assert!(
+            groups.store.is_empty(),
+            "the last member frees the selectors"
+        );
+        assert!(groups.by_selector.is_empty());
     }
 
     #[test]
     fn native_broadcasts_are_not_mercure_updates() {
         let mut groups = Groups::default();
-        let mercure = Audience::mercure(&mut groups.store, &strings(&["*"]), None);
+        let mercure = Audience::mercure(&mut groups.store, &strings(&["*"]), None).unwrap();
         let broadcast = update(&[], false);
         assert!(!groups.audience_receives(&mercure, &broadcast));
-        assert!(groups.audience_receives(&Audience::native([]), &broadcast));
-        assert!(groups.audience_receives(&Audience::native(["t"]), &broadcast));
-        assert!(!groups.audience_receives(&Audience::native(["t"]), &update(&["u"], false)));
+        let none = Audience::native(&mut groups.store, []).unwrap();
+        let t = Audience::native(&mut groups.store, ["t"]).unwrap();
+        assert!(groups.audience_receives(&none, &broadcast));
+        assert!(groups.audience_receives(&t, &broadcast));
+        assert!(!groups.audience_receives(&t, &update(&["u"], false)));
+        let (m, n, t) = (groups.join(mercure), groups.join(none), groups.join(t));
+        let reached = |u: &Update| {
+            let mut ids: Vec<&str> = groups
+                .receiving(u)
+                .iter()
+                .map(|g| g.topic.as_str())
+                .collect();
+            ids.sort_unstable();
+            ids
+        };
+        let topic = |id: usize| groups.get(id).unwrap().topic.as_str();
+        let mut natives = vec![topic(n), topic(t)];
+        natives.sort_unstable();
+        assert_eq!(reached(&broadcast), natives);
+        let mut to_t = vec![topic(m), topic(t)];
+        to_t.sort_unstable();
+        assert_eq!(reached(&update(&["t"], false)), to_t);
+        assert_eq!(reached(&update(&["t"], true)), Vec::<&str>::new());
     }
 }

@@ -107,14 +107,13 @@ pub(crate) fn answer(
     reply: &mut Reply<'_>,
     rest: &str,
 ) -> Option<Response> {
-    let claims = match hub.keys.subscriber_claims(req, false) {
-        Ok(Some(claims)) => claims,
+    let grant = match hub.keys.subscriber_grant(req, false) {
+        Ok(Some(grant)) => grant,
         Ok(None) => return Some(hub.refuse(req, &Refusal::NoToken)),
         Err(refusal) => return Some(hub.refuse(req, &refusal)),
     };
-    let allowed = claims.mercure.subscribe.unwrap_or_default();
-    if !crate::topics::matches_any(&allowed, req.path()) {
-        let refusal = Refusal::TopicNotCovered(req.path().to_owned());
+    if !grant.may_subscribe_to(req.path()) {
+        let refusal = Refusal::NotSubscribable(req.path().to_owned());
         return Some(hub.refuse(req, &refusal));
     }
     let Some(filter) = subscription_filter(rest) else {

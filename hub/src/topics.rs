@@ -6,75 +6,474 @@
 //! `{var}` expands to unreserved characters only, so it never matches `/`;
 //! `{+var}` and `{#var}` expand to reserved characters too, so they do.
 //!
-//! Selectors are compiled once, when first seen, and kept in a
-//! [`SelectorStore`] by their text: matching costs follow the number of
-//! distinct selectors, never the number of subscribers that use them.
+//! Every cost here is owned by something live and bounded:
+//!
+//! - a selector is at most [`Limits::max_selector_bytes`] long, and its
+//!   compiled form (a DFA: one table, searched with no cache to grow) at
+//!   most [`Limits::max_compiled_bytes`], else it is refused with a
+//!   [`SelectorError`] that the routes answer `400`; at most
+//!   [`Limits::max_templates`] distinct templates are live at once;
+//! - a [`SelectorStore`] compiles each distinct selector once and counts the
+//!   references to it; the last [`release`](SelectorStore::release) frees it,
+//!   so what the store holds follows the live subscribers, never what
+//!   clients once sent;
+//! - a topic is tested only against selectors that can match it: literal
+//!   selectors are found in a hash map, and templates are indexed by their
+//!   literal prefix (the text before the first `{`), so a publish costs what
+//!   it delivers, not how many templates are subscribed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
-use regex::Regex;
+use regex_automata::dfa::{dense, Automaton, StartKind};
+use regex_automata::{nfa::thompson, Anchored, Input};
+use slab::Slab;
 
-/// One compiled selector.
+/// The bounds on one selector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest selector, in bytes.
+    pub max_selector_bytes: usize,
+    /// The largest compiled URI template, in bytes: its DFA's table (and
+    /// what building it may use).
+    pub max_compiled_bytes: usize,
+    /// The most distinct URI templates a store holds at once: with
+    /// `max_compiled_bytes`, what bounds its memory and the worst publish.
+    pub max_templates: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_selector_bytes: 1024,
+            max_compiled_bytes: 32 * 1024,
+            max_templates: 8_192,
+        }
+    }
+}
+
+/// Why a selector was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SelectorError {
+    /// Longer than [`Limits::max_selector_bytes`].
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Its compiled form would pass [`Limits::max_compiled_bytes`].
+    TooComplex {
+        /// The limit.
+        max: usize,
+    },
+    /// The store already holds [`Limits::max_templates`] distinct templates.
+    Full {
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl SelectorError {
+    /// The HTTP status that answers it: the request's fault (`400`), or
+    /// the hub's capacity (`503`).
+    pub fn status(&self) -> u16 {
+        match self {
+            SelectorError::Full { .. } => 503,
+            _ => 400,
+        }
+    }
+}
+
+impl fmt::Display for SelectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SelectorError::TooLong { len, max } => write!(
+                f,
+                "a topic selector is {len} bytes long; the hub takes at most {max} (--max-selector-bytes)"
+            ),
+            SelectorError::TooComplex { max } => write!(
+                f,
+                "a URI template compiles to more than {max} bytes (--max-compiled-bytes)"
+            ),
+            SelectorError::Full { max } => write!(
+                f,
+                "the hub holds {max} distinct URI templates, its limit (--max-templates); retry later"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SelectorError {}
+
+/// One compiled selector: what it matches, decided once.
 #[derive(Debug)]
-enum Compiled {
+pub struct Matcher {
+    kind: Kind,
+}
+
+/// A compiled URI template: the literals a topic must hold, and the DFA
+/// for what lies between its literal prefix and suffix.
+#[derive(Debug)]
+struct Template {
+    dfa: dense::DFA<Vec<u32>>,
+    skeleton: Skeleton,
+}
+
+#[derive(Debug)]
+enum Kind {
     /// `*`: every topic.
     Any,
     /// A topic to compare byte for byte (no template expression in it).
-    Exact(String),
-    /// A URI template, as an anchored regular expression.
-    Template(Regex),
+    Exact(Box<str>),
+    /// A URI template.
+    Template(Box<Template>),
     /// A template with a syntax error: it selects nothing (and is not taken
     /// for an exact topic, which its braces show it was not meant to be).
     Invalid,
 }
 
-/// The index of a selector in its [`SelectorStore`].
+impl Matcher {
+    /// A Mercure topic selector: `*`, an exact topic, or a URI template.
+    ///
+    /// # Errors
+    /// When it passes one of `limits`.
+    pub fn selector(text: &str, limits: Limits) -> Result<Matcher, SelectorError> {
+        if text.len() > limits.max_selector_bytes {
+            return Err(SelectorError::TooLong {
+                len: text.len(),
+                max: limits.max_selector_bytes,
+            });
+        }
+        let kind = if text == "*" {
+            Kind::Any
+        } else if !is_template(text) {
+            Kind::Exact(text.into())
+        } else {
+            // The literal prefix and suffix are the skeleton's to check;
+            // the DFA takes what lies between (a long literal would cost it
+            // a state a byte).
+            let skeleton = Skeleton::of(text);
+            let middle = &text[skeleton.prefix.len()..text.len() - skeleton.suffix.len()];
+            match template_regex(text).and_then(|_| template_regex(middle)) {
+                None => Kind::Invalid,
+                Some(pattern) => {
+                    let max = limits.max_compiled_bytes;
+                    let dfa = dense::Builder::new()
+                        .configure(
+                            dense::Config::new()
+                                .start_kind(StartKind::Anchored)
+                                .dfa_size_limit(Some(max))
+                                .determinize_size_limit(Some(max)),
+                        )
+                        .thompson(thompson::Config::new().nfa_size_limit(Some(max)))
+                        .build(&pattern)
+                        // The pattern is ours and always parses: the one
+                        // error left is a size limit.
+                        .map_err(|_| SelectorError::TooComplex { max })?;
+                    Kind::Template(Box::new(Template { dfa, skeleton }))
+                }
+            }
+        };
+        Ok(Matcher { kind })
+    }
+
+    /// A native topic: matches itself only, braces and `*` included.
+    pub fn literal(text: &str) -> Matcher {
+        Matcher {
+            kind: Kind::Exact(text.into()),
+        }
+    }
+
+    /// Whether it matches `topic`.
+    pub fn matches(&self, topic: &str) -> bool {
+        match &self.kind {
+            Kind::Any => true,
+            Kind::Exact(exact) => **exact == *topic,
+            // The literals first: they turn most topics away in a few
+            // comparisons, without touching the regex's far larger state.
+            Kind::Template(t) => t.skeleton.middle_of(topic).is_some_and(|middle| {
+                t.dfa
+                    .try_search_fwd(&Input::new(middle).anchored(Anchored::Yes).earliest(true))
+                    .is_ok_and(|found| found.is_some())
+            }),
+            Kind::Invalid => false,
+        }
+    }
+}
+
+/// The literal text of a URI template, outside its expressions: a topic it
+/// matches starts with the first piece, ends with the last (when the
+/// template ends with a literal) and holds the others in order between.
+/// What every expression expands to is optional, so nothing else is
+/// certain.
+#[derive(Debug)]
+struct Skeleton {
+    prefix: Box<str>,
+    middle: Box<[Box<str>]>,
+    suffix: Box<str>,
+}
+
+impl Skeleton {
+    fn of(template: &str) -> Skeleton {
+        // Literal pieces, split at each `{…}` (the template parsed, so
+        // braces pair up).
+        let mut pieces: Vec<&str> = Vec::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            pieces.push(&rest[..open]);
+            let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+            rest = &rest[close..];
+        }
+        let suffix = rest;
+        let prefix = if pieces.is_empty() {
+            ""
+        } else {
+            pieces.remove(0)
+        };
+        Skeleton {
+            prefix: prefix.into(),
+            middle: pieces
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .map(Into::into)
+                .collect(),
+            suffix: suffix.into(),
+        }
+    }
+
+    /// What lies between the prefix and the suffix of `topic`, when it
+    /// holds the skeleton.
+    fn middle_of<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        let between = topic
+            .strip_prefix(&*self.prefix)?
+            .strip_suffix(&*self.suffix)?;
+        let mut rest = between;
+        for piece in &*self.middle {
+            let at = rest.find(&**piece)?;
+            rest = &rest[at + piece.len()..];
+        }
+        Some(between)
+    }
+
+    #[cfg(test)]
+    fn holds(&self, topic: &str) -> bool {
+        self.middle_of(topic).is_some()
+    }
+}
+
+/// Whether a Mercure selector is a URI template (has an expression).
+fn is_template(text: &str) -> bool {
+    text.contains(['{', '}'])
+}
+
+/// Whether any of `matchers` matches `topic`.
+pub fn any_matches(matchers: &[Matcher], topic: &str) -> bool {
+    matchers.iter().any(|m| m.matches(topic))
+}
+
+/// The index of a selector in its [`SelectorStore`], valid while someone
+/// holds a reference to it.
 pub type SelectorId = usize;
 
-/// Selectors by their text, each compiled once.
-#[derive(Debug, Default)]
+/// How a selector's text is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// A Mercure selector: `*`, an exact topic or a URI template.
+    Selector,
+    /// A native topic: the text itself, whatever it holds.
+    Literal,
+}
+
+struct Slot {
+    text: Box<str>,
+    reading: Reading,
+    matcher: Matcher,
+    refs: usize,
+}
+
+/// Live selectors, each compiled once, counted by reference, and indexed so
+/// a topic meets only the selectors that can match it.
 pub struct SelectorStore {
-    compiled: Vec<Compiled>,
-    texts: Vec<String>,
-    by_text: HashMap<String, SelectorId>,
+    limits: Limits,
+    slots: Slab<Slot>,
+    /// Exact selectors (native topics and Mercure selectors without an
+    /// expression) by their text: matched by one lookup.
+    exact: HashMap<Box<str>, SelectorId>,
+    /// `*` and URI templates (valid or not) by their text.
+    patterns: HashMap<Box<str>, SelectorId>,
+    /// The selector `*`, while someone holds it.
+    any: Option<SelectorId>,
+    /// Valid templates by their literal prefix.
+    by_prefix: HashMap<Box<[u8]>, Vec<SelectorId>>,
+    /// The lengths of the prefixes in `by_prefix`, with how many templates
+    /// have each: a topic is looked up once per distinct length.
+    prefix_lengths: BTreeMap<usize, usize>,
+    /// How many templates (valid or not) and `*` are live.
+    templates: usize,
+}
+
+impl fmt::Debug for SelectorStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SelectorStore({} live)", self.slots.len())
+    }
+}
+
+impl Default for SelectorStore {
+    fn default() -> Self {
+        SelectorStore::new(Limits::default())
+    }
 }
 
 impl SelectorStore {
-    /// The id of `selector`, compiling it the first time it is seen.
-    pub fn intern(&mut self, selector: &str) -> SelectorId {
-        if let Some(&id) = self.by_text.get(selector) {
-            return id;
+    /// An empty store whose selectors keep to `limits`.
+    pub fn new(limits: Limits) -> Self {
+        SelectorStore {
+            limits,
+            slots: Slab::new(),
+            exact: HashMap::new(),
+            patterns: HashMap::new(),
+            any: None,
+            by_prefix: HashMap::new(),
+            prefix_lengths: BTreeMap::new(),
+            templates: 0,
         }
-        let id = self.compiled.len();
-        self.compiled.push(compile(selector));
-        self.texts.push(selector.to_owned());
-        self.by_text.insert(selector.to_owned(), id);
-        id
+    }
+
+    /// The limits every selector keeps to.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A reference to `text` read as `reading`, compiling it if no one holds
+    /// it yet. Each call must be matched by one [`release`](Self::release).
+    ///
+    /// # Errors
+    /// When the selector passes the store's limits (nothing is kept).
+    pub fn intern(&mut self, text: &str, reading: Reading) -> Result<SelectorId, SelectorError> {
+        let exact = reading == Reading::Literal || (text != "*" && !is_template(text));
+        let map = if exact { &self.exact } else { &self.patterns };
+        if let Some(&id) = map.get(text) {
+            self.slots[id].refs += 1;
+            return Ok(id);
+        }
+        if reading == Reading::Selector && !exact && self.templates >= self.limits.max_templates {
+            return Err(SelectorError::Full {
+                max: self.limits.max_templates,
+            });
+        }
+        let matcher = match reading {
+            Reading::Literal if text.len() > self.limits.max_selector_bytes => {
+                return Err(SelectorError::TooLong {
+                    len: text.len(),
+                    max: self.limits.max_selector_bytes,
+                })
+            }
+            Reading::Literal => Matcher::literal(text),
+            Reading::Selector => Matcher::selector(text, self.limits)?,
+        };
+        let id = self.slots.insert(Slot {
+            text: text.into(),
+            reading,
+            matcher,
+            refs: 1,
+        });
+        let slot = &self.slots[id];
+        if !matches!(slot.matcher.kind, Kind::Exact(_)) {
+            self.templates += 1;
+        }
+        match &slot.matcher.kind {
+            Kind::Exact(_) => {
+                self.exact.insert(text.into(), id);
+            }
+            Kind::Any => {
+                self.patterns.insert(text.into(), id);
+                self.any = Some(id);
+            }
+            Kind::Template(t) => {
+                let prefix = t.skeleton.prefix.len();
+                self.patterns.insert(text.into(), id);
+                self.by_prefix
+                    .entry(text.as_bytes()[..prefix].into())
+                    .or_default()
+                    .push(id);
+                *self.prefix_lengths.entry(prefix).or_default() += 1;
+            }
+            Kind::Invalid => {
+                self.patterns.insert(text.into(), id);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Gives back one reference to `id`; the last one frees the selector.
+    pub fn release(&mut self, id: SelectorId) {
+        let Some(slot) = self.slots.get_mut(id) else {
+            debug_assert!(false, "released a selector no one held");
+            return;
+        };
+        slot.refs -= 1;
+        if slot.refs > 0 {
+            return;
+        }
+        let slot = self.slots.remove(id);
+        if !matches!(slot.matcher.kind, Kind::Exact(_)) {
+            self.templates -= 1;
+        }
+        match slot.matcher.kind {
+            Kind::Exact(_) => {
+                self.exact.remove(&slot.text);
+            }
+            Kind::Any => {
+                self.patterns.remove(&slot.text);
+                self.any = None;
+            }
+            Kind::Template(t) => {
+                let prefix = t.skeleton.prefix.len();
+                self.patterns.remove(&slot.text);
+                let key = &slot.text.as_bytes()[..prefix];
+                if let Some(bucket) = self.by_prefix.get_mut(key) {
+                    bucket.retain(|&other| other != id);
+                    if bucket.is_empty() {
+                        self.by_prefix.remove(key);
+                    }
+                }
+                if let Some(count) = self.prefix_lengths.get_mut(&prefix) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.prefix_lengths.remove(&prefix);
+                    }
+                }
+            }
+            Kind::Invalid => {
+                self.patterns.remove(&slot.text);
+            }
+        }
     }
 
     /// The text of selector `id`.
     pub fn text(&self, id: SelectorId) -> &str {
-        &self.texts[id]
+        &self.slots[id].text
     }
 
-    /// How many selectors have been seen.
+    /// How selector `id` is read.
+    pub fn reading(&self, id: SelectorId) -> Reading {
+        self.slots[id].reading
+    }
+
+    /// How many selectors are live.
     pub fn len(&self) -> usize {
-        self.compiled.len()
+        self.slots.len()
     }
 
-    /// Whether none has.
+    /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.compiled.is_empty()
+        self.slots.is_empty()
     }
 
     /// Whether selector `id` matches `topic`.
     pub fn matches(&self, id: SelectorId, topic: &str) -> bool {
-        match &self.compiled[id] {
-            Compiled::Any => true,
-            Compiled::Exact(exact) => exact == topic,
-            Compiled::Template(regex) => regex.is_match(topic),
-            Compiled::Invalid => false,
-        }
+        self.slots[id].matcher.matches(topic)
     }
 
     /// Whether any selector in `selectors` matches any of `topics`.
@@ -83,29 +482,42 @@ impl SelectorStore {
             .iter()
             .any(|topic| selectors.iter().any(|&id| self.matches(id, topic)))
     }
-}
 
-/// Whether the selector texts in `selectors` match `topic`, without a
-/// store (for a one-off check, such as a token's claims at publish time).
-pub fn matches_any(selectors: &[String], topic: &str) -> bool {
-    selectors.iter().any(|s| match compile(s) {
-        Compiled::Any => true,
-        Compiled::Exact(exact) => exact == topic,
-        Compiled::Template(regex) => regex.is_match(topic),
-        Compiled::Invalid => false,
-    })
-}
-
-fn compile(selector: &str) -> Compiled {
-    if selector == "*" {
-        return Compiled::Any;
-    }
-    if !selector.contains('{') && !selector.contains('}') {
-        return Compiled::Exact(selector.to_owned());
-    }
-    match template_regex(selector).and_then(|pattern| Regex::new(&pattern).ok()) {
-        Some(regex) => Compiled::Template(regex),
-        None => Compiled::Invalid,
+    /// Every live selector that matches one of `topics`, sorted, without
+    /// repeats. Each topic costs one exact lookup and one lookup per
+    /// distinct template prefix length; only the templates whose literal
+    /// prefix it starts with are candidates, never every selector. Each
+    /// candidate is then tried on every topic in turn, so its matcher is
+    /// brought into the CPU's cache once per publish, not once per topic.
+    pub fn matching(&self, topics: &[String]) -> Vec<SelectorId> {
+        let mut found = Vec::new();
+        if topics.is_empty() {
+            return found;
+        }
+        found.extend(self.any);
+        let mut candidates = Vec::new();
+        for topic in topics {
+            found.extend(self.exact.get(topic.as_str()));
+            let bytes = topic.as_bytes();
+            for &len in self
+                .prefix_lengths
+                .range(..=bytes.len())
+                .map(|(len, _)| len)
+            {
+                if let Some(bucket) = self.by_prefix.get(&bytes[..len]) {
+                    candidates.extend_from_slice(bucket);
+                }
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        found.extend(candidates.into_iter().filter(|&id| {
+            let matcher = &self.slots[id].matcher;
+            topics.iter().any(|t| matcher.matches(t))
+        }));
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 }
 
@@ -184,10 +596,20 @@ mod tests {
 
     fn check(selector: &str, topic: &str) -> bool {
         let mut store = SelectorStore::default();
-        let id = store.intern(selector);
-        let direct = matches_any(&[selector.to_owned()], topic);
-        assert_eq!(store.matches(id, topic), direct, "{selector} ~ {topic}");
-        direct
+        let id = store.intern(selector, Reading::Selector).unwrap();
+        let direct = Matcher::selector(selector, Limits::default()).unwrap();
+        let indexed = store.matching(&[topic.to_owned()]).contains(&id);
+        assert_eq!(
+            store.matches(id, topic),
+            direct.matches(topic),
+            "{selector} ~ {topic}"
+        );
+        assert_eq!(
+            indexed,
+            direct.matches(topic),
+            "index: {selector} ~ {topic}"
+        );
+        direct.matches(topic)
     }
 
     #[test]
@@ -289,14 +711,129 @@ mod tests {
     }
 
     #[test]
-    fn a_selector_is_compiled_once() {
+    fn the_skeleton_is_what_every_match_holds() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("/books/{id}", "/books/1", true),
+            ("/books/{id}", "/users/1", false),
+            ("{+a}x1{+b}", "/a/x1/b", true),
+            ("{+a}x1{+b}", "/a/x2/b", false),
+            ("/a/{x}/b/{y}/c", "/a/1/b/2/c", true),
+            ("/a/{x}/b/{y}/c", "/a/1/c/2/b", false),
+            ("/a/{x}.json", "/a/1.json", true),
+            ("/a/{x}.json", "/a/1.xml", false),
+            // The suffix and the prefix may not overlap.
+            ("/ab{x}ba", "/aba", false),
+            ("/ab{x}ba", "/abba", true),
+        ];
+        for &(template, topic, holds) in cases {
+            let skeleton = Skeleton::of(template);
+            assert_eq!(skeleton.holds(topic), holds, "{template} ~ {topic}");
+            let m = Matcher::selector(template, Limits::default()).unwrap();
+            if !holds {
+                assert!(!m.matches(topic), "{template} ~ {topic}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_selector_is_compiled_once_and_freed_with_its_last_holder() {
         let mut store = SelectorStore::default();
-        let a = store.intern("/books/{id}");
-        let b = store.intern("/books/{id}");
+        let a = store.intern("/books/{id}", Reading::Selector).unwrap();
+        let b = store.intern("/books/{id}", Reading::Selector).unwrap();
         assert_eq!(a, b);
-        assert_eq!(store.compiled.len(), 1);
+        assert_eq!(store.len(), 1);
         let topics = ["/users/1".to_owned(), "/books/2".to_owned()];
         assert!(store.any_matches(&[a], &topics));
         assert!(!store.any_matches(&[a], &topics[..1]));
+        store.release(a);
+        assert_eq!(store.matching(&topics), [a], "one holder is left");
+        store.release(b);
+        assert!(store.is_empty());
+        assert!(store.matching(&topics).is_empty());
+        assert!(store.by_prefix.is_empty() && store.prefix_lengths.is_empty());
+        assert!(store.patterns.is_empty() && store.exact.is_empty());
+    }
+
+    #[test]
+    fn native_topics_are_literal_and_share_exact_selectors() {
+        let mut store = SelectorStore::default();
+        let native_star = store.intern("*", Reading::Literal).unwrap();
+        let mercure_star = store.intern("*", Reading::Selector).unwrap();
+        assert_ne!(native_star, mercure_star);
+        let braces = store.intern("/a/{x}", Reading::Literal).unwrap();
+        let plain = store.intern("/a/b", Reading::Literal).unwrap();
+        assert_eq!(store.intern("/a/b", Reading::Selector).unwrap(), plain);
+        let topic = |t: &str| store.matching(&[t.to_owned()]);
+        assert_eq!(topic("/a/b"), {
+            let mut v = vec![mercure_star, plain];
+            v.sort_unstable();
+            v
+        });
+        assert_eq!(topic("*"), {
+            let mut v = vec![native_star, mercure_star];
+            v.sort_unstable();
+            v
+        });
+        assert!(topic("/a/{x}").contains(&braces));
+    }
+
+    #[test]
+    fn a_topic_meets_only_templates_whose_prefix_it_starts_with() {
+        let mut store = SelectorStore::default();
+        let mut ids = Vec::new();
+        for i in 0..1000 {
+            let t = format!("https://example.com/users/{i}/{{id}}");
+            ids.push(store.intern(&t, Reading::Selector).unwrap());
+        }
+        let all = store.intern("{+any}", Reading::Selector).unwrap();
+        let hit = store.matching(&["https://example.com/users/7/x".to_owned()]);
+        assert_eq!(hit, {
+            let mut v = vec![ids[7], all];
+            v.sort_unstable();
+            v
+        });
+        for id in ids {
+            store.release(id);
+        }
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.prefix_lengths.len(), 1);
+    }
+
+    #[test]
+    fn limits_refuse_long_and_complex_selectors() {
+        let limits = Limits {
+            max_selector_bytes: 64,
+            max_compiled_bytes: 4096,
+            max_templates: 2,
+        };
+        let mut store = SelectorStore::new(limits);
+        let long = "x".repeat(65);
+        assert_eq!(
+            store.intern(&long, Reading::Selector),
+            Err(SelectorError::TooLong { len: 65, max: 64 })
+        );
+        assert!(store.intern(&long, Reading::Literal).is_err());
+        let complex = "{a}{b}{c}{d}{e}{f}{g}{h}";
+        assert_eq!(
+            store.intern(complex, Reading::Selector),
+            Err(SelectorError::TooComplex { max: 4096 })
+        );
+        assert!(store.is_empty(), "a refused selector leaves nothing behind");
+        let a = store.intern("/books/{id}", Reading::Selector).unwrap();
+        let b = store.intern("/users/{id}", Reading::Selector).unwrap();
+        assert_eq!(
+            store.intern("/books/{id}", Reading::Selector),
+            Ok(a),
+            "held ones are shared"
+        );
+        assert!(
+            store.intern("/plain", Reading::Selector).is_ok(),
+            "exact ones are cheap"
+        );
+        let full = store.intern("/pages/{id}", Reading::Selector);
+        assert_eq!(full, Err(SelectorError::Full { max: 2 }));
+        assert_eq!(full.unwrap_err().status(), 503);
+        store.release(b);
+        assert!(store.intern("/pages/{id}", Reading::Selector).is_ok());
     }
 }

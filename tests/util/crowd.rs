@@ -73,6 +73,30 @@ impl Crowd {
         }
     }
 
+    /// Connects one client per request in `requests`, each sending its own.
+    pub fn connect_each(&mut self, addr: SocketAddr, requests: impl IntoIterator<Item = Vec<u8>>) {
+        for request in requests {
+            self.connect(addr, 1, &request);
+        }
+    }
+
+    /// Closes every member's connection.
+    pub fn close_all(&mut self) {
+        for member in &mut self.members {
+            if member.stream.is_some() {
+                member.close_now();
+            }
+        }
+    }
+
+    /// How many members have received at least `bytes` bytes.
+    pub fn received_at_least(&self, bytes: usize) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.received.len() >= bytes)
+            .count()
+    }
+
     fn pending_request(&mut self, index: usize, request: &[u8]) {
         // Written on the first writable event; kept here until then.
         self.unsent.push((index, request.to_vec()));

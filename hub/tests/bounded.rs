@@ -1,0 +1,408 @@
+//! The hub's costs follow live state, never what clients send (issue 21):
+//! selectors freed with the last subscriber that holds them, each limit a
+//! clear answer that names its flag, the worst publish the limits allow
+//! measured against `/health`, idempotency scoped to its publisher, CORS
+//! with `*`, and the smaller findings of a hostile read. Over real sockets
+//! against the real binary; tokens signed by `util/jwt.rs`.
+
+#[path = "../../tests/util/crowd.rs"]
+mod crowd;
+#[path = "util/hub_process.rs"]
+mod hub_process;
+#[path = "util/jwt.rs"]
+mod jwt;
+#[path = "../../tests/util/mod.rs"]
+mod util;
+
+use std::time::{Duration, Instant};
+
+use crowd::{status_kib, Crowd};
+use hub_process::HubProcess;
+use serde_json::json;
+use util::{Client, EventStream, Head};
+
+const HUB: &str = "/.well-known/mercure";
+const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+
+/// Percent-encodes everything but unreserved characters.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `?topic=a&topic=b`, encoded.
+fn query(topics: &[String]) -> String {
+    let pairs: Vec<String> = topics.iter().map(|t| format!("topic={}", enc(t))).collect();
+    format!("?{}", pairs.join("&"))
+}
+
+fn get_request(target: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut head = format!("GET {target} HTTP/1.1\r\nHost: t\r\n");
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+fn send_get(hub: &HubProcess, target: &str, headers: &[(&str, &str)]) -> Client {
+    let mut client = hub.connect();
+    client.send(&get_request(target, headers));
+    client
+}
+
+/// A plain answer to `GET target`: status, body, head.
+fn get(hub: &HubProcess, target: &str, headers: &[(&str, &str)]) -> (u16, String, Head) {
+    let (head, body) = send_get(hub, target, headers).read_response();
+    (head.status, String::from_utf8(body).unwrap(), head)
+}
+
+fn publish(hub: &HubProcess, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> (Head, String) {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .collect();
+    let mut all = vec![FORM];
+    all.extend_from_slice(headers);
+    let (head, body) = hub.request("POST", HUB, &all, body.join("&").as_bytes());
+    (head, String::from_utf8(body).unwrap())
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A metric's value (a line `name value`). Patient: a flood of subscribes
+/// that each compile their templates may be ahead of it.
+fn metric(hub: &HubProcess, name: &str) -> u64 {
+    let mut client = hub.connect().with_patience(Duration::from_secs(60));
+    client.send(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    let (_, body) = client.read_response();
+    let text = String::from_utf8(body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+fn rss_mib(hub: &HubProcess) -> f64 {
+    status_kib(hub.child.id(), "VmRSS") as f64 / 1024.0
+}
+
+/// Runs the crowd until the hub's `name` metric equals `want` (checked
+/// every 50 ms of crowd time), or panics after `within`.
+fn until_metric(hub: &HubProcess, crowd: &mut Crowd, name: &str, want: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = metric(hub, name);
+        if got == want {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let closed = crowd.members.iter().find(|m| m.closed_at.is_some());
+            let said = closed.map(|m| {
+                String::from_utf8_lossy(&m.received[..m.received.len().min(300)]).into_owned()
+            });
+            panic!(
+                "{name} is {got}, not {want}, after {within:?}; {} of the crowd closed, one of them after {said:?}",
+                crowd.closed()
+            );
+        }
+        crowd.run_until(Duration::from_millis(50), |_| false);
+    }
+}
+
+/// Opens `CONNS` anonymous Mercure subscribers of `PER` selectors each
+/// (`selector(c, k)`), waits until all stream, and answers the crowd.
+fn flood(
+    hub: &HubProcess,
+    conns: usize,
+    per: usize,
+    selector: impl Fn(usize, usize) -> String,
+) -> Crowd {
+    let requests = (0..conns).map(|c| {
+        let topics: Vec<String> = (0..per).map(|k| selector(c, k)).collect();
+        get_request(&format!("{HUB}{}", query(&topics)), &[])
+    });
+    let mut crowd = Crowd::new();
+    crowd.connect_each(hub.addr, requests);
+    until_metric(
+        hub,
+        &mut crowd,
+        "sseloop_clients",
+        conns as u64,
+        Duration::from_secs(60),
+    );
+    crowd
+}
+
+/// Closes the crowd and waits until the hub has let every stream go.
+fn leave(hub: &HubProcess, mut crowd: Crowd) {
+    crowd.close_all();
+    until_metric(
+        hub,
+        &mut crowd,
+        "sseloop_clients",
+        0,
+        Duration::from_secs(10),
+    );
+}
+
+#[test]
+fn selectors_are_freed_with_the_last_subscriber_that_holds_them() {
+    // Anonymous subscribers, each with as many of the longest templates as
+    // one request head carries, up to --max-templates: what a stranger with
+    // curl can make the hub keep.
+    const CONNS: usize = 1024;
+    const PER: usize = 8;
+    let hub = HubProcess::start(&["--jwt-key", jwt::SECRET, "--anonymous"]);
+    let pad = "p".repeat(840);
+    // The same crowd with exact topics of the same length first: what the
+    // library keeps of 1 024 connections once they are gone (its slab of
+    // connections, its spare buffers) is then in the baseline, and what
+    // follows measures the selectors alone.
+    let exact = flood(&hub, CONNS, PER, |c, k| {
+        format!("https://example.com/{c}/{k}/{pad}/x")
+    });
+    leave(&hub, exact);
+    let start = rss_mib(&hub);
+    let templates = flood(&hub, CONNS, PER, |c, k| {
+        format!("https://example.com/{c}/{k}/{pad}/{{id}}")
+    });
+    assert_eq!(metric(&hub, "sseloop_selectors"), (CONNS * PER) as u64);
+    // Each template is tried, as a publish does.
+    let (head, _) = publish(
+        &hub,
+        &[("topic", "https://example.com/0/0/x"), ("data", "d")],
+        &[("Authorization", &bearer(&publisher(&["*"])))],
+    );
+    assert_eq!(head.status, 200);
+    let peak = rss_mib(&hub);
+    leave(&hub, templates);
+    assert_eq!(metric(&hub, "sseloop_selectors"), 0, "every selector freed");
+    assert_eq!(metric(&hub, "sseloop_subscriber_groups"), 0);
+    let after = rss_mib(&hub);
+    eprintln!(
+        "selector flood: {} templates; RSS {start:.1} MiB before, {peak:.1} at the peak, {after:.1} once they left",
+        CONNS * PER
+    );
+    assert!(
+        peak - start > 32.0,
+        "the flood must cost something for this test to tell ({start:.1} → {peak:.1} MiB)"
+    );
+    assert!(
+        after - start <= 16.0,
+        "RSS {after:.1} MiB once the subscribers left, {start:.1} MiB before"
+    );
+}
+
+/// A token allowed to publish to `selectors`.
+fn publisher(selectors: &[&str]) -> String {
+    jwt::dev(&json!({ "mercure": { "publish": selectors } }))
+}
+
+#[test]
+fn each_limit_is_a_clear_answer_that_names_its_flag() {
+    let hub = HubProcess::start(&[
+        "--jwt-key",
+        jwt::SECRET,
+        "--anonymous",
+        "--max-selectors",
+        "4",
+        "--max-selector-bytes",
+        "64",
+        "--max-compiled-bytes",
+        "8192",
+        "--max-publish-topics",
+        "3",
+        "--max-token-selectors",
+        "2",
+        "--max-templates",
+        "2",
+    ]);
+    let topics = |n: usize| -> Vec<String> { (0..n).map(|i| format!("/t/{i}")).collect() };
+    let long = vec![format!("/{}", "x".repeat(64))];
+    let cases: [(String, u16, &str); 6] = [
+        (
+            format!("{HUB}{}", query(&topics(5))),
+            400,
+            "--max-selectors",
+        ),
+        (
+            format!("/events{}", query(&topics(5))),
+            400,
+            "--max-selectors",
+        ),
+        (
+            format!("{HUB}{}", query(&long)),
+            400,
+            "--max-selector-bytes",
+        ),
+        (
+            format!("/events{}", query(&long)),
+            400,
+            "--max-selector-bytes",
+        ),
+        (
+            format!("{HUB}{}", query(&["{a}{b}{c}{d}{e}{f}".to_owned()])),
+            400,
+            "--max-compiled-bytes",
+        ),
+        (format!("{HUB}{}", query(&topics(4))), 200, ""),
+    ];
+    for (target, status, flag) in cases {
+        let mut client = send_get(&hub, &target, &[]);
+        if status == 400 {
+            let (head, body) = client.read_response();
+            let body = String::from_utf8(body).unwrap();
+            assert_eq!(head.status, status, "{target}: {body}");
+            assert!(body.contains(flag), "{target}: {body}");
+        } else {
+            assert_eq!(client.read_head().status, status, "{target}");
+        }
+    }
+    // Two distinct templates held; a third is refused until one is freed.
+    let held_a = EventStream::from_client(send_get(
+        &hub,
+        &format!("{HUB}{}", query(&["/a/{x}".to_owned()])),
+        &[],
+    ));
+    let shared = EventStream::from_client(send_get(
+        &hub,
+        &format!(
+            "{HUB}{}",
+            query(&["/a/{x}".to_owned(), "/b/{x}".to_owned()])
+        ),
+        &[],
+    ));
+    let (status, body, head) = get(
+        &hub,
+        &format!("{HUB}{}", query(&["/c/{x}".to_owned()])),
+        &[],
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("--max-templates"), "{body}");
+    assert!(head.header("retry-after").is_some());
+    drop(shared);
+    let mut crowd = Crowd::new();
+    until_metric(
+        &hub,
+        &mut crowd,
+        "sseloop_selectors",
+        1,
+        Duration::from_secs(5),
+    );
+    let _held_c = EventStream::from_client(send_get(
+        &hub,
+        &format!("{HUB}{}", query(&["/c/{x}".to_owned()])),
+        &[],
+    ));
+    drop(held_a);
+
+    // Publishes: topics per publish, selectors per token.
+    let auth = bearer(&publisher(&["*"]));
+    let four = [
+        ("topic", "/1"),
+        ("topic", "/2"),
+        ("topic", "/3"),
+        ("topic", "/4"),
+    ];
+    let (head, body) = publish(&hub, &four, &[("Authorization", &auth)]);
+    assert_eq!(head.status, 400, "{body}");
+    assert!(body.contains("--max-publish-topics"), "{body}");
+    let (head, body) = publish(&hub, &four[..3], &[("Authorization", &auth)]);
+    assert_eq!(head.status, 200, "{body}");
+    let greedy = bearer(&publisher(&["/1", "/2", "/3"]));
+    let (head, body) = publish(&hub, &four[..1], &[("Authorization", &greedy)]);
+    assert_eq!(head.status, 400, "{body}");
+    assert!(body.contains("--max-token-selectors"), "{body}");
+    let greedy = jwt::dev(&json!({ "mercure": { "subscribe": ["/1", "/2", "/3"] } }));
+    let (status, body, _) = get(
+        &hub,
+        &format!("{HUB}{}", query(&topics(1))),
+        &[("Authorization", &bearer(&greedy))],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("--max-token-selectors"), "{body}");
+}
+
+#[test]
+fn the_worst_publish_the_limits_allow_keeps_health_fast() {
+    // The most templates the hub holds (--max-templates, default 8 192),
+    // each made to get past every shortcut: it shares the topics' literal
+    // prefix and suffix and holds their other literals, so its DFA must
+    // read some 500 bytes of a topic before it fails (`{b}` takes no `/`);
+    // they differ only in a variable's name, which costs an attacker
+    // nothing.
+    // A publish of the most topics (--max-publish-topics, 16), each of
+    // about the longest (--max-selector-bytes, 1 024 bytes), from a token
+    // with the most selectors (--max-token-selectors, 64).
+    const TEMPLATES: usize = 8_192;
+    const PER: usize = 8;
+    let hub = HubProcess::start(&["--jwt-key", jwt::SECRET, "--anonymous"]);
+    let template = |n: usize| format!("https://example.com/{{a{n}}}yy{{b}}zz");
+    let _crowd = flood(&hub, TEMPLATES / PER, PER, |c, k| template(c * PER + k));
+    assert_eq!(metric(&hub, "sseloop_selectors"), TEMPLATES as u64);
+    // One more template is refused: the cap holds.
+    let (status, _, _) = get(&hub, &format!("{HUB}{}", query(&["{+z}".to_owned()])), &[]);
+    assert_eq!(status, 503);
+
+    let selectors: Vec<String> = (0..64)
+        .map(|i| format!("https://example.com/{i}{{+rest}}"))
+        .collect();
+    let selectors: Vec<&str> = selectors.iter().map(String::as_str).collect();
+    let auth = bearer(&publisher(&selectors));
+    let topics: Vec<String> = (0..16)
+        .map(|i| {
+            format!(
+                "https://example.com/{}{}/{}",
+                63 - i,
+                "y".repeat(490),
+                "z".repeat(500)
+            )
+        })
+        .collect();
+    let mut fields: Vec<(&str, &str)> = topics.iter().map(|t| ("topic", t.as_str())).collect();
+    fields.push(("data", "worst"));
+    let mut worst_health = Duration::ZERO;
+    let mut worst_publish = Duration::ZERO;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let mut publisher = hub.connect();
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", enc(v)))
+            .collect();
+        let body = body.join("&");
+        publisher.send(
+            format!(
+                "POST {HUB} HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: {auth}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        // /health asked while the publish is being worked out.
+        let asked = Instant::now();
+        let (head, _) = hub.request("GET", "/health", &[], b"");
+        assert_eq!(head.status, 200);
+        worst_health = worst_health.max(asked.elapsed());
+        let (head, body) = publisher.read_response();
+        assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&body));
+        worst_publish = worst_publish.max(started.elapsed());
+        eprintln!("one publish: {:?}", started.elapsed());
+    }
+    eprintln!(
+        "worst publish: {TEMPLATES} templates × 16 topics of 1 KiB, token of 64 selectors: \
+         publish answered within {worst_publish:?}, /health within {worst_health:?}"
+    );
+    assert!(
+        worst_health < Duration::from_millis(250),
+        "/health took {worst_health:?} during the worst publish"
+    );
+}
