@@ -11,6 +11,8 @@ mod crowd;
 mod hub_process;
 #[path = "util/jwt.rs"]
 mod jwt;
+#[path = "util/mercure.rs"]
+mod mercure;
 #[path = "../../tests/util/mod.rs"]
 mod util;
 
@@ -18,29 +20,14 @@ use std::time::{Duration, Instant};
 
 use crowd::{status_kib, Crowd};
 use hub_process::HubProcess;
+use mercure::{bearer, enc, publish, query, send_get, HUB};
 use serde_json::json;
-use util::{Client, EventStream, Head};
+use util::{EventStream, Head};
 
-const HUB: &str = "/.well-known/mercure";
-const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
-
-/// Percent-encodes everything but unreserved characters.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// `?topic=a&topic=b`, encoded.
-fn query(topics: &[String]) -> String {
-    let pairs: Vec<String> = topics.iter().map(|t| format!("topic={}", enc(t))).collect();
-    format!("?{}", pairs.join("&"))
+/// `?topic=…` for each of `topics`, encoded.
+fn topics_query(topics: &[String]) -> String {
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    query(&topics, &[])
 }
 
 fn get_request(target: &str, headers: &[(&str, &str)]) -> Vec<u8> {
@@ -52,31 +39,10 @@ fn get_request(target: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     head.into_bytes()
 }
 
-fn send_get(hub: &HubProcess, target: &str, headers: &[(&str, &str)]) -> Client {
-    let mut client = hub.connect();
-    client.send(&get_request(target, headers));
-    client
-}
-
 /// A plain answer to `GET target`: status, body, head.
 fn get(hub: &HubProcess, target: &str, headers: &[(&str, &str)]) -> (u16, String, Head) {
     let (head, body) = send_get(hub, target, headers).read_response();
     (head.status, String::from_utf8(body).unwrap(), head)
-}
-
-fn publish(hub: &HubProcess, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> (Head, String) {
-    let body: Vec<String> = fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", enc(v)))
-        .collect();
-    let mut all = vec![FORM];
-    all.extend_from_slice(headers);
-    let (head, body) = hub.request("POST", HUB, &all, body.join("&").as_bytes());
-    (head, String::from_utf8(body).unwrap())
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
 }
 
 /// A metric's value (a line `name value`). Patient: a flood of subscribes
@@ -128,7 +94,7 @@ fn flood(
 ) -> Crowd {
     let requests = (0..conns).map(|c| {
         let topics: Vec<String> = (0..per).map(|k| selector(c, k)).collect();
-        get_request(&format!("{HUB}{}", query(&topics)), &[])
+        get_request(&format!("{HUB}{}", topics_query(&topics)), &[])
     });
     let mut crowd = Crowd::new();
     crowd.connect_each(hub.addr, requests);
@@ -230,31 +196,31 @@ fn each_limit_is_a_clear_answer_that_names_its_flag() {
     let long = vec![format!("/{}", "x".repeat(64))];
     let cases: [(String, u16, &str); 6] = [
         (
-            format!("{HUB}{}", query(&topics(5))),
+            format!("{HUB}{}", topics_query(&topics(5))),
             400,
             "--max-selectors",
         ),
         (
-            format!("/events{}", query(&topics(5))),
+            format!("/events{}", topics_query(&topics(5))),
             400,
             "--max-selectors",
         ),
         (
-            format!("{HUB}{}", query(&long)),
+            format!("{HUB}{}", topics_query(&long)),
             400,
             "--max-selector-bytes",
         ),
         (
-            format!("/events{}", query(&long)),
+            format!("/events{}", topics_query(&long)),
             400,
             "--max-selector-bytes",
         ),
         (
-            format!("{HUB}{}", query(&["{a}{b}{c}{d}{e}{f}".to_owned()])),
+            format!("{HUB}{}", topics_query(&["{a}{b}{c}{d}{e}{f}".to_owned()])),
             400,
             "--max-compiled-bytes",
         ),
-        (format!("{HUB}{}", query(&topics(4))), 200, ""),
+        (format!("{HUB}{}", topics_query(&topics(4))), 200, ""),
     ];
     for (target, status, flag) in cases {
         let mut client = send_get(&hub, &target, &[]);
@@ -270,20 +236,20 @@ fn each_limit_is_a_clear_answer_that_names_its_flag() {
     // Two distinct templates held; a third is refused until one is freed.
     let held_a = EventStream::from_client(send_get(
         &hub,
-        &format!("{HUB}{}", query(&["/a/{x}".to_owned()])),
+        &format!("{HUB}{}", topics_query(&["/a/{x}".to_owned()])),
         &[],
     ));
     let shared = EventStream::from_client(send_get(
         &hub,
         &format!(
             "{HUB}{}",
-            query(&["/a/{x}".to_owned(), "/b/{x}".to_owned()])
+            topics_query(&["/a/{x}".to_owned(), "/b/{x}".to_owned()])
         ),
         &[],
     ));
     let (status, body, head) = get(
         &hub,
-        &format!("{HUB}{}", query(&["/c/{x}".to_owned()])),
+        &format!("{HUB}{}", topics_query(&["/c/{x}".to_owned()])),
         &[],
     );
     assert_eq!(status, 503, "{body}");
@@ -300,7 +266,7 @@ fn each_limit_is_a_clear_answer_that_names_its_flag() {
     );
     let _held_c = EventStream::from_client(send_get(
         &hub,
-        &format!("{HUB}{}", query(&["/c/{x}".to_owned()])),
+        &format!("{HUB}{}", topics_query(&["/c/{x}".to_owned()])),
         &[],
     ));
     drop(held_a);
@@ -325,7 +291,7 @@ fn each_limit_is_a_clear_answer_that_names_its_flag() {
     let greedy = jwt::dev(&json!({ "mercure": { "subscribe": ["/1", "/2", "/3"] } }));
     let (status, body, _) = get(
         &hub,
-        &format!("{HUB}{}", query(&topics(1))),
+        &format!("{HUB}{}", topics_query(&topics(1))),
         &[("Authorization", &bearer(&greedy))],
     );
     assert_eq!(status, 400, "{body}");
@@ -350,7 +316,11 @@ fn the_worst_publish_the_limits_allow_keeps_health_fast() {
     let _crowd = flood(&hub, TEMPLATES / PER, PER, |c, k| template(c * PER + k));
     assert_eq!(metric(&hub, "sseloop_selectors"), TEMPLATES as u64);
     // One more template is refused: the cap holds.
-    let (status, _, _) = get(&hub, &format!("{HUB}{}", query(&["{+z}".to_owned()])), &[]);
+    let (status, _, _) = get(
+        &hub,
+        &format!("{HUB}{}", topics_query(&["{+z}".to_owned()])),
+        &[],
+    );
     assert_eq!(status, 503);
 
     let selectors: Vec<String> = (0..64)
@@ -404,5 +374,166 @@ fn the_worst_publish_the_limits_allow_keeps_health_fast() {
     assert!(
         worst_health < Duration::from_millis(250),
         "/health took {worst_health:?} during the worst publish"
+    );
+}
+
+#[test]
+fn cors_any_origin_is_a_star_without_credentials_and_listed_origins_get_the_publish_answer() {
+    let hub = HubProcess::start(&["--cors-origin", "*"]);
+    let mut stream = send_get(&hub, "/events", &[("Origin", "https://evil.example")]);
+    let head = stream.read_head();
+    assert_eq!(head.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        head.header("access-control-allow-credentials"),
+        None,
+        "credentials with any origin let every site read cookie-authorized streams"
+    );
+    let listed = HubProcess::start(&["--cors-origin", "https://app.example,*"]);
+    let origin = [("Origin", "https://app.example")];
+    let head = send_get(&listed, "/events", &origin).read_head();
+    assert_eq!(
+        head.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        head.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    let (head, id) = publish(&listed, &[("topic", "t"), ("data", "d")], &origin);
+    assert_eq!(head.status, 200, "{id}");
+    assert_eq!(
+        head.header("access-control-allow-origin"),
+        Some("https://app.example"),
+        "a browser publisher can read the id it was given"
+    );
+    let (head, _) = listed.request("POST", "/publish?topic=t", &origin, b"d");
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let preflight = listed
+        .request(
+            "OPTIONS",
+            "/events",
+            &[("Origin", "https://other.example")],
+            b"",
+        )
+        .0;
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(preflight.header("access-control-allow-credentials"), None);
+}
+
+#[test]
+fn the_smaller_findings_of_a_hostile_read() {
+    let hub = HubProcess::start(&[
+        "--jwt-key",
+        jwt::SECRET,
+        "--publish-origin",
+        "https://app.example",
+        "--subscriptions",
+    ]);
+    // Origin: null with an allowed Referer is refused (CSRF), as the
+    // reference hub does.
+    let cookie = format!("mercureAuthorization={}", publisher(&["*"]));
+    let fields = [("topic", "t"), ("data", "d")];
+    let (head, body) = publish(
+        &hub,
+        &fields,
+        &[
+            ("Cookie", &cookie),
+            ("Origin", "null"),
+            ("Referer", "https://app.example/page"),
+        ],
+    );
+    assert_eq!(head.status, 403, "{body}");
+    // The Bearer scheme is case-insensitive (RFC 9110 §11.1).
+    let lower = format!("bearer {}", publisher(&["*"]));
+    let (head, body) = publish(&hub, &fields, &[("Authorization", &lower)]);
+    assert_eq!(head.status, 200, "{body}");
+    // The subscriptions API's refusal names the claim it needs.
+    let token = jwt::dev(&json!({ "mercure": { "subscribe": ["/elsewhere"] } }));
+    let (status, body, _) = get(
+        &hub,
+        &format!("{HUB}/subscriptions"),
+        &[("Authorization", &bearer(&token))],
+    );
+    assert_eq!(status, 403);
+    assert!(body.contains("mercure.subscribe"), "{body}");
+    // `earliest` is not an id a publisher may give.
+    let auth = bearer(&publisher(&["*"]));
+    let (head, body) = publish(
+        &hub,
+        &[("topic", "t"), ("id", "earliest")],
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(head.status, 400, "{body}");
+    assert!(body.contains("reserved"), "{body}");
+}
+
+#[test]
+fn a_pem_key_is_taken_as_the_argument_after_its_flag() {
+    let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/es256.pub"))
+        .unwrap();
+    let hub = HubProcess::start(&["--jwt-alg", "ES256", "--jwt-key", pem.as_str()]);
+    let private =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/es256.key"))
+            .unwrap();
+    let token = jwt::es256(&private, &json!({ "mercure": { "publish": ["*"] } }));
+    let (head, body) = publish(
+        &hub,
+        &[("topic", "t"), ("data", "d")],
+        &[("Authorization", &bearer(&token))],
+    );
+    assert_eq!(head.status, 200, "{body}");
+}
+
+#[test]
+fn a_flood_of_bad_tokens_is_counted_exactly_and_logged_a_few_times_a_second() {
+    const BAD: u64 = 300;
+    let hub = HubProcess::start(&["--jwt-key", jwt::SECRET]);
+    // Past the start-up lines.
+    while hub.stderr_line(Duration::from_millis(0)).is_some() {}
+    let mut client = hub.connect();
+    for _ in 0..BAD {
+        client.send(
+            format!("GET {HUB}?topic=t HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer not.a.token\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(client.read_response().0.status, 401);
+    }
+    assert_eq!(
+        metric(&hub, "sseloop_auth_refusals_total{reason=\"malformed\"}"),
+        BAD
+    );
+    // The log's window is a second: the next refusal after it is logged
+    // with how many were not. Waiting out the window is the subject here.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, _, _) = get(
+        &hub,
+        &format!("{HUB}?topic=t"),
+        &[("Authorization", "Bearer x.y.z")],
+    );
+    assert_eq!(status, 401);
+    let mut logged = 0;
+    let held_back = loop {
+        let line = hub
+            .stderr_line(util::DEADLINE)
+            .expect("the refusal after the window is logged");
+        if let Some(at) = line.find("(") {
+            if let Some(n) = line[at + 1..].strip_suffix(" more refusals were not logged)") {
+                break n.parse::<u64>().unwrap();
+            }
+        }
+        if line.contains("refused GET") {
+            logged += 1;
+        }
+    };
+    eprintln!("{BAD} bad tokens: {logged} refusal lines logged, {held_back} held back");
+    assert!(logged <= 10, "{logged} lines for {BAD} refusals");
+    assert_eq!(
+        logged + held_back,
+        BAD,
+        "every refusal is logged or counted as held back"
     );
 }

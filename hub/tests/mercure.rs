@@ -8,60 +8,17 @@
 mod hub_process;
 #[path = "util/jwt.rs"]
 mod jwt;
+#[path = "util/mercure.rs"]
+mod mercure;
 #[path = "../../tests/util/mod.rs"]
 mod util;
 
 use std::time::Instant;
 
 use hub_process::HubProcess;
+use mercure::{bearer, enc, publish, query, send_get, subscribe, HUB};
 use serde_json::json;
-use util::{Client, EventStream, Head, DEADLINE};
-
-const HUB: &str = "/.well-known/mercure";
-const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
-
-/// Percent-encodes everything but unreserved characters.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// `?topic=a&topic=b` (and any `extra` pairs), encoded.
-fn query(topics: &[&str], extra: &[(&str, &str)]) -> String {
-    let pairs: Vec<String> = topics
-        .iter()
-        .map(|t| format!("topic={}", enc(t)))
-        .chain(extra.iter().map(|(k, v)| format!("{k}={}", enc(v))))
-        .collect();
-    format!("?{}", pairs.join("&"))
-}
-
-fn send_get(hub: &HubProcess, target: &str, headers: &[(&str, &str)]) -> Client {
-    let mut client = hub.connect();
-    let mut head = format!("GET {target} HTTP/1.1\r\nHost: t\r\n");
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    client.send(head.as_bytes());
-    client
-}
-
-/// A Mercure subscriber's stream on `topics`, with request `headers`.
-fn subscribe(hub: &HubProcess, topics: &[&str], headers: &[(&str, &str)]) -> EventStream {
-    EventStream::from_client(send_get(
-        hub,
-        &format!("{HUB}{}", query(topics, &[])),
-        headers,
-    ))
-}
+use util::{EventStream, DEADLINE};
 
 /// A refused request's status, body and `WWW-Authenticate`.
 fn refused(hub: &HubProcess, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
@@ -71,22 +28,6 @@ fn refused(hub: &HubProcess, target: &str, headers: &[(&str, &str)]) -> (u16, St
         .unwrap_or_default()
         .to_owned();
     (head.status, String::from_utf8(body).unwrap(), challenge)
-}
-
-/// Publishes the form `fields` with `headers`; answers status and body.
-fn publish(hub: &HubProcess, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> (Head, String) {
-    let body: Vec<String> = fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", enc(v)))
-        .collect();
-    let mut all = vec![FORM];
-    all.extend_from_slice(headers);
-    let (head, body) = hub.request("POST", HUB, &all, body.join("&").as_bytes());
-    (head, String::from_utf8(body).unwrap())
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
 }
 
 /// A token allowed to publish anywhere.

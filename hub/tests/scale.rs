@@ -7,6 +7,8 @@
 mod hub_process;
 #[path = "util/jwt.rs"]
 mod jwt;
+#[path = "util/mercure.rs"]
+mod mercure;
 #[path = "util/redis_server.rs"]
 mod redis_server;
 #[path = "../../tests/util/mod.rs"]
@@ -317,6 +319,86 @@ fn a_retried_publish_with_an_idempotency_key_appears_once() {
     assert_eq!(a.publish("?topic=t", "next").0, 200);
     assert_eq!(on_b.next().data, "once");
     assert_eq!(on_b.next().data, "next", "the retry was not stored again");
+}
+
+#[test]
+fn idempotency_is_scoped_to_the_publisher_and_compares_whole_keys() {
+    let Some(redis) = RedisServer::start("idempotency_is_scoped") else {
+        return;
+    };
+    let a = hub(&redis, &["--jwt-key", jwt::SECRET, "--anonymous"]);
+    let b = hub(&redis, &["--jwt-key", jwt::SECRET, "--anonymous"]);
+    let token = |sub: &str, selector: &str| {
+        mercure::bearer(&jwt::dev(
+            &json!({ "sub": sub, "mercure": { "publish": [selector] } }),
+        ))
+    };
+    let attacker = token("attacker", "/attacker/{id}");
+    let victim = token("victim", "/victim/{id}");
+    let mut watching = mercure::subscribe(&b, &["/victim/{id}"], &[]);
+    // A publisher scoped elsewhere takes the victim's id first...
+    let (head, _) = mercure::publish(
+        &a,
+        &[
+            ("topic", "/attacker/1"),
+            ("id", "order-42"),
+            ("data", "first"),
+        ],
+        &[("Authorization", &attacker)],
+    );
+    assert_eq!(head.status, 200);
+    // ...and the victim's own update with that id is still its own.
+    let (head, id) = mercure::publish(
+        &a,
+        &[("topic", "/victim/1"), ("id", "order-42"), ("data", "mine")],
+        &[("Authorization", &victim)],
+    );
+    assert_eq!((head.status, id.as_str()), (200, "order-42"));
+    let m = watching.next();
+    assert_eq!(
+        (m.last_event_id.as_str(), m.data.as_str()),
+        ("order-42", "mine")
+    );
+    // Two keys equal in their first 200 characters are two keys.
+    let long = "k".repeat(200);
+    for (tail, data) in [("a", "one"), ("b", "two")] {
+        let key = format!("{long}{tail}");
+        let (head, _) = mercure::publish(
+            &a,
+            &[("topic", "/victim/2"), ("data", data)],
+            &[("Authorization", &victim), ("Idempotency-Key", &key)],
+        );
+        assert_eq!(head.status, 200);
+        assert_eq!(watching.next().data, data, "{key} was taken for another");
+    }
+    // A Mercure retry without an id answers the first attempt's id, on any
+    // hub, and is delivered once.
+    let retry = [
+        ("Authorization", victim.as_str()),
+        ("Idempotency-Key", "retry-1"),
+    ];
+    let fields = [("topic", "/victim/3"), ("data", "retried")];
+    let (_, first) = mercure::publish(&a, &fields, &retry);
+    let (head, second) = mercure::publish(&b, &fields, &retry);
+    assert_eq!(head.status, 200);
+    assert!(first.starts_with("urn:uuid:"), "{first}");
+    assert_eq!(first, second, "the retry answers the first attempt's id");
+    let (_, after) = mercure::publish(
+        &a,
+        &[("topic", "/victim/4"), ("data", "next")],
+        &[("Authorization", &victim)],
+    );
+    let m = watching.next();
+    assert_eq!(
+        (m.last_event_id.as_str(), m.data.as_str()),
+        (first.as_str(), "retried")
+    );
+    let m = watching.next();
+    assert_eq!(
+        (m.last_event_id.as_str(), m.data.as_str()),
+        (after.as_str(), "next"),
+        "stored once"
+    );
 }
 
 #[test]

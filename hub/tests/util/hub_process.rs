@@ -63,6 +63,11 @@ impl HubProcess {
         hub
     }
 
+    /// The hub's next stderr line, waiting at most `within`.
+    pub fn stderr_line(&self, within: std::time::Duration) -> Option<String> {
+        self.stderr.recv_timeout(within).ok()
+    }
+
     pub fn connect(&self) -> Client {
         Client::connect(self.addr)
     }
