@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! loadgen fanout --addr 127.0.0.1:8080 --subscribers 10000 --events 100 [--rate 50] [--spin]
+//!        [--idle N --idle-path PATH: N more streams that expect nothing, opened
+//!         first, `{i}` in PATH replaced by each one's number]
 //!        [--sub-path /events?topic=bench] [--pub-path /publish?topic=bench] [--payload 32]
 //!        [--sub-path 'PATH1|PATH2|…' spreads subscribers over several paths]
 //!        [--form-topic TOPIC: publish as a Mercure form] [--header 'Name: value']
@@ -62,6 +64,10 @@ struct Args {
     /// One more request header (`Authorization: Bearer …`, say) on every
     /// subscribe and publish.
     header: Option<String>,
+    /// Streams opened before the measured ones and never read: subscribers
+    /// a publish must not reach (each with its own path, `{i}` replaced).
+    idle: usize,
+    idle_path: String,
 }
 
 impl Args {
@@ -96,6 +102,8 @@ fn parse_args() -> Args {
         spin: false,
         form_topic: None,
         header: None,
+        idle: 0,
+        idle_path: String::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -126,6 +134,8 @@ fn parse_args() -> Args {
             "--spin" => args.spin = true,
             "--form-topic" => args.form_topic = Some(value()),
             "--header" => args.header = Some(value()),
+            "--idle" => args.idle = num(&value()),
+            "--idle-path" => args.idle_path = value(),
             _ => usage(&format!("unknown argument {flag}")),
         }
     }
@@ -506,6 +516,19 @@ fn open_streams(
 }
 
 fn fanout(args: &Args) -> io::Result<()> {
+    // The idle streams first, on a poll of their own that is never read
+    // again: a publish should not reach them, and the measure is what they
+    // cost the server.
+    let mut idle_poll = Poll::new()?;
+    let mut idle = Vec::with_capacity(args.idle);
+    if args.idle > 0 {
+        let paths: Vec<String> = (0..args.idle)
+            .map(|i| args.idle_path.replace("{i}", &i.to_string()))
+            .collect();
+        let first = args.idle_path.starts_with("/events");
+        open_streams(args, &mut idle_poll, &mut idle, args.idle, &paths.join("|"), first)?;
+        eprintln!("fanout: {} idle streams open", idle.len());
+    }
     let mut poll = Poll::new()?;
     let mut subs = Vec::with_capacity(args.subscribers);
     let opening = Instant::now();
