@@ -526,7 +526,14 @@ fn fanout(args: &Args) -> io::Result<()> {
             .map(|i| args.idle_path.replace("{i}", &i.to_string()))
             .collect();
         let first = args.idle_path.starts_with("/events");
-        open_streams(args, &mut idle_poll, &mut idle, args.idle, &paths.join("|"), first)?;
+        open_streams(
+            args,
+            &mut idle_poll,
+            &mut idle,
+            args.idle,
+            &paths.join("|"),
+            first,
+        )?;
         eprintln!("fanout: {} idle streams open", idle.len());
     }
     let mut poll = Poll::new()?;

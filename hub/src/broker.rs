@@ -95,7 +95,7 @@ pub struct Settings {
 }
 
 /// An update to store: what the log keeps of it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// The publisher's id, if it gave one; else the log entry's id is the
     /// update's id.
@@ -174,6 +174,9 @@ pub enum Incoming {
     },
     /// The log was lost (another epoch): reset live streams, forget history.
     Lost,
+    /// An update to deliver live and not keep (a subscription event, which
+    /// must never push a published update out of the history).
+    Announcement(Entry),
     /// Another hub routed a command to a client of this one.
     Remote {
         /// The client.
@@ -348,18 +351,6 @@ impl Broker {
                 job.headers,
             );
         }
-    }
-
-    /// Stores an update of the hub's own (a subscription event) in the log,
-    /// for every hub to deliver; nobody waits for it, a failure is logged.
-    pub fn publish_detached(&self, entry: Entry) {
-        let _ = self.jobs.send(Job {
-            entry,
-            idempotency: None,
-            answer: None,
-            headers: Vec::new(),
-            deadline: Instant::now() + PUBLISH_DEADLINE,
-        });
     }
 
     /// What the log brought since the last call, in order.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sseloop::{Deferred, Handle, Response};
 
-use crate::broker::{connect, unavailable, Incoming};
+use crate::broker::{connect, unavailable, Entry, Incoming};
 
 /// How often a hub says it is alive and refreshes its clients.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -71,6 +71,9 @@ enum Job {
     Left {
         seid: String,
     },
+    Announce {
+        json: String,
+    },
     Subscriptions {
         answer: Deferred,
         build: BuildAnswer,
@@ -116,6 +119,7 @@ impl Presence {
             clients: format!("{prefix}:clients:"),
             subscriptions: format!("{prefix}:subscriptions:"),
             channel: format!("{prefix}:hub:"),
+            announcements: format!("{prefix}:announcements"),
         };
         let (jobs, rx) = mpsc::channel();
         {
@@ -125,10 +129,10 @@ impl Presence {
                 .spawn(move || Worker::new(client, keys, hub).run(&rx))
                 .map_err(|e| e.to_string())?;
         }
-        let channel = format!("{}{hub}", keys.channel);
+        let channels = [format!("{}{hub}", keys.channel), keys.announcements.clone()];
         std::thread::Builder::new()
             .name("redis-commands".into())
-            .spawn(move || listen(&client, &channel, &tx, &waker))
+            .spawn(move || listen(&client, &channels, &tx, &waker))
             .map_err(|e| e.to_string())?;
         Ok(Presence { jobs })
     }
@@ -153,6 +157,15 @@ impl Presence {
     pub fn subscriptions(&self, answer: Deferred, build: BuildAnswer) {
         if let Err(mpsc::SendError(job)) = self.jobs.send(Job::Subscriptions { answer, build }) {
             stopped(job);
+        }
+    }
+
+    /// Delivers `entry` live on every hub (its own included), through a
+    /// channel rather than the log: subscription events are not kept for
+    /// replay, so they never push a published update out of the history.
+    pub fn announce(&self, entry: &Entry) {
+        if let Ok(json) = serde_json::to_string(entry) {
+            let _ = self.jobs.send(Job::Announce { json });
         }
     }
 
@@ -204,6 +217,8 @@ struct Keys {
     clients: String,
     subscriptions: String,
     channel: String,
+    /// Where subscription events go to every hub.
+    announcements: String,
 }
 
 /// The presence thread's state.
@@ -313,6 +328,18 @@ impl Worker {
                 self.my_subs.insert(seid.clone(), json.clone());
                 let hash = self.my_subscriptions();
                 let _ = self.with_con(|_, con| store(con, &hash, &seid, &json));
+            }
+            Job::Announce { json } => {
+                let channel = self.keys.announcements.clone();
+                let sent = self.with_con(|_, con| {
+                    redis::cmd("PUBLISH")
+                        .arg(&channel)
+                        .arg(&json)
+                        .query::<u64>(con)
+                });
+                if sent.is_err() {
+                    log::warn!("a subscription event was not announced: Redis did not take it");
+                }
             }
             Job::Left { seid } => {
                 self.mine.remove(&seid);
@@ -457,26 +484,38 @@ fn store(
         .query(con)
 }
 
-/// Follows this hub's channel, forever, handing each command to the loop.
+/// Follows this hub's command channel and the announcements channel,
+/// forever, handing each message to the loop.
 fn listen(
     client: &redis::Client,
-    channel: &str,
+    channels: &[String; 2],
     tx: &mpsc::Sender<Incoming>,
     waker: &OnceLock<Handle>,
 ) {
+    let [commands, announcements] = channels;
     loop {
         let subscribed = (|| -> redis::RedisResult<()> {
             let mut con = client.get_connection_with_timeout(DEADLINE)?;
             let mut pubsub = con.as_pubsub();
-            pubsub.subscribe(channel)?;
+            pubsub.subscribe(commands)?;
+            pubsub.subscribe(announcements)?;
             loop {
                 let message = pubsub.get_message()?;
                 let payload: String = message.get_payload()?;
-                if let Ok(command) = serde_json::from_str::<Command>(&payload) {
-                    let _ = tx.send(Incoming::Remote {
-                        seid: command.seid,
-                        remote: command.remote,
-                    });
+                let incoming = if message.get_channel_name() == announcements {
+                    serde_json::from_str::<Entry>(&payload)
+                        .ok()
+                        .map(Incoming::Announcement)
+                } else {
+                    serde_json::from_str::<Command>(&payload)
+                        .ok()
+                        .map(|command| Incoming::Remote {
+                            seid: command.seid,
+                            remote: command.remote,
+                        })
+                };
+                if let Some(incoming) = incoming {
+                    let _ = tx.send(incoming);
                     if let Some(handle) = waker.get() {
                         let _ = handle.wake();
                     }
@@ -484,7 +523,7 @@ fn listen(
             }
         })();
         if let Err(e) = subscribed {
-            log::debug!("the hub's command channel: {e}");
+            log::debug!("the hub's channels: {e}");
         }
         std::thread::sleep(Duration::from_millis(200)); // reconnecting, not synchronising
     }

@@ -232,17 +232,30 @@ impl Hub {
     /// worked out once, each subscriber once) and keeps it for replay.
     /// Answers how many streams it was queued on.
     pub(crate) fn deliver(&mut self, streams: &mut Streams<'_>, update: Update) -> usize {
-        let update = Rc::new(update);
+        let reached = self.reach(streams, &update);
+        self.counters.published += 1;
+        log::debug!("published {} to {reached} streams", update.id);
+        self.history.push(Rc::new(update));
+        reached
+    }
+
+    /// Delivers a hub's own announcement (a subscription event) as any
+    /// update, but keeps it out of the history: replay is for what
+    /// publishers published, and a flood of subscribers must not push it
+    /// out.
+    pub(crate) fn announce(&mut self, streams: &mut Streams<'_>, update: &Update) -> usize {
+        self.reach(streams, update)
+    }
+
+    /// Queues `update` on every stream that receives it.
+    fn reach(&mut self, streams: &mut Streams<'_>, update: &Update) -> usize {
         let mut reached = 0;
-        for group in self.groups.receiving(&update) {
+        for group in self.groups.receiving(update) {
             reached += streams.publish_frame(&group.topic, &update.frame);
         }
-        self.counters.published += 1;
         if update.private {
             self.counters.private_deliveries += reached as u64;
         }
-        log::debug!("published {} to {reached} streams", update.id);
-        self.history.push(update);
         reached
     }
 
@@ -317,6 +330,19 @@ impl Hub {
                         self.deliver(streams, update);
                     } else {
                         self.history.push(Rc::new(update));
+                    }
+                }
+                Incoming::Announcement(entry) => {
+                    if let Some(update) = entry.id.clone().and_then(|id| {
+                        let frame = event_of(Some(&id), &entry).encode().ok()?;
+                        Some(Update {
+                            id,
+                            topics: entry.topics,
+                            private: entry.private,
+                            frame,
+                        })
+                    }) {
+                        self.announce(streams, &update);
                     }
                 }
                 Incoming::Remote { seid, remote } => {

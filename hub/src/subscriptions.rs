@@ -32,15 +32,15 @@ pub(crate) fn connected(hub: &mut Hub, reply: &mut Reply<'_>, seid: &str, sub: S
     }
 }
 
-/// Publishes `sub`'s subscription events (`active` or not): through the
-/// shared log with `--redis`, so every hub's subscribers hear of them, else
-/// as any update is delivered.
+/// Announces `sub`'s subscription events (`active` or not), live and never
+/// kept for replay: with `--redis` on every hub's announcements channel, so
+/// every hub's subscribers hear of them, else at once.
 pub(crate) fn announce(hub: &mut Hub, streams: &mut Streams<'_>, sub: &Subscription, active: bool) {
     for entry in events(sub, active) {
         if let Some(broker) = hub.broker() {
-            broker.publish_detached(entry);
+            broker.presence.announce(&entry);
         } else if let Some(update) = update_of(entry) {
-            hub.deliver(streams, update);
+            hub.announce(streams, &update);
         }
     }
 }

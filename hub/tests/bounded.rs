@@ -537,3 +537,54 @@ fn a_flood_of_bad_tokens_is_counted_exactly_and_logged_a_few_times_a_second() {
         "every refusal is logged or counted as held back"
     );
 }
+
+#[test]
+fn subscription_events_never_push_an_update_out_of_the_history() {
+    let hub = HubProcess::start(&[
+        "--jwt-key",
+        jwt::SECRET,
+        "--anonymous",
+        "--subscriptions",
+        "--history",
+        "16",
+    ]);
+    let auth = bearer(&publisher(&["*"]));
+    let (head, kept) = publish(
+        &hub,
+        &[("topic", "/kept"), ("data", "kept")],
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(head.status, 200);
+    // A watcher of every subscription event, and a stranger whose one
+    // connect makes 64 of them (four times the history).
+    let watcher = jwt::dev(&json!({ "mercure": { "subscribe": ["*"] } }));
+    let mut events = mercure::subscribe(
+        &hub,
+        &[&format!("{HUB}/subscriptions{{/topic}}{{/subscriber}}")],
+        &[("Authorization", &bearer(&watcher))],
+    );
+    let many: Vec<String> = (0..64).map(|i| format!("/flood/{i}")).collect();
+    let _flood = EventStream::from_client(send_get(
+        &hub,
+        &format!("{HUB}{}", topics_query(&many)),
+        &[],
+    ));
+    for _ in 0..64 {
+        assert!(
+            events.next().data.contains("\"active\":true"),
+            "each is announced live"
+        );
+    }
+    // The update published before them still replays.
+    let mut back = EventStream::from_client(send_get(
+        &hub,
+        &format!("{HUB}{}", query(&["/kept", "/after"], &[])),
+        &[("Last-Event-ID", "earliest")],
+    ));
+    let first = back.next();
+    assert_eq!(
+        (first.last_event_id.as_str(), first.data.as_str()),
+        (kept.as_str(), "kept")
+    );
+    assert_eq!(metric(&hub, "sseloop_history_events"), 1);
+}
