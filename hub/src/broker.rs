@@ -41,6 +41,8 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadRe
 use redis::Value;
 use sseloop::{Deferred, Handle, Response};
 
+use crate::waiting::{Waiting, GRACE};
+
 /// How long a publish may take end to end before it is answered `503`.
 pub const PUBLISH_DEADLINE: Duration = Duration::from_millis(1500);
 
@@ -206,15 +208,20 @@ pub struct Counters {
 struct Job {
     entry: Entry,
     idempotency: Option<String>,
-    answer: Option<Deferred>,
-    /// Headers the answer carries (CORS), whatever it is.
-    headers: Vec<(&'static str, String)>,
+    /// Its answer, waiting in [`Waiting`].
+    ticket: u64,
+    /// When the script refuses to store it.
     deadline: Instant,
 }
 
+/// The most publishes queued for the writer; past it, `503` at once.
+pub const MAX_QUEUED: usize = 4096;
+
 /// The hub's side of Redis: hand it publishes, drain what the log brings.
 pub struct Broker {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
+    /// Publishes waiting on Redis, each answered by its deadline.
+    waiting: Arc<Waiting>,
     incoming: mpsc::Receiver<Incoming>,
     ready: Arc<AtomicBool>,
     /// Redis's counters, for `/metrics`.
@@ -230,6 +237,20 @@ pub struct Broker {
 struct Loaded {
     done: Mutex<bool>,
     signal: Condvar,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.waiting.stop();
+    }
+}
+
+impl Broker {
+    /// Writes Redis stored after their publisher had been answered `503`
+    /// (a reply later than [`GRACE`]; see [`crate::waiting`]).
+    pub fn late_stores(&self) -> u64 {
+        self.waiting.late_stores.load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for Broker {
@@ -252,7 +273,19 @@ impl Broker {
         let loaded: Arc<Loaded> = Arc::default();
         let client = redis::Client::open(settings.url.as_str())
             .map_err(|e| format!("--redis {:?}: {e}", settings.url))?;
-        let (jobs, job_rx) = mpsc::channel();
+        let (jobs, job_rx) = mpsc::sync_channel(MAX_QUEUED);
+        let waiting: Arc<Waiting> = Arc::default();
+        {
+            let waiting = waiting.clone();
+            std::thread::Builder::new()
+                .name("redis-deadlines".into())
+                .spawn(move || {
+                    waiting.run(|| {
+                        unavailable("Redis did not store the update in time; it was not published")
+                    });
+                })
+                .map_err(|e| e.to_string())?;
+        }
         let (tx, incoming) = mpsc::channel();
         let presence = crate::presence::Presence::start(
             &settings.url,
@@ -271,9 +304,19 @@ impl Broker {
                 counters.clone(),
             );
             let history = settings.history.max(1);
+            let writer = Writer {
+                client,
+                keys,
+                history,
+                ready,
+                counters,
+                waiting: waiting.clone(),
+                con: None,
+                connected_before: false,
+            };
             std::thread::Builder::new()
                 .name("redis-writer".into())
-                .spawn(move || write_loop(&client, &keys, history, &job_rx, &ready, &counters))
+                .spawn(move || writer.run(&job_rx))
                 .map_err(|e| e.to_string())?;
         }
         {
@@ -297,6 +340,7 @@ impl Broker {
         }
         Ok(Broker {
             jobs,
+            waiting,
             incoming,
             ready,
             counters,
@@ -327,9 +371,11 @@ impl Broker {
     }
 
     /// Stores `entry` in the log and answers the publisher through `answer`
-    /// (`200` and the id once stored, `503` with `Retry-After` if Redis does
-    /// not store it within [`PUBLISH_DEADLINE`]). Never waits.
-    /// The answer carries `headers` (CORS) whatever it is.
+    /// (`200` and the id once stored; `503` with `Retry-After` when Redis
+    /// has not stored it by [`PUBLISH_DEADLINE`] and [`GRACE`] after now,
+    /// whatever else the writer waits on, or at once when too many
+    /// publishes are queued). The answer carries `headers` (CORS) whatever
+    /// it is. Never waits.
     pub fn publish(
         &self,
         entry: Entry,
@@ -337,19 +383,23 @@ impl Broker {
         answer: Deferred,
         headers: Vec<(&'static str, String)>,
     ) {
+        let deadline = Instant::now() + PUBLISH_DEADLINE;
+        let ticket = self.waiting.add(deadline + GRACE, answer, headers);
         let job = Job {
             entry,
             idempotency,
-            answer: Some(answer),
-            headers,
-            deadline: Instant::now() + PUBLISH_DEADLINE,
+            ticket,
+            deadline,
         };
-        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
-            answer_with(
-                job.answer,
-                unavailable("the Redis writer has stopped"),
-                job.headers,
-            );
+        let why = match self.jobs.try_send(job) {
+            Ok(()) => return,
+            Err(mpsc::TrySendError::Full(_)) => {
+                "too many publishes are waiting for Redis; it was not published"
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => "the Redis writer has stopped",
+        };
+        if let Some(answer) = self.waiting.take(ticket) {
+            answer.give(unavailable(why));
         }
     }
 
@@ -361,23 +411,6 @@ impl Broker {
     /// Whether Redis answered recently (for `/ready`).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
-    }
-}
-
-/// Answers a deferred request, if there is one to answer, with `headers`
-/// added.
-fn answer_with(
-    answer: Option<Deferred>,
-    mut response: Response,
-    headers: Vec<(&'static str, String)>,
-) {
-    for (name, value) in headers {
-        response = response.header(name, value);
-    }
-    if let Some(answer) = answer {
-        let _ = answer.answer_nowait(move |_req, reply| {
-            let _ = reply.respond(response);
-        });
     }
 }
 
@@ -427,84 +460,148 @@ fn new_epoch() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// The writer: one job at a time, each within its deadline.
-fn write_loop(
-    client: &redis::Client,
-    keys: &Keys,
+/// The writer's thread: one job at a time, each within its deadline.
+struct Writer {
+    client: redis::Client,
+    keys: Keys,
     history: usize,
-    jobs: &mpsc::Receiver<Job>,
-    ready: &AtomicBool,
-    counters: &Counters,
-) {
-    let script = redis::Script::new(WRITE_SCRIPT);
-    let mut con: Option<redis::Connection> = None;
-    let mut connected_before = false;
-    for job in jobs {
-        let left = job.deadline.saturating_duration_since(Instant::now());
-        let stored = if left.is_zero() {
-            Err("the publish waited past its deadline".to_owned())
-        } else {
-            let attempt = (|| -> redis::RedisResult<(String, String)> {
-                if con.is_none() {
-                    con = Some(connect(client, left)?);
-                    if connected_before {
-                        counters.reconnects.fetch_add(1, Ordering::Relaxed);
+    ready: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    waiting: Arc<Waiting>,
+    con: Option<redis::Connection>,
+    connected_before: bool,
+}
+
+/// Why a write was not stored.
+enum WriteError {
+    /// The script's deadline passed (Redis's clock) or the job waited past
+    /// it: Redis may be fine.
+    Late,
+    /// Redis refused the hub's credentials.
+    Auth(String),
+    /// Redis did not answer, or the connection broke.
+    Unavailable(String),
+}
+
+impl Writer {
+    fn run(mut self, jobs: &mpsc::Receiver<Job>) {
+        let script = redis::Script::new(WRITE_SCRIPT);
+        for job in jobs {
+            let stored = self.store(&script, &job);
+            let answer = self.waiting.take(job.ticket);
+            match stored {
+                Ok(id) => {
+                    self.ready.store(true, Ordering::Relaxed);
+                    match answer {
+                        Some(answer) => answer.give(Response::text(200, id)),
+                        None => {
+                            self.waiting.stored_late();
+                            log::warn!(
+                                "update {id} was stored after its publisher was answered 503: Redis's reply took longer than {GRACE:?}"
+                            );
+                        }
                     }
-                    connected_before = true;
                 }
-                let c = con.as_mut().expect("just connected");
-                c.set_read_timeout(Some(left))?;
-                c.set_write_timeout(Some(left))?;
-                let idem = job
-                    .idempotency
-                    .as_ref()
-                    .map(|k| format!("{}{k}", keys.idempotency))
-                    .unwrap_or_default();
-                let mut invocation = script.key(&keys.log);
-                invocation
-                    .key(&keys.epoch)
-                    .key(idem)
-                    .arg(unix_ms(job.deadline))
-                    .arg(history)
-                    .arg(new_epoch())
-                    .arg(IDEMPOTENCY_MS)
-                    .arg(job.entry.id.as_deref().unwrap_or(""));
-                for (name, value) in job.entry.fields() {
-                    invocation.arg(name).arg(value);
+                Err(e) => {
+                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    match &e {
+                        WriteError::Late => {}
+                        WriteError::Auth(why) => {
+                            self.ready.store(false, Ordering::Relaxed);
+                            log::error!("Redis refused the hub's credentials (the user and password in --redis): {why}");
+                        }
+                        WriteError::Unavailable(why) => {
+                            self.ready.store(false, Ordering::Relaxed);
+                            log::warn!("publish refused, Redis did not store it in time: {why}");
+                        }
+                    }
+                    if let Some(answer) = answer {
+                        answer.give(unavailable(
+                            "Redis did not store the update in time; it was not published",
+                        ));
+                    }
                 }
-                let started = Instant::now();
-                let (entry, _epoch): (String, String) = invocation.invoke(c)?;
-                counters.rtt_us.store(
-                    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                    Ordering::Relaxed,
-                );
-                Ok((entry, _epoch))
-            })();
-            attempt.map_err(|e| {
-                // A timed-out or broken connection is dropped: a reply that
-                // comes later must not be read as the next call's.
-                con = None;
-                e.to_string()
-            })
-        };
-        match stored {
-            Ok((id, _)) => {
-                ready.store(true, Ordering::Relaxed);
-                answer_with(job.answer, Response::text(200, id), job.headers);
-            }
-            Err(why) => {
-                counters.refused.fetch_add(1, Ordering::Relaxed);
-                if !why.contains("LATE") {
-                    ready.store(false, Ordering::Relaxed);
-                }
-                log::warn!("publish refused, Redis did not store it in time: {why}");
-                answer_with(
-                    job.answer,
-                    unavailable("Redis did not store the update in time; it was not published"),
-                    job.headers,
-                );
             }
         }
+    }
+
+    /// Stores `job`'s entry; answers the update's id. A connection found
+    /// broken is opened again and the write tried once more within the
+    /// same deadline: safe, since the script refuses a late write and the
+    /// idempotency key a second one.
+    fn store(&mut self, script: &redis::Script, job: &Job) -> Result<String, WriteError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            // Waiting for a reply may go on to the answer's deadline: a
+            // write Redis ran in time may still be answered 200.
+            let left = (job.deadline + GRACE).saturating_duration_since(Instant::now());
+            if job.deadline <= Instant::now() {
+                return Err(WriteError::Late);
+            }
+            match self.attempt(script, job, left) {
+                Ok(id) => return Ok(id),
+                Err(e) => {
+                    // A timed-out or broken connection is dropped: a reply
+                    // that comes later must not be read as the next call's.
+                    self.con = None;
+                    if e.code() == Some("LATE") {
+                        return Err(WriteError::Late);
+                    }
+                    if e.kind() == redis::ErrorKind::AuthenticationFailed {
+                        return Err(WriteError::Auth(e.to_string()));
+                    }
+                    // Closed by Redis (its `timeout`, a restart) before it
+                    // read the call: one more try on a new connection.
+                    let retry = e.is_connection_dropped() && !e.is_timeout() && tries == 1;
+                    if !retry {
+                        return Err(WriteError::Unavailable(e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn attempt(
+        &mut self,
+        script: &redis::Script,
+        job: &Job,
+        left: Duration,
+    ) -> redis::RedisResult<String> {
+        if self.con.is_none() {
+            self.con = Some(connect(&self.client, left)?);
+            if self.connected_before {
+                self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            self.connected_before = true;
+        }
+        let c = self.con.as_mut().expect("just connected");
+        c.set_read_timeout(Some(left))?;
+        c.set_write_timeout(Some(left))?;
+        let idem = job
+            .idempotency
+            .as_ref()
+            .map(|k| format!("{}{k}", self.keys.idempotency))
+            .unwrap_or_default();
+        let mut invocation = script.key(&self.keys.log);
+        invocation
+            .key(&self.keys.epoch)
+            .key(idem)
+            .arg(unix_ms(job.deadline))
+            .arg(self.history)
+            .arg(new_epoch())
+            .arg(IDEMPOTENCY_MS)
+            .arg(job.entry.id.as_deref().unwrap_or(""));
+        for (name, value) in job.entry.fields() {
+            invocation.arg(name).arg(value);
+        }
+        let started = Instant::now();
+        let (id, _epoch): (String, String) = invocation.invoke(c)?;
+        self.counters.rtt_us.store(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        Ok(id)
     }
 }
 

@@ -15,7 +15,8 @@
 //! - [`cors`]: the CORS headers and preflights;
 //! - [`json`]: the JSON the hub writes;
 //! - [`signals`]: SIGINT/SIGTERM to a graceful shutdown;
-//! - [`topics`]: Mercure topic selectors (URI templates), compiled once.
+//! - [`topics`]: Mercure topic selectors (URI templates), compiled once;
+//! - [`waiting`]: publishes waiting on Redis, each answered by its deadline.
 
 #![warn(missing_docs)]
 
@@ -33,6 +34,7 @@ pub mod signals;
 pub mod subscribers;
 pub mod subscriptions;
 pub mod topics;
+pub mod waiting;
 
 pub use crate::config::Config;
 pub use crate::routes::Hub;

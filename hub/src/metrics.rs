@@ -27,7 +27,7 @@ pub struct HubCounters {
     pub groups: u64,
     /// Redis: the last write's round trip (µs), reconnects, updates read
     /// from the log, logs found lost, publishes refused (`503`).
-    pub redis: [u64; 5],
+    pub redis: [u64; 6],
 }
 
 impl HubCounters {
@@ -53,7 +53,7 @@ type MetricRow<'a> = (
 /// The exposition of `s` and `hub`, as a `200` response.
 pub fn render(s: &Stats, hub: &HubCounters) -> Response {
     // (name, type, help, [(labels, value)]), in exposition order.
-    let rows: [MetricRow<'_>; 27] = [
+    let rows: [MetricRow<'_>; 28] = [
         (
             "clients",
             "gauge",
@@ -201,6 +201,12 @@ pub fn render(s: &Stats, hub: &HubCounters) -> Response {
             "counter",
             "Publishes answered 503 because Redis did not store them in time.",
             &[("", hub.redis[4])],
+        ),
+        (
+            "redis_late_stores_total",
+            "counter",
+            "Updates Redis stored after their publisher was answered 503 (its reply came later than the grace).",
+            &[("", hub.redis[5])],
         ),
         (
             "history_events",

@@ -603,6 +603,7 @@ impl Hub {
                 c.read.load(Relaxed),
                 c.gaps.load(Relaxed),
                 c.refused.load(Relaxed),
+                broker.late_stores(),
             ];
         }
         crate::metrics::render(&reply.stats(), &counters)

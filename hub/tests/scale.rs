@@ -196,6 +196,90 @@ fn a_frozen_redis_delays_nothing_but_publishes_which_get_503_and_never_appear() 
     );
 }
 
+#[test]
+fn under_concurrent_publishers_a_frozen_redis_answers_each_503_within_its_deadline() {
+    let Some(redis) = RedisServer::start("concurrent_publishers_frozen") else {
+        return;
+    };
+    let a = hub(&redis, &[]);
+    let (mut on_a, _) = a.subscribe("/events?topic=t");
+    assert_eq!(a.publish("?topic=t", "before").0, 200);
+    assert_eq!(on_a.next().data, "before");
+    redis.freeze();
+    let took: Vec<(u16, Duration)> = std::thread::scope(|scope| {
+        let publishers: Vec<_> = (0..4)
+            .map(|p| {
+                let addr = a.addr;
+                scope.spawn(move || {
+                    (0..4)
+                        .map(|i| {
+                            let started = Instant::now();
+                            let body = format!("frozen-{p}-{i}");
+                            let mut client = util::Client::connect(addr);
+                            client.send(
+                                format!(
+                                    "POST /publish?topic=t HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+                                    body.len()
+                                )
+                                .as_bytes(),
+                            );
+                            let (head, _) = client.read_response();
+                            (head.status, started.elapsed())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        publishers
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect()
+    });
+    redis.thaw();
+    let slowest = took.iter().map(|(_, t)| *t).max().unwrap();
+    eprintln!("16 publishes from 4 publishers against a frozen Redis: slowest answer {slowest:?}");
+    for (status, t) in &took {
+        assert_eq!(*status, 503);
+        assert!(*t <= Duration::from_millis(2200), "a 503 after {t:?}");
+    }
+    // None of them is ever delivered.
+    let mut status = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status != 200 && Instant::now() < deadline {
+        status = a.publish("?topic=t", "after").0;
+    }
+    assert_eq!(status, 200);
+    assert_eq!(on_a.next().data, "after");
+}
+
+#[test]
+fn a_connection_redis_closed_or_a_restart_costs_no_publish_a_503() {
+    let Some(mut redis) = RedisServer::start("a_connection_redis_closed") else {
+        return;
+    };
+    // Redis closes connections idle for a second (its `timeout`).
+    assert_eq!(redis.command("CONFIG SET timeout 1"), "+OK");
+    let a = hub(&redis, &[]);
+    let (mut on_a, _) = a.subscribe("/events?topic=t");
+    for round in 0..3 {
+        let (status, body) = a.publish("?topic=t", &format!("idle-{round}"));
+        assert_eq!(status, 200, "round {round}: {body}");
+        assert_eq!(on_a.next().data, format!("idle-{round}"));
+        // Idle past Redis's timeout: what is waited for is Redis closing
+        // the writer's connection.
+        std::thread::sleep(Duration::from_millis(1600));
+    }
+    // Restarted (empty): the next publish reconnects rather than fail.
+    redis.restart();
+    until_status(&a, "/ready", 200, DEADLINE);
+    let (status, body) = a.publish("?topic=t", "after a restart");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        super_metric(&a, "sseloop_redis_publishes_refused_total "),
+        0
+    );
+}
+
 fn super_metric(hub: &HubProcess, line_start: &str) -> u64 {
     let (_, body) = hub.request("GET", "/metrics", &[], b"");
     String::from_utf8(body)

@@ -60,6 +60,18 @@ impl RedisServer {
         self.wait_for_pong();
     }
 
+    /// Sends one command (inline form) and answers Redis's first reply line.
+    pub fn command(&self, line: &str) -> String {
+        use std::io::{BufRead, Write};
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut con = std::net::TcpStream::connect(addr).expect("connect to redis");
+        con.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        con.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        let mut reply = String::new();
+        std::io::BufReader::new(con).read_line(&mut reply).unwrap();
+        reply.trim_end().to_owned()
+    }
+
     /// The URL hubs connect to.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
