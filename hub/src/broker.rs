@@ -684,11 +684,13 @@ impl Reader {
             }
             if at.epoch.as_deref() != Some(current.as_str()) {
                 if at.epoch.is_some() {
-                    // Redis lost the log: say so once, and start on the new one.
+                    // Redis lost the log: say so once, and read the new one
+                    // from its start, live: what other hubs acknowledged
+                    // before this reader noticed must reach its streams too.
                     self.counters.gaps.fetch_add(1, Ordering::Relaxed);
                     log::warn!("the Redis log was lost (new epoch); live streams get reset");
                     self.send(Incoming::Lost);
-                    at.entry = None;
+                    at.entry = Some("0-0".to_owned());
                 }
                 at.epoch = Some(current);
             }
