@@ -314,28 +314,31 @@ pub struct Publisher {
 }
 
 impl Keys {
-    /// The verifiers `config` asks for.
+    /// Verifiers for `alg` with the publishers' and the subscribers' keys
+    /// (none: no JWT authorization on that side); tokens keep to `limits`.
     ///
     /// # Errors
     /// A one-line reason when a key does not fit the algorithm.
-    pub fn from_config(config: &crate::Config) -> Result<Self, String> {
-        let make = |specific: &Option<String>, which: &str| {
-            specific
-                .as_ref()
-                .or(config.jwt_key.as_ref())
-                .map(|key| {
-                    Verifier::new(config.jwt_alg, key).map(|verifier| Issuer {
-                        verifier,
-                        cache: TokenCache::default(),
-                    })
+    pub fn new(
+        alg: Alg,
+        publisher: Option<&str>,
+        subscriber: Option<&str>,
+        limits: TokenLimits,
+    ) -> Result<Self, String> {
+        let make = |key: Option<&str>, which: &str| {
+            key.map(|key| {
+                Verifier::new(alg, key).map(|verifier| Issuer {
+                    verifier,
+                    cache: TokenCache::default(),
                 })
-                .transpose()
-                .map_err(|e| format!("the {which} JWT key: {e}"))
+            })
+            .transpose()
+            .map_err(|e| format!("the {which} JWT key: {e}"))
         };
         Ok(Keys {
-            publisher: make(&config.publisher_jwt_key, "publisher")?,
-            subscriber: make(&config.subscriber_jwt_key, "subscriber")?,
-            limits: config.token_limits(),
+            publisher: make(publisher, "publisher")?,
+            subscriber: make(subscriber, "subscriber")?,
+            limits,
         })
     }
 

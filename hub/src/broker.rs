@@ -41,6 +41,9 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadRe
 use redis::Value;
 use sseloop::{Deferred, Handle, Response};
 
+use crate::inbox::Incoming;
+use crate::redis_link::{connect, unavailable};
+pub use crate::update::Entry;
 use crate::waiting::{Waiting, GRACE};
 
 /// How long a publish may take end to end before it is answered `503`.
@@ -96,96 +99,49 @@ pub struct Settings {
     pub history: usize,
 }
 
-/// An update to store: what the log keeps of it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Entry {
-    /// The publisher's id, if it gave one; else the log entry's id is the
-    /// update's id.
-    pub id: Option<String>,
-    /// The update's topics (none: a native broadcast).
-    pub topics: Vec<String>,
-    /// Whether it is private.
-    pub private: bool,
-    /// The event name.
-    pub event: Option<String>,
-    /// The data.
-    pub data: String,
-    /// The `retry` field.
-    pub retry: Option<u64>,
+/// The field/value pairs `entry` is stored as in the stream.
+fn fields(entry: &Entry) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        (
+            "topics",
+            serde_json::to_string(&entry.topics).unwrap_or_default(),
+        ),
+        ("data", entry.data.clone()),
+    ];
+    if let Some(id) = &entry.id {
+        fields.push(("id", id.clone()));
+    }
+    if entry.private {
+        fields.push(("private", "1".into()));
+    }
+    if let Some(event) = &entry.event {
+        fields.push(("event", event.clone()));
+    }
+    if let Some(retry) = entry.retry {
+        fields.push(("retry", retry.to_string()));
+    }
+    fields
 }
 
-impl Entry {
-    /// The field/value pairs stored in the stream.
-    fn fields(&self) -> Vec<(&'static str, String)> {
-        let mut fields = vec![
-            (
-                "topics",
-                serde_json::to_string(&self.topics).unwrap_or_default(),
-            ),
-            ("data", self.data.clone()),
-        ];
-        if let Some(id) = &self.id {
-            fields.push(("id", id.clone()));
+/// The entry a stream record holds; `None` for one this hub cannot read.
+fn from_record(record: &StreamId) -> Option<(String, Entry)> {
+    let text = |name: &str| -> Option<String> {
+        match record.map.get(name)? {
+            Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+            Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
         }
-        if self.private {
-            fields.push(("private", "1".into()));
-        }
-        if let Some(event) = &self.event {
-            fields.push(("event", event.clone()));
-        }
-        if let Some(retry) = self.retry {
-            fields.push(("retry", retry.to_string()));
-        }
-        fields
-    }
-
-    /// The entry a stream record holds; `None` for one this hub cannot read.
-    fn from_record(record: &StreamId) -> Option<(String, Entry)> {
-        let text = |name: &str| -> Option<String> {
-            match record.map.get(name)? {
-                Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-                Value::SimpleString(s) => Some(s.clone()),
-                _ => None,
-            }
-        };
-        let entry = Entry {
-            id: text("id"),
-            topics: serde_json::from_str(&text("topics")?).ok()?,
-            private: text("private").is_some(),
-            event: text("event"),
-            data: text("data")?,
-            retry: text("retry").and_then(|r| r.parse().ok()),
-        };
-        let id = entry.id.clone().unwrap_or_else(|| record.id.clone());
-        Some((id, entry))
-    }
-}
-
-/// What the reader hands the loop, in log order.
-#[derive(Debug)]
-pub enum Incoming {
-    /// An update from the log: its id, and the entry. `live` is false for
-    /// the history loaded at start (kept for replay, not delivered).
-    Update {
-        /// The update's id.
-        id: String,
-        /// What was published.
-        entry: Entry,
-        /// Whether to deliver it (false: history loaded at start).
-        live: bool,
-    },
-    /// The log was lost (another epoch): reset live streams, forget history.
-    Lost,
-    /// An update to deliver live and not keep (a subscription event, which
-    /// must never push a published update out of the history).
-    Announcement(Entry),
-    /// Another hub routed a command to a client of this one.
-    Remote {
-        /// The client.
-        seid: String,
-        /// What to do.
-        remote: crate::presence::Remote,
-    },
+    };
+    let entry = Entry {
+        id: text("id"),
+        topics: serde_json::from_str(&text("topics")?).ok()?,
+        private: text("private").is_some(),
+        event: text("event"),
+        data: text("data")?,
+        retry: text("retry").and_then(|r| r.parse().ok()),
+    };
+    let id = entry.id.clone().unwrap_or_else(|| record.id.clone());
+    Some((id, entry))
 }
 
 /// What the hub's `/metrics` shows of Redis.
@@ -414,11 +370,6 @@ impl Broker {
     }
 }
 
-/// `503` with `Retry-After`, saying why.
-pub(crate) fn unavailable(why: &str) -> Response {
-    Response::text(503, format!("{why}\n")).header("Retry-After", "1")
-}
-
 /// The keys under one prefix.
 #[derive(Clone, Debug)]
 struct Keys {
@@ -437,23 +388,22 @@ impl Keys {
     }
 }
 
-/// A connection whose every call gives up after `timeout`.
-pub(crate) fn connect(
-    client: &redis::Client,
-    timeout: Duration,
-) -> redis::RedisResult<redis::Connection> {
-    let con = client.get_connection_with_timeout(timeout)?;
-    con.set_read_timeout(Some(timeout))?;
-    con.set_write_timeout(Some(timeout))?;
-    Ok(con)
-}
-
+/// `at` in milliseconds since the Unix epoch, by the system clock: for the
+/// script, which compares it with Redis's clock. An instant already past is
+/// in the past there too (it was taken as now: a write whose connection
+/// took past its deadline to open was then stored, and delivered, after
+/// its publisher had been answered 503).
 fn unix_ms(at: Instant) -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let left = at.saturating_duration_since(Instant::now());
-    u64::try_from((now + left).as_millis()).unwrap_or(u64::MAX)
+    let here = Instant::now();
+    let then = if at >= here {
+        now + (at - here)
+    } else {
+        now.saturating_sub(here - at)
+    };
+    u64::try_from(then.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn new_epoch() -> String {
@@ -540,7 +490,8 @@ impl Writer {
                 return Err(WriteError::Late);
             }
             match self.attempt(script, job, left) {
-                Ok(id) => return Ok(id),
+                Ok(Some(id)) => return Ok(id),
+                Ok(None) => return Err(WriteError::Late),
                 Err(e) => {
                     // A timed-out or broken connection is dropped: a reply
                     // that comes later must not be read as the next call's.
@@ -562,18 +513,25 @@ impl Writer {
         }
     }
 
+    /// One try at storing `job`; `Ok(None)` when its deadline passed
+    /// before the call could be made.
     fn attempt(
         &mut self,
         script: &redis::Script,
         job: &Job,
         left: Duration,
-    ) -> redis::RedisResult<String> {
+    ) -> redis::RedisResult<Option<String>> {
         if self.con.is_none() {
             self.con = Some(connect(&self.client, left)?);
             if self.connected_before {
                 self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
             }
             self.connected_before = true;
+        }
+        // Opening the connection may have taken the time left.
+        let left = (job.deadline + GRACE).saturating_duration_since(Instant::now());
+        if job.deadline <= Instant::now() {
+            return Ok(None);
         }
         let c = self.con.as_mut().expect("just connected");
         c.set_read_timeout(Some(left))?;
@@ -592,7 +550,7 @@ impl Writer {
             .arg(new_epoch())
             .arg(IDEMPOTENCY_MS)
             .arg(job.entry.id.as_deref().unwrap_or(""));
-        for (name, value) in job.entry.fields() {
+        for (name, value) in fields(&job.entry) {
             invocation.arg(name).arg(value);
         }
         let started = Instant::now();
@@ -601,7 +559,7 @@ impl Writer {
             u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        Ok(id)
+        Ok(Some(id))
     }
 }
 
@@ -708,7 +666,7 @@ impl Reader {
                 for record in &key.ids {
                     at.entry = Some(record.id.clone());
                     self.counters.read.fetch_add(1, Ordering::Relaxed);
-                    if let Some((id, entry)) = Entry::from_record(record) {
+                    if let Some((id, entry)) = from_record(record) {
                         self.send(Incoming::Update {
                             id,
                             entry,
@@ -732,7 +690,7 @@ impl Reader {
         let mut newest = "0-0".to_owned();
         for record in reply.ids.iter().rev() {
             newest = record.id.clone();
-            if let Some((id, entry)) = Entry::from_record(record) {
+            if let Some((id, entry)) = from_record(record) {
                 self.send(Incoming::Update {
                     id,
                     entry,

@@ -6,21 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use sseloop::Frame;
-
-/// One published update, as every subscriber gets it.
-#[derive(Debug)]
-pub struct Update {
-    /// Its id (the `id:` field of its frame).
-    pub id: String,
-    /// Its topics, the first canonical, the others alternates; none for a
-    /// native broadcast (which every native subscriber receives).
-    pub topics: Vec<String>,
-    /// Whether only subscribers authorized for one of its topics get it.
-    pub private: bool,
-    /// The SSE frame, encoded once.
-    pub frame: Frame,
-}
+use crate::update::Update;
 
 struct Stored {
     seq: u64,

@@ -3,14 +3,21 @@
 //!
 //! - [`config`]: flags and environment variables;
 //! - [`auth`]: JWT authorization: tokens, claims, refusals that say why;
+//! - [`update`]: the update every protocol decodes into;
 //! - [`subscribers`]: who receives an update, grouped by selectors;
-//! - [`routes`]: which request goes where, the native routes, and what
-//!   both interfaces share (opening a stream, delivering an update);
+//! - [`hub`]: the hub's state and what every route shares (opening a
+//!   stream, delivering and publishing an update, common answers);
+//! - [`routes`]: which request goes where, and the native routes;
 //! - [`mercure`]: the Mercure routes on `/.well-known/mercure`;
+//! - [`subscription`]: a Mercure subscription as the API shows it;
 //! - [`subscriptions`]: Mercure's subscriptions API and events;
+//! - [`paths`]: path segments, encoded and decoded;
+//! - [`page`]: a listing's page, its cursor and the link to the next;
 //! - [`history`]: the events kept for replay on reconnect;
 //! - [`broker`]: several hubs as one, through a shared log in Redis;
 //! - [`presence`]: which hub holds which client, and commands across hubs;
+//! - [`inbox`]: what the Redis threads hand the loop;
+//! - [`redis_link`]: one connection to Redis with deadlines;
 //! - [`metrics`]: the Prometheus exposition;
 //! - [`cors`]: the CORS headers and preflights;
 //! - [`json`]: the JSON the hub writes;
@@ -25,16 +32,23 @@ pub mod broker;
 pub mod config;
 pub mod cors;
 pub mod history;
+pub mod hub;
+pub mod inbox;
 pub mod json;
 pub mod mercure;
 pub mod metrics;
+pub mod page;
+pub mod paths;
 pub mod presence;
+pub mod redis_link;
 pub mod routes;
 pub mod signals;
 pub mod subscribers;
+pub mod subscription;
 pub mod subscriptions;
 pub mod topics;
+pub mod update;
 pub mod waiting;
 
 pub use crate::config::Config;
-pub use crate::routes::Hub;
+pub use crate::hub::Hub;

@@ -16,31 +16,18 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use sseloop::{Reply, Request, Response};
 
-use crate::broker::Entry;
 use crate::history::EARLIEST;
-use crate::routes::{allow, decode_segment, selector_refused, Hub};
+use crate::hub::{allow, selector_refused, too_many_selectors, Hub};
 use crate::subscribers::Audience;
+use crate::subscription::Subscription;
+use crate::update::Entry;
 
-/// Where the hub is, as Mercure clients expect it.
-pub const PATH: &str = "/.well-known/mercure";
+pub use crate::subscription::PATH;
 
 /// What `/.well-known/mercure` answers to, for `Allow`.
 const METHODS: &str = "GET, HEAD, POST, OPTIONS";
-
-/// A Mercure subscriber, for the subscriptions API and its events (kept in
-/// Redis as JSON with `--redis`, so every hub can list it).
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct Subscription {
-    /// The subscriber's id (`urn:uuid:…`).
-    pub subscriber: String,
-    /// The topic selectors it subscribed with.
-    pub topics: Vec<String>,
-    /// Its token's `mercure.payload`.
-    pub payload: Option<serde_json::Value>,
-}
 
 /// Answers a request to [`PATH`] or below it.
 pub(crate) fn route(hub: &mut Hub, method: &str, req: &Request, reply: &mut Reply<'_>) {
@@ -97,7 +84,7 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
         return;
     }
     if topics.len() > hub.config.max_selectors {
-        let answer = crate::routes::too_many_selectors(topics.len(), hub.config.max_selectors);
+        let answer = too_many_selectors(topics.len(), hub.config.max_selectors);
         let _ = reply.respond(answer);
         return;
     }
@@ -270,57 +257,5 @@ impl Form {
 
     fn first<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         self.all(name).next()
-    }
-}
-
-/// The JSON-LD of one subscription, as the subscriptions API and the
-/// subscription events show it.
-#[derive(Serialize)]
-pub(crate) struct SubscriptionJson<'a> {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub subscriber: &'a str,
-    pub topic: &'a str,
-    pub active: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<&'a serde_json::Value>,
-}
-
-/// The URL path of the subscription of `subscriber` to `topic`: each part
-/// percent-encoded as one path segment.
-pub(crate) fn subscription_path(topic: &str, subscriber: &str) -> String {
-    format!(
-        "{PATH}/subscriptions/{}/{}",
-        encode_segment(topic),
-        encode_segment(subscriber)
-    )
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
-pub(crate) fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The path segments after `/subscriptions` (`""`, `/{topic}` or
-/// `/{topic}/{subscriber}`), decoded; `None` for any other shape.
-pub(crate) fn subscription_filter(rest: &str) -> Option<(Option<String>, Option<String>)> {
-    let parts: Vec<&str> = rest.split('/').skip(1).collect();
-    match parts.as_slice() {
-        [] => Some((None, None)),
-        [topic] => Some((Some(decode_segment(topic)?), None)),
-        [topic, subscriber] => Some((
-            Some(decode_segment(topic)?),
-            Some(decode_segment(subscriber)?),
-        )),
-        _ => None,
     }
 }

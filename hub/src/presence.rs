@@ -21,32 +21,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sseloop::{Deferred, Handle, Response};
 
-use crate::broker::{connect, unavailable, Entry, Incoming};
+use crate::inbox::{Incoming, Remote};
+use crate::page::Page;
+use crate::redis_link::{connect, unavailable};
+use crate::update::Entry;
 
 /// How often a hub says it is alive and refreshes its clients.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long after its last heartbeat a hub's clients are forgotten.
 pub const EXPIRY: Duration = Duration::from_secs(15);
+/// The most jobs handled in one batch (one pipeline of presence changes).
+const MAX_BATCH: usize = 16_384;
+
 /// How long one lookup or listing may take before it is answered `503`.
 const DEADLINE: Duration = Duration::from_millis(1500);
-
-/// What to do to a client on another hub.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Remote {
-    /// Send it an event.
-    Send {
-        /// The event name.
-        event: Option<String>,
-        /// The event id.
-        id: Option<String>,
-        /// The data.
-        data: String,
-        /// The `retry` field.
-        retry: Option<u64>,
-    },
-    /// End its stream.
-    End,
-}
 
 /// A command on a hub's channel.
 #[derive(Debug, Serialize, Deserialize)]
@@ -74,6 +62,8 @@ enum Job {
     Announce {
         json: String,
     },
+    /// The command channel is (or is no longer) subscribed.
+    Listening(bool),
     Subscriptions {
         answer: Deferred,
         build: BuildAnswer,
@@ -85,6 +75,7 @@ enum Job {
     },
     List {
         answer: Deferred,
+        page: Page,
     },
 }
 
@@ -130,9 +121,10 @@ impl Presence {
                 .map_err(|e| e.to_string())?;
         }
         let channels = [format!("{}{hub}", keys.channel), keys.announcements.clone()];
+        let listening = jobs.clone();
         std::thread::Builder::new()
             .name("redis-commands".into())
-            .spawn(move || listen(&client, &channels, &tx, &waker))
+            .spawn(move || listen(&client, &channels, &tx, &waker, &listening))
             .map_err(|e| e.to_string())?;
         Ok(Presence { jobs })
     }
@@ -190,16 +182,17 @@ impl Presence {
     }
 
     /// Answers every live hub's clients, as `GET /clients` shows them.
-    pub fn list(&self, answer: Deferred) {
-        if let Err(mpsc::SendError(job)) = self.jobs.send(Job::List { answer }) {
+    pub fn list(&self, answer: Deferred, page: Page) {
+        if let Err(mpsc::SendError(job)) = self.jobs.send(Job::List { answer, page }) {
             stopped(job);
         }
     }
 }
 
 fn stopped(job: Job) {
-    if let Job::Route { answer, .. } | Job::List { answer } | Job::Subscriptions { answer, .. } =
-        job
+    if let Job::Route { answer, .. }
+    | Job::List { answer, .. }
+    | Job::Subscriptions { answer, .. } = job
     {
         respond(answer, unavailable("the Redis presence thread has stopped"));
     }
@@ -232,6 +225,8 @@ struct Worker {
     /// This hub's Mercure subscriptions, likewise.
     my_subs: HashMap<String, String>,
     last_beat: Option<Instant>,
+    /// Whether this hub's command channel is subscribed.
+    listening: bool,
 }
 
 impl Worker {
@@ -244,19 +239,34 @@ impl Worker {
             mine: HashMap::new(),
             my_subs: HashMap::new(),
             last_beat: None,
+            listening: false,
         }
     }
 
     fn run(mut self, jobs: &mpsc::Receiver<Job>) {
         loop {
             match jobs.recv_timeout(HEARTBEAT) {
-                Ok(job) => self.handle(job),
+                Ok(job) => {
+                    // Everything queued behind it too: a burst of streams
+                    // opening or closing is written in one round trip, and
+                    // a listing queued behind them waits for that one.
+                    let mut batch = vec![job];
+                    batch.extend(jobs.try_iter().take(MAX_BATCH));
+                    self.handle_all(batch);
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
             if self.last_beat.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
-                let _ = self.with_con(|w, con| w.beat(con));
+                self.beat_now();
             }
+        }
+    }
+
+    /// Beats now (and writes this hub's clients, once it can be reached).
+    fn beat_now(&mut self) {
+        if self.with_con(|w, con| w.beat(con)).is_ok() {
+            self.last_beat = Some(Instant::now());
         }
     }
 
@@ -293,6 +303,12 @@ impl Worker {
             .arg(now_ms())
             .arg(&self.hub)
             .ignore();
+        // A client is listed only once this hub can be reached for it: a
+        // command routed here before the channel is subscribed would be
+        // lost, and answered 404.
+        if !self.listening {
+            return pipe.query::<()>(con);
+        }
         if !self.mine.is_empty() {
             pipe.cmd("HSET").arg(self.my_clients());
             for (seid, topics) in &self.mine {
@@ -316,18 +332,84 @@ impl Worker {
         pipe.query::<()>(con)
     }
 
+    /// Handles `batch` in order, the presence changes among it written
+    /// together: each change to this hub's hashes is applied to `mine` and
+    /// `my_subs` as it comes, and the seids it touched are written (or
+    /// deleted) in one pipeline before any other job runs.
+    fn handle_all(&mut self, batch: Vec<Job>) {
+        let mut touched: Vec<String> = Vec::new();
+        for job in batch {
+            match job {
+                Job::Joined { seid, topics } => {
+                    let topics = serde_json::to_string(&topics).unwrap_or_default();
+                    self.mine.insert(seid.clone(), topics);
+                    touched.push(seid);
+                }
+                Job::Subscribed { seid, json } => {
+                    self.my_subs.insert(seid.clone(), json);
+                    touched.push(seid);
+                }
+                Job::Left { seid } => {
+                    self.mine.remove(&seid);
+                    self.my_subs.remove(&seid);
+                    touched.push(seid);
+                }
+                other => {
+                    self.write_changes(std::mem::take(&mut touched));
+                    self.handle(other);
+                }
+            }
+        }
+        self.write_changes(touched);
+    }
+
+    /// Writes what `mine` and `my_subs` now hold for `seids` (a seid no
+    /// longer held is deleted) in one round trip.
+    fn write_changes(&mut self, mut seids: Vec<String>) {
+        if seids.is_empty() || !self.listening {
+            // Not reachable yet: the beat that follows `Listening` writes
+            // every client at once.
+            return;
+        }
+        seids.sort_unstable();
+        seids.dedup();
+        let _ = self.with_con(|w, con| {
+            let mut pipe = redis::pipe();
+            for (hash, held) in [
+                (w.my_clients(), &w.mine),
+                (w.my_subscriptions(), &w.my_subs),
+            ] {
+                let (set, gone): (Vec<&String>, Vec<&String>) =
+                    seids.iter().partition(|s| held.contains_key(*s));
+                if !set.is_empty() {
+                    pipe.cmd("HSET").arg(&hash);
+                    for seid in set {
+                        pipe.arg(seid).arg(&held[seid]);
+                    }
+                    pipe.ignore();
+                    pipe.cmd("PEXPIRE")
+                        .arg(&hash)
+                        .arg(EXPIRY.as_millis() as u64)
+                        .ignore();
+                }
+                if !gone.is_empty() {
+                    pipe.cmd("HDEL").arg(&hash).arg(gone).ignore();
+                }
+            }
+            pipe.query::<()>(con)
+        });
+    }
+
     fn handle(&mut self, job: Job) {
         match job {
-            Job::Joined { seid, topics } => {
-                let topics = serde_json::to_string(&topics).unwrap_or_default();
-                self.mine.insert(seid.clone(), topics.clone());
-                let hash = self.my_clients();
-                let _ = self.with_con(|_, con| store(con, &hash, &seid, &topics));
+            Job::Joined { .. } | Job::Subscribed { .. } | Job::Left { .. } => {
+                self.handle_all(vec![job]);
             }
-            Job::Subscribed { seid, json } => {
-                self.my_subs.insert(seid.clone(), json.clone());
-                let hash = self.my_subscriptions();
-                let _ = self.with_con(|_, con| store(con, &hash, &seid, &json));
+            Job::Listening(now) => {
+                let was = std::mem::replace(&mut self.listening, now);
+                if now && !was {
+                    self.beat_now();
+                }
             }
             Job::Announce { json } => {
                 let channel = self.keys.announcements.clone();
@@ -340,22 +422,6 @@ impl Worker {
                 if sent.is_err() {
                     log::warn!("a subscription event was not announced: Redis did not take it");
                 }
-            }
-            Job::Left { seid } => {
-                self.mine.remove(&seid);
-                self.my_subs.remove(&seid);
-                let _ = self.with_con(|w, con| {
-                    redis::pipe()
-                        .cmd("HDEL")
-                        .arg(w.my_clients())
-                        .arg(&seid)
-                        .ignore()
-                        .cmd("HDEL")
-                        .arg(w.my_subscriptions())
-                        .arg(&seid)
-                        .ignore()
-                        .query::<()>(con)
-                });
             }
             Job::Subscriptions { answer, build } => {
                 let found = self.with_con(|w, con| {
@@ -391,14 +457,12 @@ impl Worker {
                     },
                 );
             }
-            Job::List { answer } => {
-                let listed = self.with_con(|w, con| w.list(con));
+            Job::List { answer, page } => {
+                let listed = self.with_con(|w, con| w.list(con, &page));
                 respond(
                     answer,
                     match listed {
-                        Ok(json) => Response::new(200)
-                            .header("Content-Type", "application/json")
-                            .body(json),
+                        Ok((json, next)) => page.answer("/clients", json, next.as_deref()),
                         Err(e) => unavailable(&format!("Redis did not answer: {e}")),
                     },
                 );
@@ -444,44 +508,63 @@ impl Worker {
         Ok(false)
     }
 
-    /// Every live hub's clients, as `[{"seid":…,"topics":[…]}]`, by seid.
-    fn list(&self, con: &mut redis::Connection) -> redis::RedisResult<String> {
-        let mut all: Vec<(String, Vec<String>)> = Vec::new();
-        for hub in self.live_hubs(con)? {
-            let clients: HashMap<String, String> = redis::cmd("HGETALL")
-                .arg(format!("{}{hub}", self.keys.clients))
-                .query(con)?;
-            for (seid, topics) in clients {
-                all.push((seid, serde_json::from_str(&topics).unwrap_or_default()));
+    /// One page of every live hub's clients, as `[{"seid":…,"topics":[…]}]`,
+    /// and the cursor of the next page (`hub:scan`, the hub's id and where
+    /// `HSCAN` is in its hash; hubs in the order of their ids). Each page
+    /// costs Redis what it lists, whatever the number of clients: a client
+    /// there throughout is listed once, as `HSCAN` promises.
+    fn list(
+        &self,
+        con: &mut redis::Connection,
+        page: &Page,
+    ) -> redis::RedisResult<(String, Option<String>)> {
+        let mut hubs = self.live_hubs(con)?;
+        hubs.sort_unstable();
+        let (from_hub, mut scan) = match page.cursor.as_deref().and_then(|c| c.split_once(':')) {
+            Some((hub, scan)) => (hub.to_owned(), scan.parse::<u64>().unwrap_or(0)),
+            None => (String::new(), 0),
+        };
+        let mut found: Vec<(String, Vec<String>)> = Vec::new();
+        let mut next = None;
+        let mut rest = hubs.iter().filter(|h| **h >= from_hub).peekable();
+        while let Some(hub) = rest.next() {
+            if *hub != from_hub {
+                scan = 0;
+            }
+            loop {
+                let want = page.limit.saturating_sub(found.len()).max(1);
+                let (after, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                    .arg(format!("{}{hub}", self.keys.clients))
+                    .arg(scan)
+                    .arg("COUNT")
+                    .arg(want)
+                    .query(con)?;
+                found.extend(pairs.into_iter().map(|(seid, topics)| {
+                    (seid, serde_json::from_str(&topics).unwrap_or_default())
+                }));
+                scan = after;
+                if found.len() >= page.limit {
+                    next = match (scan, rest.peek()) {
+                        (0, Some(following)) => Some(format!("{following}:0")),
+                        (0, None) => None,
+                        (at, _) => Some(format!("{hub}:{at}")),
+                    };
+                    break;
+                }
+                if scan == 0 {
+                    break;
+                }
+            }
+            if next.is_some() {
+                break;
             }
         }
-        all.sort();
-        let list = all
+        found.sort();
+        let list = found
             .iter()
             .map(|(seid, topics)| (seid.as_str(), topics.iter().map(String::as_str).collect()));
-        Ok(crate::json::clients(list))
+        Ok((crate::json::clients(list), next))
     }
-}
-
-/// Sets `field` of `hash` to `value`, and has the hash expire after
-/// [`EXPIRY`] unless a heartbeat refreshes it.
-fn store(
-    con: &mut redis::Connection,
-    hash: &str,
-    field: &str,
-    value: &str,
-) -> redis::RedisResult<()> {
-    redis::pipe()
-        .cmd("HSET")
-        .arg(hash)
-        .arg(field)
-        .arg(value)
-        .ignore()
-        .cmd("PEXPIRE")
-        .arg(hash)
-        .arg(EXPIRY.as_millis() as u64)
-        .ignore()
-        .query(con)
 }
 
 /// Follows this hub's command channel and the announcements channel,
@@ -491,6 +574,7 @@ fn listen(
     channels: &[String; 2],
     tx: &mpsc::Sender<Incoming>,
     waker: &OnceLock<Handle>,
+    presence: &mpsc::Sender<Job>,
 ) {
     let [commands, announcements] = channels;
     loop {
@@ -499,6 +583,7 @@ fn listen(
             let mut pubsub = con.as_pubsub();
             pubsub.subscribe(commands)?;
             pubsub.subscribe(announcements)?;
+            let _ = presence.send(Job::Listening(true));
             loop {
                 let message = pubsub.get_message()?;
                 let payload: String = message.get_payload()?;
@@ -525,6 +610,7 @@ fn listen(
         if let Err(e) = subscribed {
             log::debug!("the hub's channels: {e}");
         }
+        let _ = presence.send(Job::Listening(false));
         std::thread::sleep(Duration::from_millis(200)); // reconnecting, not synchronising
     }
 }

@@ -1,399 +1,23 @@
-//! Which request goes where, the native routes (`/events`, `/publish`,
-//! `/clients…`), and what both interfaces share: one topic space (the
-//! [`Groups`]), one history, one way to open a subscriber's stream and to
-//! deliver an update. The Mercure routes are in [`crate::mercure`]. All
-//! stream work goes through the library; this is routing and policy.
-
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::rc::Rc;
+//! Which request goes where, and the native routes (`/events`,
+//! `/publish`, `/clients…`): thin adapters over what [`Hub`] shares with
+//! the Mercure routes ([`crate::mercure`]).
 
 use sseloop::auth::bearer_matches;
-use sseloop::{
-    CloseReason, Event, Frame, Handler, Reply, Request, Response, SendError, StreamError, Streams,
-};
+use sseloop::{CloseReason, Event, Handler, Reply, Request, Response, SendError, Streams};
 
-use crate::auth::{Keys, Refusal};
-use crate::broker::{Broker, Entry, Incoming};
-use crate::config::Config;
-use crate::cors::Cors;
-use crate::history::{History, Replay, Update};
-use crate::metrics::HubCounters;
-use crate::subscribers::{Audience, Groups};
-use crate::topics::SelectorStore;
+use crate::hub::{allow, selector_refused, too_many_selectors, Hub, STATIC_TOKEN};
+use crate::inbox::Remote;
+use crate::page::Page;
+use crate::paths::decode_segment;
+use crate::subscribers::Audience;
+use crate::update::{event_of, Entry};
 
 const DEMO_PAGE: &str = include_str!("demo.html");
 
 /// What `/events` answers to, for `Allow`.
 const EVENTS_METHODS: &str = "GET, HEAD, OPTIONS";
 
-/// What the hub knows of one live stream.
-#[derive(Debug)]
-pub(crate) struct Stream {
-    /// The group it receives updates through.
-    pub group: usize,
-    /// Its Mercure subscription, for the subscriptions API.
-    pub subscription: Option<Box<crate::mercure::Subscription>>,
-}
-
-/// The hub's state between requests.
-pub struct Hub {
-    pub(crate) config: Config,
-    pub(crate) keys: Keys,
-    pub(crate) cors: Cors,
-    pub(crate) history: History,
-    pub(crate) groups: Groups,
-    /// Each live stream, by seid.
-    pub(crate) streams: HashMap<String, Stream>,
-    /// The next id the hub assigns. It starts at the start time in
-    /// microseconds, so ids also increase across restarts and an id from an
-    /// earlier run is never mistaken for one of this run.
-    next_id: u64,
-    retry_frame: Option<Frame>,
-    /// The comment a Mercure stream starts with, encoded once.
-    pub(crate) open_comment: Frame,
-    pub(crate) counters: HubCounters,
-    /// The shared log, with `--redis`.
-    broker: Option<Broker>,
-    /// How many refusals the log may still take this second.
-    refusal_log: RateLimit,
-}
-
-/// Lets through a few events a second and counts the rest.
-#[derive(Debug)]
-pub(crate) struct RateLimit {
-    per_second: u32,
-    window: Option<std::time::Instant>,
-    admitted: u32,
-    dropped: u64,
-}
-
-impl RateLimit {
-    /// At most `per_second` events a second.
-    pub(crate) fn new(per_second: u32) -> Self {
-        RateLimit {
-            per_second,
-            window: None,
-            admitted: 0,
-            dropped: 0,
-        }
-    }
-
-    /// `Some(n)` when an event at `now` may go through, with how many were
-    /// held back since the last that went; `None` when it is held back.
-    pub(crate) fn admit(&mut self, now: std::time::Instant) -> Option<u64> {
-        let fresh = self
-            .window
-            .is_none_or(|start| now.duration_since(start) >= std::time::Duration::from_secs(1));
-        if fresh {
-            self.window = Some(now);
-            self.admitted = 0;
-        }
-        if self.admitted >= self.per_second {
-            self.dropped += 1;
-            return None;
-        }
-        self.admitted += 1;
-        Some(std::mem::take(&mut self.dropped))
-    }
-}
-
 impl Hub {
-    /// The hub for `config`; the ids it assigns start at `first_id`. With a
-    /// `broker`, updates go through its shared log.
-    ///
-    /// # Errors
-    /// A one-line reason when a JWT key cannot be used.
-    pub fn new(config: Config, first_id: u64, broker: Option<Broker>) -> Result<Self, String> {
-        let retry_frame = config.retry_ms.map(|ms| {
-            Event::default()
-                .retry(ms)
-                .encode()
-                .expect("retry-only frames are valid")
-        });
-        Ok(Hub {
-            keys: Keys::from_config(&config)?,
-            cors: Cors::new(config.cors_origin.clone()),
-            history: History::new(config.history),
-            groups: Groups::new(SelectorStore::new(config.selector_limits())),
-            streams: HashMap::new(),
-            config,
-            next_id: first_id,
-            retry_frame,
-            open_comment: Frame::comment(""),
-            counters: HubCounters::default(),
-            broker,
-            refusal_log: RateLimit::new(10),
-        })
-    }
-
-    /// The shared log, with `--redis`.
-    pub(crate) fn broker(&self) -> Option<&Broker> {
-        self.broker.as_ref()
-    }
-
-    /// Counts a refusal and logs it (a few a second at most: a flood of
-    /// bad tokens costs the loop a counter, not a write per request);
-    /// answers its response.
-    pub(crate) fn refuse(&mut self, req: &Request, refusal: &Refusal) -> Response {
-        self.counters.refused(refusal.label());
-        if let Some(unlogged) = self.refusal_log.admit(std::time::Instant::now()) {
-            let more = match unlogged {
-                0 => String::new(),
-                n => format!(" ({n} more refusals were not logged)"),
-            };
-            log::info!(
-                "refused {} {} from {}: {refusal}{more}",
-                req.method(),
-                req.path(),
-                req.peer()
-            );
-            if *refusal == Refusal::NoToken && !self.config.anonymous {
-                log::info!("subscribers without a token are refused; --anonymous lets them receive public updates");
-            }
-        }
-        refusal.response()
-    }
-
-    /// Opens a subscriber's stream: its head, then `first` (if any) and
-    /// `retry` (if configured). Answers its seid, or `None` when the request
-    /// was answered otherwise (a `HEAD`, too many clients).
-    pub(crate) fn open(&mut self, reply: &mut Reply<'_>, first: Option<&Frame>) -> Option<String> {
-        let seid = match reply.stream() {
-            Ok(seid) => seid.to_owned(),
-            // Answered with the stream's head; there is nothing to send on.
-            Err(StreamError::HeadRequest) => return None,
-            Err(StreamError::TooManyClients) => {
-                let busy = Response::text(503, "too many clients\n").header("Retry-After", "5");
-                let _ = reply.respond(busy);
-                return None;
-            }
-            Err(e) => {
-                let _ = reply.respond(Response::text(500, format!("{e}\n")));
-                return None;
-            }
-        };
-        for frame in first.into_iter().chain(&self.retry_frame) {
-            let _ = reply.send_frame(frame);
-        }
-        Some(seid)
-    }
-
-    /// Makes the open stream `seid` a subscriber selecting `audience`: what
-    /// it missed since `last_id` first, then everything published from now
-    /// on (nothing can come between: the loop runs one handler at a time).
-    pub(crate) fn attach(
-        &mut self,
-        reply: &mut Reply<'_>,
-        seid: &str,
-        audience: Audience,
-        last_id: Option<&str>,
-    ) -> &mut Stream {
-        if let Some(last_id) = last_id {
-            self.replay(reply, &audience, last_id);
-        }
-        if let Some(broker) = &self.broker {
-            let topics = audience.describe(&self.groups.store);
-            let topics = topics.into_iter().map(str::to_owned).collect();
-            broker.presence.joined(seid, topics);
-        }
-        let group = self.groups.join(audience);
-        if let Some(g) = self.groups.get(group) {
-            let _ = reply.subscribe(&g.topic);
-        }
-        let stream = Stream {
-            group,
-            subscription: None,
-        };
-        self.streams.entry(seid.to_owned()).or_insert(stream)
-    }
-
-    /// Sends `audience` what it missed after `last_id`, or a `reset` event
-    /// (its data the id as sent) when that cannot be known.
-    fn replay(&mut self, reply: &mut Reply<'_>, audience: &Audience, last_id: &str) {
-        match self.history.after(last_id) {
-            Replay::Missed(updates) => {
-                for update in updates {
-                    if self.groups.audience_receives(audience, update) {
-                        self.counters.replayed += 1;
-                        let _ = reply.send_frame(&update.frame);
-                    }
-                }
-            }
-            Replay::Unknown => {
-                // Say so rather than let the client silently miss events.
-                self.counters.resets += 1;
-                let _ = reply.send(Event::new(last_id).event("reset"));
-            }
-        }
-    }
-
-    /// Delivers `update` to every group that receives it (each selector
-    /// worked out once, each subscriber once) and keeps it for replay.
-    /// Answers how many streams it was queued on.
-    pub(crate) fn deliver(&mut self, streams: &mut Streams<'_>, update: Update) -> usize {
-        let reached = self.reach(streams, &update);
-        self.counters.published += 1;
-        log::debug!("published {} to {reached} streams", update.id);
-        self.history.push(Rc::new(update));
-        reached
-    }
-
-    /// Delivers a hub's own announcement (a subscription event) as any
-    /// update, but keeps it out of the history: replay is for what
-    /// publishers published, and a flood of subscribers must not push it
-    /// out.
-    pub(crate) fn announce(&mut self, streams: &mut Streams<'_>, update: &Update) -> usize {
-        self.reach(streams, update)
-    }
-
-    /// Queues `update` on every stream that receives it.
-    fn reach(&mut self, streams: &mut Streams<'_>, update: &Update) -> usize {
-        let mut reached = 0;
-        for group in self.groups.receiving(update) {
-            reached += streams.publish_frame(&group.topic, &update.frame);
-        }
-        if update.private {
-            self.counters.private_deliveries += reached as u64;
-        }
-        reached
-    }
-
-    /// A fresh native id, for an update published without one.
-    fn next_native_id(&mut self) -> String {
-        let id = self.next_id.to_string();
-        self.next_id += 1;
-        id
-    }
-
-    /// Publishes `entry` (native or Mercure, already authorized): through
-    /// the shared log with `--redis` (answered once stored, delivered by
-    /// every hub's reader), else at once from memory. `None`: the answer
-    /// comes later. The id is the publisher's (Mercure always has one),
-    /// else the log entry's with Redis, else a fresh native id.
-    pub(crate) fn publish_entry(
-        &mut self,
-        reply: &mut Reply<'_>,
-        entry: Entry,
-        idempotency: Option<String>,
-        cors: Vec<(&'static str, String)>,
-    ) -> Result<Option<Response>, Response> {
-        // Refused now, whatever the path: what cannot be encoded.
-        event_of(entry.id.as_deref().or(Some("0")), &entry)
-            .validate()
-            .map_err(|e| Response::text(400, format!("{e}\n")))?;
-        if let Some(broker) = &self.broker {
-            let Ok(later) = reply.defer() else {
-                return Err(Response::text(500, "the request was already answered\n"));
-            };
-            broker.publish(entry, idempotency, later, cors);
-            return Ok(None);
-        }
-        let id = match &entry.id {
-            Some(id) => id.clone(),
-            None => self.next_native_id(),
-        };
-        let frame = event_of(Some(&id), &entry)
-            .encode()
-            .map_err(|e| Response::text(400, format!("{e}\n")))?;
-        let update = Update {
-            id: id.clone(),
-            topics: entry.topics,
-            private: entry.private,
-            frame,
-        };
-        self.deliver(reply, update);
-        Ok(Some(Response::text(200, id)))
-    }
-
-    /// Acts on what the shared log brought: each update delivered (or, for
-    /// the history loaded at start, kept), in log order; a lost log resets
-    /// every live stream once.
-    fn take_from_log(&mut self, streams: &mut Streams<'_>) {
-        let incoming = match &self.broker {
-            Some(broker) => broker.drain(),
-            None => return,
-        };
-        for item in incoming {
-            match item {
-                Incoming::Update { id, entry, live } => {
-                    let Ok(frame) = event_of(Some(&id), &entry).encode() else {
-                        continue;
-                    };
-                    let update = Update {
-                        id,
-                        topics: entry.topics,
-                        private: entry.private,
-                        frame,
-                    };
-                    if live {
-                        self.deliver(streams, update);
-                    } else {
-                        self.history.push(Rc::new(update));
-                    }
-                }
-                Incoming::Announcement(entry) => {
-                    if let Some(update) = entry.id.clone().and_then(|id| {
-                        let frame = event_of(Some(&id), &entry).encode().ok()?;
-                        Some(Update {
-                            id,
-                            topics: entry.topics,
-                            private: entry.private,
-                            frame,
-                        })
-                    }) {
-                        self.announce(streams, &update);
-                    }
-                }
-                Incoming::Remote { seid, remote } => {
-                    // Another hub's request for a client of ours; if it has
-                    // left meanwhile, there is no one to tell.
-                    let _ = match remote {
-                        crate::presence::Remote::Send {
-                            event,
-                            id,
-                            data,
-                            retry,
-                        } => {
-                            let entry = Entry {
-                                event,
-                                data,
-                                retry,
-                                ..Entry::default()
-                            };
-                            streams.send_to(&seid, event_of(id.as_deref(), &entry))
-                        }
-                        crate::presence::Remote::End => streams.end_seid(&seid),
-                    };
-                }
-                Incoming::Lost => {
-                    // Every live stream may have missed updates: say so,
-                    // with the last id this hub knew, and forget them all.
-                    let last = self
-                        .history
-                        .last_id()
-                        .unwrap_or(crate::history::EARLIEST)
-                        .to_owned();
-                    self.counters.resets += streams.client_count() as u64;
-                    let _ = streams.broadcast(Event::new(last).event("reset"));
-                    self.history.clear();
-                }
-            }
-        }
-    }
-
-    fn ready(&self) -> Response {
-        match &self.broker {
-            Some(broker) if !broker.is_ready() => {
-                Response::text(503, "Redis is unreachable: publishing is refused\n")
-                    .header("Retry-After", "1")
-            }
-            _ => Response::text(200, "ready\n"),
-        }
-    }
-
-    // ---- the native routes ----
-
     fn subscribe(&mut self, req: &Request, reply: &mut Reply<'_>) {
         self.cors.apply(req, reply);
         let topics: Vec<&str> = req.query_all("topic").filter(|t| !t.is_empty()).collect();
@@ -441,26 +65,6 @@ impl Hub {
         {
             Ok(publisher) => Ok(publisher.identity),
             Err(refusal) => Err(self.refuse(req, &refusal)),
-        }
-    }
-
-    /// The rule without a publisher key: the `--publish-token` bearer, or
-    /// without one, loopback peers only. Answers who publishes.
-    pub(crate) fn authorize_without_jwt(&self, req: &Request) -> Result<String, Response> {
-        match &self.config.publish_token {
-            Some(token) if bearer_matches(req.header_bytes("Authorization"), token.as_bytes()) => {
-                Ok(STATIC_TOKEN.to_owned())
-            }
-            Some(_) => Err(Response::text(
-                401,
-                "the bearer token is not the hub's --publish-token\n",
-            )
-            .header("WWW-Authenticate", "Bearer")),
-            None if is_loopback(req.peer().ip()) => Ok(LOOPBACK.to_owned()),
-            None => Err(Response::text(
-                403,
-                "publishing is open to loopback peers only; set --publish-token or --jwt-key\n",
-            )),
         }
     }
 
@@ -522,14 +126,14 @@ impl Hub {
                     event_of(entry.id.as_deref(), &entry)
                         .validate()
                         .map_err(|e| Response::text(400, format!("{e}\n")))?;
-                    crate::presence::Remote::Send {
+                    Remote::Send {
                         event: entry.event,
                         id: entry.id,
                         data: entry.data,
                         retry: entry.retry,
                     }
                 }
-                "DELETE" => crate::presence::Remote::End,
+                "DELETE" => Remote::End,
                 _ => return Err(allow("POST, DELETE")),
             };
             let Ok(later) = reply.defer() else {
@@ -563,15 +167,25 @@ impl Hub {
         reply: &mut Reply<'_>,
     ) -> Result<Option<Response>, Response> {
         self.authorize(req, &["*"])?;
+        let page = Page::of(req)?;
         if let Some(broker) = &self.broker {
             let Ok(later) = reply.defer() else {
                 return Err(Response::text(500, "the request was already answered\n"));
             };
-            broker.presence.list(later);
+            broker.presence.list(later, page);
             return Ok(None);
         }
-        let mut seids: Vec<&str> = reply.clients().collect();
+        // By seid; the cursor is the last seid of the page before.
+        let mut seids: Vec<&str> = reply
+            .clients()
+            .filter(|seid| page.cursor.as_deref().is_none_or(|after| *seid > after))
+            .collect();
         seids.sort_unstable();
+        let more = seids.len() > page.limit;
+        seids.truncate(page.limit);
+        let next = more
+            .then(|| seids.last().map(|s| (*s).to_owned()))
+            .flatten();
         let clients = seids.iter().map(|seid| {
             let topics = self
                 .streams
@@ -582,31 +196,7 @@ impl Hub {
             (*seid, topics)
         });
         let json = crate::json::clients(clients);
-        Ok(Some(
-            Response::new(200)
-                .header("Content-Type", "application/json")
-                .body(json),
-        ))
-    }
-
-    fn metrics(&self, reply: &Reply<'_>) -> Response {
-        let mut counters = self.counters;
-        counters.history = self.history.len() as u64;
-        counters.selectors = self.groups.store.len() as u64;
-        counters.groups = self.groups.len() as u64;
-        if let Some(broker) = &self.broker {
-            use std::sync::atomic::Ordering::Relaxed;
-            let c = &broker.counters;
-            counters.redis = [
-                c.rtt_us.load(Relaxed),
-                c.reconnects.load(Relaxed),
-                c.read.load(Relaxed),
-                c.gaps.load(Relaxed),
-                c.refused.load(Relaxed),
-                broker.late_stores(),
-            ];
-        }
-        crate::metrics::render(&reply.stats(), &counters)
+        Ok(Some(page.answer("/clients", json, next.as_deref())))
     }
 }
 
@@ -674,105 +264,5 @@ impl Handler for Hub {
         if let Some(sub) = stream.subscription {
             crate::subscriptions::announce(self, streams, &sub, false);
         }
-    }
-}
-
-/// The event `entry` describes, with `id` (none: no `id` field).
-pub(crate) fn event_of(id: Option<&str>, entry: &Entry) -> Event {
-    let mut event = Event::new(entry.data.as_str());
-    if let Some(name) = &entry.event {
-        event = event.event(name.as_str());
-    }
-    if let Some(id) = id {
-        event = event.id(id);
-    }
-    if let Some(retry) = entry.retry {
-        event = event.retry(retry);
-    }
-    event
-}
-
-/// The publisher identity of the `--publish-token` bearer.
-const STATIC_TOKEN: &str = "static";
-/// The publisher identity of a loopback peer when no token is configured.
-const LOOPBACK: &str = "loopback";
-
-/// `400`: more selectors than one subscribe may have.
-pub(crate) fn too_many_selectors(count: usize, max: usize) -> Response {
-    Response::text(
-        400,
-        format!("{count} topic selectors; the hub takes at most {max} per subscribe (--max-selectors)\n"),
-    )
-}
-
-/// The answer to a selector the store refused: `400`, or `503` with
-/// `Retry-After` when the hub is full.
-pub(crate) fn selector_refused(e: &crate::topics::SelectorError) -> Response {
-    let answer = Response::text(e.status(), format!("{e}\n"));
-    match e.status() {
-        503 => answer.header("Retry-After", "5"),
-        _ => answer,
-    }
-}
-
-/// `405` with the methods the route takes.
-pub(crate) fn allow(methods: &str) -> Response {
-    Response::text(405, "method not allowed\n").header("Allow", methods)
-}
-
-fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
-}
-
-/// Percent-decodes one path segment (`+` stays `+`).
-pub(crate) fn decode_segment(segment: &str) -> Option<String> {
-    if segment.is_empty() || segment.contains('/') {
-        return None;
-    }
-    sseloop::http::percent_decode(segment)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_peers_publish_without_a_token() {
-        // The 403 branch of `authorize`: tests may only connect from
-        // 127.0.0.0/8, so the peer check itself is tested here.
-        for ip in ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"] {
-            assert!(is_loopback(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["10.0.0.1", "192.168.1.2", "::ffff:10.0.0.1", "2001:db8::1"] {
-            assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
-        }
-    }
-
-    #[test]
-    fn the_refusal_log_takes_a_few_a_second_and_counts_the_rest() {
-        let start = std::time::Instant::now();
-        let mut limit = RateLimit::new(3);
-        let took: Vec<Option<u64>> = (0..6).map(|_| limit.admit(start)).collect();
-        assert_eq!(took, [Some(0), Some(0), Some(0), None, None, None]);
-        let later = start + std::time::Duration::from_secs(1);
-        assert_eq!(
-            limit.admit(later),
-            Some(3),
-            "the next says how many were held"
-        );
-        assert_eq!(limit.admit(later), Some(0));
-    }
-
-    #[test]
-    fn path_segments() {
-        assert_eq!(decode_segment("%40user-1").as_deref(), Some("@user-1"));
-        assert_eq!(decode_segment("a+b").as_deref(), Some("a+b"));
-        assert_eq!(decode_segment("a/b"), None);
-        assert_eq!(decode_segment(""), None);
     }
 }

@@ -16,8 +16,8 @@ use std::collections::{HashMap, HashSet};
 
 use slab::Slab;
 
-use crate::history::Update;
 use crate::topics::{Reading, SelectorError, SelectorId, SelectorStore};
+use crate::update::Update;
 
 /// What a subscriber selects. Its selector ids are references held in the
 /// store: an audience is either [joined](Groups::join) or

@@ -8,10 +8,9 @@ use serde::Serialize;
 use sseloop::{Reply, Request, Response, Streams};
 
 use crate::auth::Refusal;
-use crate::broker::Entry;
-use crate::history::Update;
-use crate::mercure::{subscription_filter, subscription_path, Subscription, SubscriptionJson};
-use crate::routes::{event_of, Hub};
+use crate::hub::Hub;
+use crate::subscription::{subscription_filter, subscription_path, Subscription, SubscriptionJson};
+use crate::update::{event_of, Entry, Update};
 
 /// The JSON-LD context of every document here.
 const CONTEXT: &str = "https://mercure.rocks/";

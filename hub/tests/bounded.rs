@@ -588,3 +588,38 @@ fn subscription_events_never_push_an_update_out_of_the_history() {
     );
     assert_eq!(metric(&hub, "sseloop_history_events"), 1);
 }
+
+#[test]
+fn clients_are_listed_a_page_at_a_time_with_a_link_to_the_next() {
+    let hub = HubProcess::start(&[]);
+    let mut streams = Vec::new();
+    let mut seids = Vec::new();
+    for _ in 0..5 {
+        let (stream, seid) = hub.subscribe("/events?topic=t");
+        streams.push(stream);
+        seids.push(seid);
+    }
+    seids.sort_unstable();
+    let mut listed = Vec::new();
+    let mut target = "/clients?limit=2".to_owned();
+    let mut pages = 0;
+    loop {
+        let (head, body) = hub.request("GET", &target, &[], b"");
+        assert_eq!(head.status, 200);
+        pages += 1;
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let page = page.as_array().unwrap();
+        assert!(page.len() <= 2);
+        listed.extend(page.iter().map(|c| c["seid"].as_str().unwrap().to_owned()));
+        match head.header("link") {
+            Some(link) => {
+                let url = link.strip_prefix('<').unwrap().split_once('>').unwrap().0;
+                target = url.to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!((pages, listed), (3, seids), "by seid, each once");
+    let (head, body) = hub.request("GET", "/clients?limit=0", &[], b"");
+    assert_eq!(head.status, 400, "{}", String::from_utf8_lossy(&body));
+}

@@ -3,6 +3,8 @@
 //! and stops it by PID, and starts its hubs as processes. What each
 //! subscriber saw is checked event by event.
 
+#[path = "../../tests/util/crowd.rs"]
+mod crowd;
 #[path = "util/hub_process.rs"]
 mod hub_process;
 #[path = "util/jwt.rs"]
@@ -249,7 +251,13 @@ fn under_concurrent_publishers_a_frozen_redis_answers_each_503_within_its_deadli
         status = a.publish("?topic=t", "after").0;
     }
     assert_eq!(status, 200);
-    assert_eq!(on_a.next().data, "after");
+    let m = on_a.next();
+    assert_eq!(
+        (m.event.as_str(), m.data.as_str()),
+        ("message", "after"),
+        "a publish answered 503 was delivered"
+    );
+    assert_eq!(super_metric(&a, "sseloop_redis_late_stores_total "), 0);
 }
 
 #[test]
@@ -277,6 +285,88 @@ fn a_connection_redis_closed_or_a_restart_costs_no_publish_a_503() {
     assert_eq!(
         super_metric(&a, "sseloop_redis_publishes_refused_total "),
         0
+    );
+}
+
+/// Every page of `GET /clients` on `hub`, following `Link: …; rel="next"`:
+/// the seids listed, and the slowest page's time.
+fn list_all_clients(hub: &HubProcess) -> (Vec<String>, Duration) {
+    let mut seids = Vec::new();
+    let mut slowest = Duration::ZERO;
+    let mut target = "/clients".to_owned();
+    loop {
+        let started = Instant::now();
+        let (head, body) = hub.request("GET", &target, &[], b"");
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&body));
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        seids.extend(
+            page.as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["seid"].as_str().unwrap().to_owned()),
+        );
+        match head.header("link") {
+            Some(link) => {
+                target = link
+                    .strip_prefix('<')
+                    .and_then(|l| l.split_once(">; rel=\"next\""))
+                    .map(|(url, _)| url.to_owned())
+                    .unwrap_or_else(|| panic!("a Link that is not next: {link}"));
+            }
+            None => return (seids, slowest),
+        }
+    }
+}
+
+#[test]
+fn clients_across_hubs_are_listed_page_by_page_each_page_fast() {
+    const PER_HUB: usize = 7_500;
+    let Some(redis) = RedisServer::start("clients_page_by_page") else {
+        return;
+    };
+    let hubs = [hub(&redis, &[]), hub(&redis, &[])];
+    let mut crowd = crowd::Crowd::new();
+    for h in &hubs {
+        crowd.connect(
+            h.addr,
+            PER_HUB,
+            b"GET /events?topic=t HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+    }
+    let all_open = crowd.run_until(Duration::from_secs(60), |c| {
+        c.received_at_least(20) == 2 * PER_HUB
+    });
+    assert!(all_open, "{} streams open", crowd.received_at_least(20));
+    // The burst of 15 000 joins is written in a few round trips: the
+    // listing, queued behind it, is whole within seconds, not minutes.
+    let started = Instant::now();
+    let (mut seids, slowest) = loop {
+        let (seids, slowest) = list_all_clients(&hubs[0]);
+        if seids.len() >= 2 * PER_HUB {
+            break (seids, slowest);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{} of {} clients listed after {:?}",
+            seids.len(),
+            2 * PER_HUB,
+            started.elapsed()
+        );
+        crowd.run_until(Duration::from_millis(100), |_| false);
+    };
+    let whole_after = started.elapsed();
+    let pages = seids.len().div_ceil(1000);
+    seids.sort_unstable();
+    seids.dedup();
+    eprintln!(
+        "{} clients on two Redis-backed hubs: all listed {whole_after:?} after the streams opened, in {pages} pages, the slowest {slowest:?}",
+        seids.len()
+    );
+    assert_eq!(seids.len(), 2 * PER_HUB, "each client listed once");
+    assert!(
+        slowest < Duration::from_millis(250),
+        "a page took {slowest:?}"
     );
 }
 
@@ -316,7 +406,11 @@ fn every_update_acknowledged_after_redis_restarted_empty_is_delivered_live_every
     }
     assert_eq!(acknowledged.len(), 30, "publishing works on the new log");
     for (name, stream) in [("A", &mut on_a), ("B", &mut on_b)] {
-        assert_eq!(stream.next().event, "reset", "{name} hears of the lost log once");
+        assert_eq!(
+            stream.next().event,
+            "reset",
+            "{name} hears of the lost log once"
+        );
         for (id, data) in &acknowledged {
             let m = stream.next();
             assert_eq!((&m.last_event_id, &m.data), (id, data), "{name}");
