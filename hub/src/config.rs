@@ -80,7 +80,7 @@ pub struct Config {
     /// Largest compiled URI template (its DFA's table), in bytes; past it,
     /// 400.
     #[arg(long, env = "SSELOOP_MAX_COMPILED_BYTES", value_name = "BYTES",
-          default_value_t = 32 * 1024, value_parser = positive_usize)]
+          default_value_t = 16 * 1024, value_parser = positive_usize)]
     pub max_compiled_bytes: usize,
 
     /// Most distinct URI templates held at once (each compiled once and

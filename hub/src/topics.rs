@@ -46,7 +46,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_selector_bytes: 1024,
-            max_compiled_bytes: 32 * 1024,
+            max_compiled_bytes: 16 * 1024,
             max_templates: 8_192,
         }
     }
