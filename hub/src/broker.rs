@@ -42,7 +42,7 @@ use redis::Value;
 use sseloop::{Deferred, Handle, Response};
 
 use crate::inbox::Incoming;
-use crate::redis_link::{connect, unavailable};
+use crate::redis_link::{connect, unavailable, Endpoint};
 pub use crate::update::Entry;
 use crate::waiting::{Waiting, GRACE};
 
@@ -227,8 +227,7 @@ impl Broker {
     pub fn start(settings: Settings) -> Result<Self, String> {
         let waker: Arc<OnceLock<Handle>> = Arc::default();
         let loaded: Arc<Loaded> = Arc::default();
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| format!("--redis {:?}: {e}", settings.url))?;
+        let client = Endpoint::parse(&settings.url)?;
         let (jobs, job_rx) = mpsc::sync_channel(MAX_QUEUED);
         let waiting: Arc<Waiting> = Arc::default();
         {
@@ -412,7 +411,7 @@ fn new_epoch() -> String {
 
 /// The writer's thread: one job at a time, each within its deadline.
 struct Writer {
-    client: redis::Client,
+    client: Endpoint,
     keys: Keys,
     history: usize,
     ready: Arc<AtomicBool>,
@@ -565,7 +564,7 @@ impl Writer {
 
 /// The reader's thread: what it follows, and where it hands updates.
 struct Reader {
-    client: redis::Client,
+    client: Endpoint,
     keys: Keys,
     history: usize,
     tx: mpsc::Sender<Incoming>,

@@ -23,7 +23,7 @@ use sseloop::{Deferred, Handle, Response};
 
 use crate::inbox::{Incoming, Remote};
 use crate::page::Page;
-use crate::redis_link::{connect, unavailable};
+use crate::redis_link::{connect, unavailable, Endpoint};
 use crate::update::Entry;
 
 /// How often a hub says it is alive and refreshes its clients.
@@ -103,7 +103,7 @@ impl Presence {
         tx: mpsc::Sender<Incoming>,
         waker: Arc<OnceLock<Handle>>,
     ) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("--redis {url:?}: {e}"))?;
+        let client = Endpoint::parse(url)?;
         let hub = uuid::Uuid::new_v4().simple().to_string();
         let keys = Keys {
             hubs: format!("{prefix}:hubs"),
@@ -216,7 +216,7 @@ struct Keys {
 
 /// The presence thread's state.
 struct Worker {
-    client: redis::Client,
+    client: Endpoint,
     keys: Keys,
     hub: String,
     con: Option<redis::Connection>,
@@ -230,7 +230,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(client: redis::Client, keys: Keys, hub: String) -> Self {
+    fn new(client: Endpoint, keys: Keys, hub: String) -> Self {
         Worker {
             client,
             keys,
@@ -570,7 +570,7 @@ impl Worker {
 /// Follows this hub's command channel and the announcements channel,
 /// forever, handing each message to the loop.
 fn listen(
-    client: &redis::Client,
+    client: &Endpoint,
     channels: &[String; 2],
     tx: &mpsc::Sender<Incoming>,
     waker: &OnceLock<Handle>,
@@ -579,7 +579,9 @@ fn listen(
     let [commands, announcements] = channels;
     loop {
         let subscribed = (|| -> redis::RedisResult<()> {
-            let mut con = client.get_connection_with_timeout(DEADLINE)?;
+            let mut con = connect(client, DEADLINE)?;
+            // A subscribed connection waits for messages as long as it takes.
+            con.set_read_timeout(None)?;
             let mut pubsub = con.as_pubsub();
             pubsub.subscribe(commands)?;
             pubsub.subscribe(announcements)?;

@@ -288,6 +288,53 @@ fn a_connection_redis_closed_or_a_restart_costs_no_publish_a_503() {
     );
 }
 
+#[test]
+fn a_sentinel_failover_is_followed_and_publishing_resumes_on_the_new_master() {
+    let Some(mut master) = RedisServer::start("a_sentinel_failover") else {
+        return;
+    };
+    let replica = RedisServer::replica_of(&master);
+    let sentinel = RedisServer::sentinel_for(&master, "mymaster");
+    let url = format!("redis+sentinel://127.0.0.1:{}/mymaster", sentinel.port);
+    let a = HubProcess::start(&["--redis", &url]);
+    let (mut on_a, _) = a.subscribe("/events?topic=t");
+    assert_eq!(a.publish("?topic=t", "before").0, 200);
+    assert_eq!(on_a.next().data, "before");
+    // The replica has the log too before the master goes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replica.command("XLEN sseloop:log") != ":1" {
+        assert!(Instant::now() < deadline, "the replica never caught up");
+        std::thread::sleep(Duration::from_millis(20)); // polling replication, not synchronising
+    }
+    master.stop();
+    // Sentinel promotes the replica; the hub's next connection asks it.
+    let started = Instant::now();
+    let mut status = 0;
+    while status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "publishing did not resume after the failover"
+        );
+        status = a.publish("?topic=t", "after").0;
+    }
+    eprintln!(
+        "publishing resumed {:?} after the master was killed",
+        started.elapsed()
+    );
+    assert_eq!(
+        replica.command("ROLE").as_str(),
+        "*3",
+        "the replica is the master now"
+    );
+    let m = on_a.next();
+    assert_eq!(
+        (m.event.as_str(), m.data.as_str()),
+        ("message", "after"),
+        "no reset: the log survived"
+    );
+    until_status(&a, "/ready", 200, Duration::from_secs(10));
+}
+
 /// Every page of `GET /clients` on `hub`, following `Link: …; rel="next"`:
 /// the seids listed, and the slowest page's time.
 fn list_all_clients(hub: &HubProcess) -> (Vec<String>, Duration) {

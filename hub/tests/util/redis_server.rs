@@ -14,6 +14,10 @@ const REDIS_SERVER: &str = "redis-server";
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Arguments after the port (a replica's `--replicaof`, say).
+    extra: Vec<String>,
+    /// A Sentinel's configuration file (Sentinel rewrites it), if one.
+    sentinel_conf: Option<std::path::PathBuf>,
 }
 
 impl RedisServer {
@@ -35,15 +39,65 @@ impl RedisServer {
             );
             return None;
         }
-        // A free port: bind, read it, release it for redis-server.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = RedisServer { port, child: None };
+        let port = free_port();
+        let mut server = RedisServer {
+            port,
+            child: None,
+            extra: Vec::new(),
+            sentinel_conf: None,
+        };
         server.restart();
         Some(server)
+    }
+
+    /// A replica of `master`, on a free port.
+    pub fn replica_of(master: &RedisServer) -> Self {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            extra: vec![
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                master.port.to_string(),
+            ],
+            sentinel_conf: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// A Sentinel watching `master` as `name` (quorum 1), quick to call it
+    /// down (500 ms) and to fail over.
+    pub fn sentinel_for(master: &RedisServer, name: &str) -> Self {
+        let port = free_port();
+        let conf = std::env::temp_dir().join(format!("sseloop-sentinel-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\n\
+                 sentinel monitor {name} 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds {name} 500\n\
+                 sentinel failover-timeout {name} 3000\n\
+                 sentinel parallel-syncs {name} 1\n",
+                master.port
+            ),
+        )
+        .expect("write the Sentinel's configuration");
+        let child = Command::new(REDIS_SERVER)
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server --sentinel");
+        let server = RedisServer {
+            port,
+            child: Some(child),
+            extra: Vec::new(),
+            sentinel_conf: Some(conf),
+        };
+        server.wait_for_pong();
+        server
     }
 
     /// Starts (again) on the same port, empty: no persistence.
@@ -52,6 +106,7 @@ impl RedisServer {
         let child = Command::new(REDIS_SERVER)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -124,6 +179,15 @@ impl RedisServer {
     }
 }
 
+/// A free port: bind, read it, release it for redis-server.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn signal(which: &str, pid: &str) {
     let status = Command::new("kill")
         .args([which, pid])
@@ -135,5 +199,8 @@ fn signal(which: &str, pid: &str) {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        if let Some(conf) = &self.sentinel_conf {
+            let _ = std::fs::remove_file(conf);
+        }
     }
 }
