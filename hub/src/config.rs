@@ -161,7 +161,7 @@ pub struct Config {
 
     /// Share one ordered log of updates, and their history, with every hub
     /// started with the same Redis (or Valkey) URL and prefix, e.g.
-    /// redis://127.0.0.1:6379/0, or
+    /// redis://127.0.0.1:6379/0, rediss://… for TLS, or
     /// redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER[/DB] to follow
     /// Sentinel's failovers. Without it, history stays in memory.
     #[arg(

@@ -30,6 +30,9 @@ fn purge_freed_pages_at_once() {
 
 fn main() {
     purge_freed_pages_at_once();
+    // rediss:// goes through rustls, which takes its crypto from the
+    // process's default provider; ring's is the one built in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match config::from_args(std::env::args_os()) {
         Ok(Some(config)) => config,
         Ok(None) => return,

@@ -22,7 +22,7 @@ const SENTINEL: &str = "redis+sentinel://";
 #[derive(Clone)]
 pub enum Endpoint {
     /// One node, at a fixed address.
-    Direct(redis::Client),
+    Direct(Box<redis::Client>),
     /// The master of a name, found through Sentinel at each connection.
     Sentinel(Arc<Mutex<SentinelClient>>),
 }
@@ -45,7 +45,7 @@ impl Endpoint {
         let bad = |why: String| format!("--redis {url:?}: {why}");
         let Some(rest) = url.strip_prefix(SENTINEL) else {
             return redis::Client::open(url)
-                .map(Endpoint::Direct)
+                .map(|client| Endpoint::Direct(Box::new(client)))
                 .map_err(|e| bad(e.to_string()));
         };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -81,7 +81,7 @@ impl Endpoint {
         }
         let client = SentinelClient::build(
             sentinels,
-            master.to_owned(),
+            master,
             Some(SentinelNodeConnectionInfo::default().set_redis_connection_info(node)),
             SentinelServerType::Master,
         )

@@ -335,6 +335,40 @@ fn a_sentinel_failover_is_followed_and_publishing_resumes_on_the_new_master() {
     until_status(&a, "/ready", 200, Duration::from_secs(10));
 }
 
+#[test]
+fn rediss_with_a_certificate_the_hub_trusts_and_not_with_one_it_does_not() {
+    let Some((redis, ca)) = RedisServer::start_tls("rediss") else {
+        return;
+    };
+    let url = format!("rediss://127.0.0.1:{}/0", redis.port);
+    let ca = ca.to_string_lossy().into_owned();
+    // The test's CA, as a system's trust store would hold it.
+    let trusting = HubProcess::start_with_env(&["--redis", &url], &[("SSL_CERT_FILE", &ca)]);
+    until_status(&trusting, "/ready", 200, DEADLINE);
+    let (mut stream, _) = trusting.subscribe("/events?topic=t");
+    let (status, body) = trusting.publish("?topic=t", "over TLS");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(stream.next().data, "over TLS");
+    // Without the CA the certificate is not trusted: nothing is published.
+    let empty = std::env::temp_dir().join(format!("sseloop-no-ca-{}.pem", redis.port));
+    std::fs::write(&empty, "").unwrap();
+    let doubting = HubProcess::start_with_env(
+        &["--redis", &url],
+        &[("SSL_CERT_FILE", &empty.to_string_lossy())],
+    );
+    let (status, _) = doubting.publish("?topic=t", "not trusted");
+    assert_eq!(status, 503);
+    let (head, _) = doubting.request("GET", "/ready", &[], b"");
+    assert_eq!(head.status, 503);
+    let _ = std::fs::remove_file(empty);
+    assert_eq!(trusting.publish("?topic=t", "next").0, 200);
+    assert_eq!(
+        stream.next().data,
+        "next",
+        "the refused publish never appears"
+    );
+}
+
 /// Every page of `GET /clients` on `hub`, following `Link: …; rel="next"`:
 /// the seids listed, and the slowest page's time.
 fn list_all_clients(hub: &HubProcess) -> (Vec<String>, Duration) {

@@ -16,8 +16,11 @@ pub struct RedisServer {
     child: Option<Child>,
     /// Arguments after the port (a replica's `--replicaof`, say).
     extra: Vec<String>,
-    /// A Sentinel's configuration file (Sentinel rewrites it), if one.
-    sentinel_conf: Option<std::path::PathBuf>,
+    /// Files of its own to remove when it stops (a Sentinel's
+    /// configuration, a TLS server's certificates).
+    scratch: Option<std::path::PathBuf>,
+    /// Whether it speaks only TLS (then it is not PINGed in plain text).
+    tls: bool,
 }
 
 impl RedisServer {
@@ -44,10 +47,99 @@ impl RedisServer {
             port,
             child: None,
             extra: Vec::new(),
-            sentinel_conf: None,
+            scratch: None,
+            tls: false,
         };
         server.restart();
         Some(server)
+    }
+
+    /// A server that speaks only TLS (`rediss://`), on a free port, with a
+    /// certificate for 127.0.0.1 signed by a CA made here (with openssl);
+    /// answers it and the CA's PEM file.
+    pub fn start_tls(test: &str) -> Option<(Self, std::path::PathBuf)> {
+        let mut server = RedisServer::start(test)?;
+        server.stop();
+        let dir = std::env::temp_dir().join(format!("sseloop-tls-{}", server.port));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run openssl");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        std::fs::write(
+            path("leaf.ext"),
+            "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n",
+        )
+        .unwrap();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=sseloop test CA",
+            "-keyout",
+            &path("ca.key"),
+            "-out",
+            &path("ca.pem"),
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &path("leaf.key"),
+            "-out",
+            &path("leaf.csr"),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &path("leaf.csr"),
+            "-CA",
+            &path("ca.pem"),
+            "-CAkey",
+            &path("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &path("leaf.ext"),
+            "-out",
+            &path("leaf.pem"),
+        ]);
+        let port = server.port.to_string();
+        server.extra = vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port,
+            "--tls-cert-file".into(),
+            path("leaf.pem"),
+            "--tls-key-file".into(),
+            path("leaf.key"),
+            "--tls-ca-cert-file".into(),
+            path("ca.pem"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        server.tls = true;
+        server.scratch = Some(dir.clone());
+        server.restart();
+        Some((server, dir.join("ca.pem")))
     }
 
     /// A replica of `master`, on a free port.
@@ -60,7 +152,8 @@ impl RedisServer {
                 "127.0.0.1".into(),
                 master.port.to_string(),
             ],
-            sentinel_conf: None,
+            scratch: None,
+            tls: false,
         };
         server.restart();
         server
@@ -94,7 +187,8 @@ impl RedisServer {
             port,
             child: Some(child),
             extra: Vec::new(),
-            sentinel_conf: Some(conf),
+            scratch: Some(conf),
+            tls: false,
         };
         server.wait_for_pong();
         server
@@ -103,8 +197,16 @@ impl RedisServer {
     /// Starts (again) on the same port, empty: no persistence.
     pub fn restart(&mut self) {
         self.stop();
+        // Its own empty directory: a replica writes the RDB of its first
+        // sync to its directory, and a server started where one lies loads
+        // it (a "restart empty" was then not empty).
+        let dir = self.dir();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
         let child = Command::new(REDIS_SERVER)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&dir)
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(&self.extra)
             .stdout(Stdio::null())
@@ -112,7 +214,30 @@ impl RedisServer {
             .spawn()
             .expect("start redis-server");
         self.child = Some(child);
-        self.wait_for_pong();
+        if self.tls {
+            self.wait_for_port();
+        } else {
+            self.wait_for_pong();
+        }
+    }
+
+    /// The directory the server runs in, its own.
+    fn dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("sseloop-redis-{}", self.port))
+    }
+
+    /// Waits (with a deadline) until the port takes connections.
+    fn wait_for_port(&self) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20)); // the server is starting: poll again
+        }
     }
 
     /// Sends one command (inline form) and answers Redis's first reply line.
@@ -199,8 +324,10 @@ fn signal(which: &str, pid: &str) {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
-        if let Some(conf) = &self.sentinel_conf {
-            let _ = std::fs::remove_file(conf);
+        let _ = std::fs::remove_dir_all(self.dir());
+        if let Some(scratch) = &self.scratch {
+            let _ = std::fs::remove_file(scratch);
+            let _ = std::fs::remove_dir_all(scratch);
         }
     }
 }
