@@ -301,15 +301,8 @@ impl Hub {
             Some(id) => id.clone(),
             None => self.next_native_id(),
         };
-        let frame = event_of(Some(&id), &entry)
-            .encode()
-            .map_err(|e| Response::text(400, format!("{e}\n")))?;
-        let update = Update {
-            id: id.clone(),
-            topics: entry.topics,
-            private: entry.private,
-            frame,
-        };
+        let update =
+            Update::new(id.clone(), entry).map_err(|e| Response::text(400, format!("{e}\n")))?;
         self.deliver(reply, update);
         Ok(Some(Response::text(200, id)))
     }
@@ -325,14 +318,8 @@ impl Hub {
         for item in incoming {
             match item {
                 Incoming::Update { id, entry, live } => {
-                    let Ok(frame) = event_of(Some(&id), &entry).encode() else {
+                    let Ok(update) = Update::new(id, entry) else {
                         continue;
-                    };
-                    let update = Update {
-                        id,
-                        topics: entry.topics,
-                        private: entry.private,
-                        frame,
                     };
                     if live {
                         self.deliver(streams, update);
@@ -341,15 +328,8 @@ impl Hub {
                     }
                 }
                 Incoming::Announcement(entry) => {
-                    if let Some(update) = entry.id.clone().and_then(|id| {
-                        let frame = event_of(Some(&id), &entry).encode().ok()?;
-                        Some(Update {
-                            id,
-                            topics: entry.topics,
-                            private: entry.private,
-                            frame,
-                        })
-                    }) {
+                    let id = entry.id.clone();
+                    if let Some(Ok(update)) = id.map(|id| Update::new(id, entry)) {
                         self.announce(streams, &update);
                     }
                 }

@@ -10,7 +10,7 @@ use sseloop::{Reply, Request, Response, Streams};
 use crate::auth::Refusal;
 use crate::hub::Hub;
 use crate::subscription::{subscription_filter, subscription_path, Subscription, SubscriptionJson};
-use crate::update::{event_of, Entry, Update};
+use crate::update::{Entry, Update};
 
 /// The JSON-LD context of every document here.
 const CONTEXT: &str = "https://mercure.rocks/";
@@ -61,13 +61,7 @@ fn events(sub: &Subscription, active: bool) -> Vec<Entry> {
 /// The update an entry with an id makes, encoded.
 fn update_of(entry: Entry) -> Option<Update> {
     let id = entry.id.clone()?;
-    let frame = event_of(Some(&id), &entry).encode().ok()?;
-    Some(Update {
-        id,
-        topics: entry.topics,
-        private: entry.private,
-        frame,
-    })
+    Update::new(id, entry).ok()
 }
 
 fn json_of(sub: &Subscription, topic: &str, active: bool, context: bool) -> String {

@@ -39,6 +39,23 @@ pub struct Update {
     pub frame: Frame,
 }
 
+impl Update {
+    /// The update `entry` makes with `id`, its frame encoded once.
+    ///
+    /// # Errors
+    /// Why the event cannot be encoded (a field the SSE format cannot
+    /// carry).
+    pub fn new(id: String, entry: Entry) -> Result<Update, sseloop::FrameError> {
+        let frame = event_of(Some(&id), &entry).encode()?;
+        Ok(Update {
+            id,
+            topics: entry.topics,
+            private: entry.private,
+            frame,
+        })
+    }
+}
+
 /// The event `entry` describes, with `id` (none: no `id` field).
 pub fn event_of(id: Option<&str>, entry: &Entry) -> Event {
     let mut event = Event::new(entry.data.as_str());
