@@ -595,7 +595,11 @@ impl Reader {
                 Ok(con) => con,
                 Err(e) => {
                     if self.ready.swap(false, Ordering::Relaxed) {
-                        log::warn!("Redis is unreachable: {e}");
+                        if e.kind() == redis::ErrorKind::AuthenticationFailed {
+                            log::error!("Redis refused the hub's credentials (the user and password in --redis): {e}");
+                        } else {
+                            log::warn!("Redis is unreachable: {e}");
+                        }
                     }
                     std::thread::sleep(backoff); // retrying a connection, not synchronising
                     backoff = (backoff * 2).min(Duration::from_secs(1));

@@ -70,7 +70,9 @@ fn run(config: Config) -> std::io::Result<()> {
     if let Some(broker) = &broker {
         // Before the loop runs: the first reconnect can then be replayed.
         if !broker.wait_loaded(Duration::from_secs(3)) {
-            log::warn!("Redis did not answer within 3 s; starting without its history");
+            log::warn!(
+                "the Redis log's history was not loaded within 3 s (why is logged above); starting without it"
+            );
         }
     }
     let waker = broker.as_ref().map(Broker::waker);

@@ -369,6 +369,26 @@ fn rediss_with_a_certificate_the_hub_trusts_and_not_with_one_it_does_not() {
     );
 }
 
+#[test]
+fn a_wrong_redis_password_is_logged_as_one() {
+    let Some(redis) = RedisServer::start("a_wrong_redis_password") else {
+        return;
+    };
+    assert_eq!(redis.command("CONFIG SET requirepass right"), "+OK");
+    let url = format!("redis://:wrong@127.0.0.1:{}/0", redis.port);
+    let a = HubProcess::start(&["--redis", &url]);
+    let (status, _) = a.publish("?topic=t", "x");
+    assert_eq!(status, 503);
+    let said = std::iter::from_fn(|| a.stderr_line(DEADLINE))
+        .find(|line| line.contains("refused the hub's credentials"))
+        .expect("a line that names the credentials");
+    assert!(said.contains("--redis"), "{said}");
+    assert!(
+        !said.contains("wrong"),
+        "the password stays out of the log: {said}"
+    );
+}
+
 /// Every page of `GET /clients` on `hub`, following `Link: …; rel="next"`:
 /// the seids listed, and the slowest page's time.
 fn list_all_clients(hub: &HubProcess) -> (Vec<String>, Duration) {
