@@ -275,9 +275,8 @@ impl Hub {
     }
 
     /// Publishes `entry` (native or Mercure, already authorized): through
-    /// the shared log with `--redis` (answered once stored, delivered by
-    /// every hub's reader), else at once from memory. `None`: the answer
-    /// comes later. The id is the publisher's (Mercure always has one),
+    /// the shared log with `--redis` (answered later, once stored; delivered
+    /// by every hub's reader), else at once from memory. The id is the publisher's (Mercure always has one),
     /// else the log entry's with Redis, else a fresh native id.
     pub(crate) fn publish_entry(
         &mut self,
@@ -285,7 +284,7 @@ impl Hub {
         entry: Entry,
         idempotency: Option<String>,
         cors: Vec<(&'static str, String)>,
-    ) -> Result<Option<Response>, Response> {
+    ) -> Routed {
         // Refused now, whatever the path: what cannot be encoded.
         event_of(entry.id.as_deref().or(Some("0")), &entry)
             .validate()
@@ -295,7 +294,7 @@ impl Hub {
                 return Err(Response::text(500, "the request was already answered\n"));
             };
             broker.publish(entry, idempotency, later, cors);
-            return Ok(None);
+            return Ok(Answer::Later);
         }
         let id = match &entry.id {
             Some(id) => id.clone(),
@@ -304,7 +303,7 @@ impl Hub {
         let update =
             Update::new(id.clone(), entry).map_err(|e| Response::text(400, format!("{e}\n")))?;
         self.deliver(reply, update);
-        Ok(Some(Response::text(200, id)))
+        Ok(Answer::Now(Response::text(200, id)))
     }
 
     /// Acts on what the shared log brought: each update delivered (or, for
@@ -420,6 +419,29 @@ impl Hub {
         crate::metrics::render(&reply.stats(), &counters)
     }
 }
+
+/// What a route did with a request: answered it now, or arranged for it to
+/// be answered later, through a deferred answer (once Redis has stored the
+/// update, once every hub has listed its part, once another hub has acted).
+#[must_use]
+pub(crate) enum Answer {
+    /// Respond with this.
+    Now(Response),
+    /// Another thread answers it.
+    Later,
+}
+
+impl Answer {
+    /// Gives `reply` the response, when there is one now.
+    pub(crate) fn give(self, reply: &mut Reply<'_>) {
+        if let Answer::Now(response) = self {
+            let _ = reply.respond(response);
+        }
+    }
+}
+
+/// A route's outcome: its [`Answer`], or a refusal answered now.
+pub(crate) type Routed = Result<Answer, Response>;
 
 /// The publisher identity of the `--publish-token` bearer.
 pub(crate) const STATIC_TOKEN: &str = "static";

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sseloop::{Reply, Request, Response};
 
 use crate::history::EARLIEST;
-use crate::hub::{allow, selector_refused, too_many_selectors, Hub};
+use crate::hub::{allow, selector_refused, too_many_selectors, Answer, Hub, Routed};
 use crate::subscribers::Audience;
 use crate::subscription::Subscription;
 use crate::update::Entry;
@@ -35,12 +35,9 @@ pub(crate) fn route(hub: &mut Hub, method: &str, req: &Request, reply: &mut Repl
     if path == PATH {
         match method {
             "GET" => subscribe(hub, req, reply),
-            "POST" => match publish(hub, req, reply) {
-                Ok(Some(answer)) | Err(answer) => {
-                    let _ = reply.respond(answer);
-                }
-                Ok(None) => {} // answered once Redis stored it
-            },
+            "POST" => publish(hub, req, reply)
+                .unwrap_or_else(Answer::Now)
+                .give(reply),
             "OPTIONS" => {
                 let _ = reply.respond(hub.cors.preflight(req, METHODS));
             }
@@ -56,16 +53,16 @@ pub(crate) fn route(hub: &mut Hub, method: &str, req: &Request, reply: &mut Repl
         .filter(|rest| rest.is_empty() || rest.starts_with('/'));
     let answer = match (subscriptions, method) {
         (Some(rest), "GET") if hub.config.subscriptions => {
-            match crate::subscriptions::answer(hub, req, reply, rest) {
-                Some(answer) => answer,
-                None => return, // answered with every hub's subscriptions
-            }
+            crate::subscriptions::answer(hub, req, reply, rest)
         }
-        (Some(_), "GET") => Response::text(404, "the subscriptions API is off (--subscriptions)\n"),
-        (Some(_), _) => allow("GET, HEAD"),
-        (None, _) => Response::text(404, "not found\n"),
+        (Some(_), "GET") => Answer::Now(Response::text(
+            404,
+            "the subscriptions API is off (--subscriptions)\n",
+        )),
+        (Some(_), _) => Answer::Now(allow("GET, HEAD")),
+        (None, _) => Answer::Now(Response::text(404, "not found\n")),
     };
-    let _ = reply.respond(answer);
+    answer.give(reply);
 }
 
 /// `GET /.well-known/mercure?topic=…`: a Mercure subscriber's stream.
@@ -140,11 +137,7 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
 }
 
 /// `POST /.well-known/mercure`: publish an update from a form.
-fn publish(
-    hub: &mut Hub,
-    req: &Request,
-    reply: &mut Reply<'_>,
-) -> Result<Option<Response>, Response> {
+fn publish(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) -> Routed {
     let form = Form::parse(req)?;
     let topics: Vec<String> = form.all("topic").map(str::to_owned).collect();
     if topics.is_empty() {

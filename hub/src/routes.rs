@@ -5,7 +5,7 @@
 use sseloop::auth::bearer_matches;
 use sseloop::{CloseReason, Event, Handler, Reply, Request, Response, SendError, Streams};
 
-use crate::hub::{allow, selector_refused, too_many_selectors, Hub, STATIC_TOKEN};
+use crate::hub::{allow, selector_refused, too_many_selectors, Answer, Hub, Routed, STATIC_TOKEN};
 use crate::inbox::Remote;
 use crate::page::Page;
 use crate::paths::decode_segment;
@@ -90,11 +90,7 @@ impl Hub {
         })
     }
 
-    fn publish(
-        &mut self,
-        req: &Request,
-        reply: &mut Reply<'_>,
-    ) -> Result<Option<Response>, Response> {
+    fn publish(&mut self, req: &Request, reply: &mut Reply<'_>) -> Routed {
         self.cors.apply(req, reply);
         let topic = req.query("topic").filter(|t| !t.is_empty());
         let publisher = self.authorize(req, topic.as_slice())?;
@@ -109,14 +105,9 @@ impl Hub {
         self.publish_entry(reply, entry, idempotency, cors)
     }
 
-    /// `POST`/`DELETE /clients/{seid}`. `Ok(None)`: routed to another hub,
-    /// answered when that is done.
-    fn client(
-        &mut self,
-        req: &Request,
-        reply: &mut Reply<'_>,
-        seid: &str,
-    ) -> Result<Option<Response>, Response> {
+    /// `POST`/`DELETE /clients/{seid}`: at once, or, for a client another
+    /// hub holds, later, when that hub has acted.
+    fn client(&mut self, req: &Request, reply: &mut Reply<'_>, seid: &str) -> Routed {
         self.authorize(req, &["*"])?;
         if let (false, Some(broker)) = (reply.is_live(seid), &self.broker) {
             // Another hub may hold it: route the command there.
@@ -140,7 +131,7 @@ impl Hub {
                 return Err(Response::text(500, "the request was already answered\n"));
             };
             broker.presence.route(seid, remote, later);
-            return Ok(None);
+            return Ok(Answer::Later);
         }
         let result = match req.method() {
             "POST" => {
@@ -151,7 +142,7 @@ impl Hub {
             _ => return Err(allow("POST, DELETE")),
         };
         match result {
-            Ok(()) => Ok(Some(Response::text(200, "ok\n"))),
+            Ok(()) => Ok(Answer::Now(Response::text(200, "ok\n"))),
             Err(SendError::UnknownSeid) => {
                 Err(Response::text(404, "no live client has this seid\n"))
             }
@@ -161,11 +152,7 @@ impl Hub {
 
     /// `GET /clients`: every hub's with `--redis` (answered later), else
     /// this one's.
-    fn clients(
-        &mut self,
-        req: &Request,
-        reply: &mut Reply<'_>,
-    ) -> Result<Option<Response>, Response> {
+    fn clients(&mut self, req: &Request, reply: &mut Reply<'_>) -> Routed {
         self.authorize(req, &["*"])?;
         let page = Page::of(req)?;
         if let Some(broker) = &self.broker {
@@ -173,7 +160,7 @@ impl Hub {
                 return Err(Response::text(500, "the request was already answered\n"));
             };
             broker.presence.list(later, page);
-            return Ok(None);
+            return Ok(Answer::Later);
         }
         // By seid; the cursor is the last seid of the page before.
         let mut seids: Vec<&str> = reply
@@ -196,7 +183,7 @@ impl Hub {
             (*seid, topics)
         });
         let json = crate::json::clients(clients);
-        Ok(Some(page.answer("/clients", json, next.as_deref())))
+        Ok(Answer::Now(page.answer("/clients", json, next.as_deref())))
     }
 }
 
@@ -208,45 +195,34 @@ impl Handler for Hub {
             "HEAD" => "GET",
             method => method,
         };
-        let answer = match (method, req.path()) {
-            ("GET", "/") => Ok(Response::new(200)
+        let now = |response: Response| Ok(Answer::Now(response));
+        let routed: Routed = match (method, req.path()) {
+            ("GET", "/") => now(Response::new(200)
                 .header("Content-Type", "text/html; charset=utf-8")
                 .body(DEMO_PAGE)),
             ("GET", "/events") => return self.subscribe(req, reply),
-            ("OPTIONS", "/events") => Ok(self.cors.preflight(req, EVENTS_METHODS)),
+            ("OPTIONS", "/events") => now(self.cors.preflight(req, EVENTS_METHODS)),
             (_, "/events") => Err(allow(EVENTS_METHODS)),
-            ("POST", "/publish") => match self.publish(req, reply) {
-                Ok(Some(answer)) => Ok(answer),
-                Ok(None) => return, // answered once Redis stored it
-                Err(refused) => Err(refused),
-            },
+            ("POST", "/publish") => self.publish(req, reply),
             (_, "/publish") => Err(allow("POST")),
-            ("GET", "/clients") => match self.clients(req, reply) {
-                Ok(Some(answer)) => Ok(answer),
-                Ok(None) => return, // answered with every hub's clients
-                Err(refused) => Err(refused),
-            },
+            ("GET", "/clients") => self.clients(req, reply),
             (_, "/clients") => Err(allow("GET, HEAD")),
             (_, path) if path.starts_with("/clients/") => {
                 match decode_segment(&path["/clients/".len()..]) {
-                    Some(seid) => match self.client(req, reply, &seid) {
-                        Ok(Some(answer)) => Ok(answer),
-                        Ok(None) => return, // routed to the hub that holds it
-                        Err(refused) => Err(refused),
-                    },
+                    Some(seid) => self.client(req, reply, &seid),
                     None => Err(Response::text(400, "bad seid in path\n")),
                 }
             }
             (_, path) if path == crate::mercure::PATH || path.starts_with(crate::mercure::PATH) => {
                 return crate::mercure::route(self, method, req, reply);
             }
-            ("GET", "/health") => Ok(Response::text(200, "ok\n")),
-            ("GET", "/ready") => Ok(self.ready()),
-            ("GET", "/metrics") => Ok(self.metrics(reply)),
+            ("GET", "/health") => now(Response::text(200, "ok\n")),
+            ("GET", "/ready") => now(self.ready()),
+            ("GET", "/metrics") => now(self.metrics(reply)),
             (_, "/" | "/health" | "/ready" | "/metrics") => Err(allow("GET, HEAD")),
             _ => Err(Response::text(404, "not found\n")),
         };
-        let _ = reply.respond(answer.unwrap_or_else(|e| e));
+        routed.unwrap_or_else(Answer::Now).give(reply);
     }
 
     fn on_wake(&mut self, streams: &mut Streams<'_>) {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sseloop::{Reply, Request, Response, Streams};
 
 use crate::auth::Refusal;
-use crate::hub::Hub;
+use crate::hub::{Answer, Hub};
 use crate::subscription::{subscription_filter, subscription_path, Subscription, SubscriptionJson};
 use crate::update::{Entry, Update};
 
@@ -93,24 +93,19 @@ fn json_of(sub: &Subscription, topic: &str, active: bool, context: bool) -> Stri
 
 /// `GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]`, for
 /// a subscriber whose token's `mercure.subscribe` selects the URL asked for.
-/// `None`: with `--redis`, answered later with every hub's subscriptions.
-pub(crate) fn answer(
-    hub: &mut Hub,
-    req: &Request,
-    reply: &mut Reply<'_>,
-    rest: &str,
-) -> Option<Response> {
+/// With `--redis`, answered later with every hub's subscriptions.
+pub(crate) fn answer(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>, rest: &str) -> Answer {
     let grant = match hub.keys.subscriber_grant(req, false) {
         Ok(Some(grant)) => grant,
-        Ok(None) => return Some(hub.refuse(req, &Refusal::NoToken)),
-        Err(refusal) => return Some(hub.refuse(req, &refusal)),
+        Ok(None) => return Answer::Now(hub.refuse(req, &Refusal::NoToken)),
+        Err(refusal) => return Answer::Now(hub.refuse(req, &refusal)),
     };
     if !grant.may_subscribe_to(req.path()) {
         let refusal = Refusal::NotSubscribable(req.path().to_owned());
-        return Some(hub.refuse(req, &refusal));
+        return Answer::Now(hub.refuse(req, &refusal));
     }
     let Some(filter) = subscription_filter(rest) else {
-        return Some(Response::text(404, "not found\n"));
+        return Answer::Now(Response::text(404, "not found\n"));
     };
     let path = req.path().to_owned();
     let last_event_id = hub
@@ -120,7 +115,7 @@ pub(crate) fn answer(
         .to_owned();
     if let Some(broker) = hub.broker() {
         let Ok(later) = reply.defer() else {
-            return Some(Response::text(500, "the request was already answered\n"));
+            return Answer::Now(Response::text(500, "the request was already answered\n"));
         };
         let build = move |jsons: Vec<String>| {
             let subs: Vec<Subscription> = jsons
@@ -130,14 +125,14 @@ pub(crate) fn answer(
             document(&path, &filter, &last_event_id, &subs)
         };
         broker.presence.subscriptions(later, Box::new(build));
-        return None;
+        return Answer::Later;
     }
     let subs: Vec<Subscription> = hub
         .streams
         .values()
         .filter_map(|s| s.subscription.as_deref().cloned())
         .collect();
-    Some(document(&path, &filter, &last_event_id, &subs))
+    Answer::Now(document(&path, &filter, &last_event_id, &subs))
 }
 
 /// The subscriptions API's document for `path` from `subs`: one
