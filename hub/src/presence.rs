@@ -15,6 +15,7 @@
 //! answers; the loop only sends it messages.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -83,7 +84,13 @@ enum Job {
 /// route a command or list every hub's clients.
 pub struct Presence {
     jobs: mpsc::Sender<Job>,
+    /// Requests waiting for the presence thread's answer (listings, routed
+    /// commands): at most [`MAX_WAITING`], the rest are answered `503`.
+    waiting: Arc<AtomicUsize>,
 }
+
+/// The most requests waiting for the presence thread at once.
+pub const MAX_WAITING: usize = 1024;
 
 impl std::fmt::Debug for Presence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -113,11 +120,13 @@ impl Presence {
             announcements: format!("{prefix}:announcements"),
         };
         let (jobs, rx) = mpsc::channel();
+        let waiting: Arc<AtomicUsize> = Arc::default();
         {
             let (client, keys, hub) = (client.clone(), keys.clone(), hub.clone());
+            let waiting = waiting.clone();
             std::thread::Builder::new()
                 .name("redis-presence".into())
-                .spawn(move || Worker::new(client, keys, hub).run(&rx))
+                .spawn(move || Worker::new(client, keys, hub, waiting).run(&rx))
                 .map_err(|e| e.to_string())?;
         }
         let channels = [format!("{}{hub}", keys.channel), keys.announcements.clone()];
@@ -126,7 +135,7 @@ impl Presence {
             .name("redis-commands".into())
             .spawn(move || listen(&client, &channels, &tx, &waker, &listening))
             .map_err(|e| e.to_string())?;
-        Ok(Presence { jobs })
+        Ok(Presence { jobs, waiting })
     }
 
     /// A stream opened here, subscribed to `topics`.
@@ -147,8 +156,19 @@ impl Presence {
 
     /// Answers with what `build` makes of every live hub's subscriptions.
     pub fn subscriptions(&self, answer: Deferred, build: BuildAnswer) {
-        if let Err(mpsc::SendError(job)) = self.jobs.send(Job::Subscriptions { answer, build }) {
-            stopped(job);
+        self.ask(Job::Subscriptions { answer, build });
+    }
+
+    /// Queues a job that answers a request, unless [`MAX_WAITING`] already
+    /// wait: then `503` at once.
+    fn ask(&self, job: Job) {
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            refuse(job, "too many requests are waiting for Redis");
+            return;
+        }
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+            refuse(job, "the Redis presence thread has stopped");
         }
     }
 
@@ -171,30 +191,26 @@ impl Presence {
     /// Does `remote` to `seid` on whichever hub holds it; answers `200`, or
     /// `404` when no hub does.
     pub fn route(&self, seid: &str, remote: Remote, answer: Deferred) {
-        let job = Job::Route {
+        self.ask(Job::Route {
             seid: seid.to_owned(),
             remote,
             answer,
-        };
-        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
-            stopped(job);
-        }
+        });
     }
 
     /// Answers every live hub's clients, as `GET /clients` shows them.
     pub fn list(&self, answer: Deferred, page: Page) {
-        if let Err(mpsc::SendError(job)) = self.jobs.send(Job::List { answer, page }) {
-            stopped(job);
-        }
+        self.ask(Job::List { answer, page });
     }
 }
 
-fn stopped(job: Job) {
+/// Answers a request's job `503`, saying `why`.
+fn refuse(job: Job, why: &str) {
     if let Job::Route { answer, .. }
     | Job::List { answer, .. }
     | Job::Subscriptions { answer, .. } = job
     {
-        respond(answer, unavailable("the Redis presence thread has stopped"));
+        respond(answer, unavailable(why));
     }
 }
 
@@ -227,10 +243,12 @@ struct Worker {
     last_beat: Option<Instant>,
     /// Whether this hub's command channel is subscribed.
     listening: bool,
+    /// Requests waiting for an answer from here (see [`Presence`]).
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Worker {
-    fn new(client: Endpoint, keys: Keys, hub: String) -> Self {
+    fn new(client: Endpoint, keys: Keys, hub: String, waiting: Arc<AtomicUsize>) -> Self {
         Worker {
             client,
             keys,
@@ -240,6 +258,7 @@ impl Worker {
             my_subs: HashMap::new(),
             last_beat: None,
             listening: false,
+            waiting,
         }
     }
 
@@ -401,6 +420,12 @@ impl Worker {
     }
 
     fn handle(&mut self, job: Job) {
+        if matches!(
+            job,
+            Job::Route { .. } | Job::List { .. } | Job::Subscriptions { .. }
+        ) {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
         match job {
             Job::Joined { .. } | Job::Subscribed { .. } | Job::Left { .. } => {
                 self.handle_all(vec![job]);

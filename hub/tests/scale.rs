@@ -389,6 +389,47 @@ fn a_wrong_redis_password_is_logged_as_one() {
     );
 }
 
+#[test]
+fn requests_waiting_on_a_frozen_redis_are_bounded_and_the_rest_refused_at_once() {
+    const ASKING: usize = 1_100;
+    let Some(redis) = RedisServer::start("requests_waiting_bounded") else {
+        return;
+    };
+    let a = hub(&redis, &[]);
+    until_status(&a, "/ready", 200, DEADLINE);
+    redis.freeze();
+    let mut crowd = crowd::Crowd::new();
+    crowd.connect(a.addr, ASKING, b"GET /clients HTTP/1.1\r\nHost: t\r\n\r\n");
+    // 1 024 wait for Redis (the first maybe in its hands); the others are
+    // refused as soon as they are read, long before any Redis deadline.
+    let refused = |c: &crowd::Crowd| {
+        c.members
+            .iter()
+            .filter(|m| {
+                m.got(b"HTTP/1.1 503")
+                    && m.received
+                        .windows(b"too many requests".len())
+                        .any(|w| w == b"too many requests")
+            })
+            .count()
+    };
+    let started = Instant::now();
+    let all_refused = crowd.run_until(Duration::from_secs(5), |c| refused(c) >= ASKING - 1_024 - 1);
+    let took = started.elapsed();
+    redis.thaw();
+    assert!(all_refused, "only {} refused at once", refused(&crowd));
+    assert!(
+        refused(&crowd) <= ASKING - 1_024,
+        "{} refused",
+        refused(&crowd)
+    );
+    eprintln!(
+        "{} of {ASKING} listings refused within {took:?}",
+        refused(&crowd)
+    );
+    assert!(took < Duration::from_secs(1), "the refusals took {took:?}");
+}
+
 /// Every page of `GET /clients` on `hub`, following `Link: …; rel="next"`:
 /// the seids listed, and the slowest page's time.
 fn list_all_clients(hub: &HubProcess) -> (Vec<String>, Duration) {
