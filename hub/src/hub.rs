@@ -420,6 +420,17 @@ impl Hub {
     }
 }
 
+/// What a reconnecting subscriber says it saw last, on either interface:
+/// the `Last-Event-ID` header (what `EventSource` sends), else a query
+/// parameter for clients that cannot set headers (`lastEventID` as Mercure
+/// names it, `lastEventId` as the native route does). Empty means none.
+pub(crate) fn last_event_id(req: &Request) -> Option<&str> {
+    req.header("Last-Event-ID")
+        .or_else(|| req.query("lastEventID"))
+        .or_else(|| req.query("lastEventId"))
+        .filter(|id| !id.is_empty())
+}
+
 /// What a route did with a request: answered it now, or arranged for it to
 /// be answered later, through a deferred answer (once Redis has stored the
 /// update, once every hub has listed its part, once another hub has acted).

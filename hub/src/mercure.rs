@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sseloop::{Reply, Request, Response};
 
 use crate::history::EARLIEST;
-use crate::hub::{allow, selector_refused, too_many_selectors, Answer, Hub, Routed};
+use crate::hub::{allow, last_event_id, selector_refused, too_many_selectors, Answer, Hub, Routed};
 use crate::subscribers::Audience;
 use crate::subscription::Subscription;
 use crate::update::Entry;
@@ -94,11 +94,7 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
             return;
         }
     };
-    let last_id = req
-        .header("Last-Event-ID")
-        .or_else(|| req.query("lastEventID"))
-        .or_else(|| req.query("lastEventId"))
-        .filter(|id| !id.is_empty());
+    let last_id = last_event_id(req);
     hub.cors.apply(req, reply);
     // The reference hub's headers: no cache anywhere, no proxy buffering
     // (the library's stream head already says `X-Accel-Buffering: no`).

@@ -5,7 +5,9 @@
 use sseloop::auth::bearer_matches;
 use sseloop::{CloseReason, Event, Handler, Reply, Request, Response, SendError, Streams};
 
-use crate::hub::{allow, selector_refused, too_many_selectors, Answer, Hub, Routed, STATIC_TOKEN};
+use crate::hub::{
+    allow, last_event_id, selector_refused, too_many_selectors, Answer, Hub, Routed, STATIC_TOKEN,
+};
 use crate::inbox::Remote;
 use crate::page::Page;
 use crate::paths::decode_segment;
@@ -32,10 +34,7 @@ impl Hub {
                 return;
             }
         };
-        let last_id = req
-            .header("Last-Event-ID")
-            .or_else(|| req.query("lastEventId"))
-            .filter(|id| !id.is_empty());
+        let last_id = last_event_id(req);
         let Some(seid) = self.open(reply, None) else {
             self.groups.discard(audience);
             return;
