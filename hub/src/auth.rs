@@ -11,6 +11,7 @@
 //!
 //! Cryptography is `jsonwebtoken`'s; nothing here handles a signature.
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
@@ -147,53 +148,77 @@ fn header_alg_unknown(token: &str) -> bool {
 pub struct Grant {
     /// The token's claims.
     pub claims: Claims,
-    /// `mercure.publish`, compiled.
-    publish: Vec<Matcher>,
-    /// `mercure.subscribe`, compiled.
-    subscribe: Vec<Matcher>,
+    /// The bounds its selectors keep to.
+    limits: TokenLimits,
+    /// `mercure.publish`, compiled when first needed: a subscriber's token
+    /// never is, and its `mercure.subscribe` is compiled where its stream
+    /// uses it (the selector store), so only the subscriptions API compiles
+    /// it here.
+    publish: OnceCell<Result<Vec<Matcher>, Refusal>>,
+    /// `mercure.subscribe`, compiled when first needed.
+    subscribe: OnceCell<Result<Vec<Matcher>, Refusal>>,
 }
 
 impl Grant {
+    /// The grant of verified `claims`; refused when a list of selectors
+    /// is longer than `limits` allow.
     fn new(claims: Claims, limits: TokenLimits) -> Result<Grant, Refusal> {
-        let compile = |list: &Option<Vec<String>>| -> Result<Vec<Matcher>, Refusal> {
-            let list = list.as_deref().unwrap_or_default();
-            if list.len() > limits.max_selectors {
+        for list in [&claims.mercure.publish, &claims.mercure.subscribe] {
+            let count = list.as_deref().map_or(0, <[String]>::len);
+            if count > limits.max_selectors {
                 return Err(Refusal::TooManySelectors {
-                    count: list.len(),
+                    count,
                     max: limits.max_selectors,
                 });
             }
-            list.iter()
-                .map(|s| Matcher::selector(s, limits.selector))
+        }
+        Ok(Grant {
+            claims,
+            limits,
+            publish: OnceCell::new(),
+            subscribe: OnceCell::new(),
+        })
+    }
+
+    /// `list` compiled once into `cell`.
+    fn compiled<'a>(
+        &self,
+        cell: &'a OnceCell<Result<Vec<Matcher>, Refusal>>,
+        list: &Option<Vec<String>>,
+    ) -> Result<&'a [Matcher], Refusal> {
+        cell.get_or_init(|| {
+            list.as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|s| Matcher::selector(s, self.limits.selector))
                 .collect::<Result<_, _>>()
                 .map_err(|e| Refusal::BadSelector(e.to_string()))
-        };
-        Ok(Grant {
-            publish: compile(&claims.mercure.publish)?,
-            subscribe: compile(&claims.mercure.subscribe)?,
-            claims,
         })
+        .as_deref()
+        .map_err(Clone::clone)
     }
 
     /// Whether `mercure.publish` covers `topic`. The topic `*` (a native
     /// broadcast, or managing clients) is covered only by the selector `*`.
-    pub fn may_publish_to(&self, topic: &str) -> bool {
-        match topic {
-            "*" => self
-                .claims
-                .mercure
-                .publish
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .any(|s| s == "*"),
-            topic => crate::topics::any_matches(&self.publish, topic),
+    ///
+    /// # Errors
+    /// A selector of the claim passes the hub's limits.
+    pub fn may_publish_to(&self, topic: &str) -> Result<bool, Refusal> {
+        let list = &self.claims.mercure.publish;
+        if topic == "*" {
+            return Ok(list.as_deref().unwrap_or_default().iter().any(|s| s == "*"));
         }
+        let matchers = self.compiled(&self.publish, list)?;
+        Ok(crate::topics::any_matches(matchers, topic))
     }
 
     /// Whether `mercure.subscribe` covers `topic`.
-    pub fn may_subscribe_to(&self, topic: &str) -> bool {
-        crate::topics::any_matches(&self.subscribe, topic)
+    ///
+    /// # Errors
+    /// A selector of the claim passes the hub's limits.
+    pub fn may_subscribe_to(&self, topic: &str) -> Result<bool, Refusal> {
+        let matchers = self.compiled(&self.subscribe, &self.claims.mercure.subscribe)?;
+        Ok(crate::topics::any_matches(matchers, topic))
     }
 
     /// Who published with it, for idempotency keys: its issuer and subject
@@ -361,8 +386,10 @@ impl Keys {
         if source == Source::Cookie && !origin_allowed(req, origins) {
             return Err(Refusal::Csrf);
         }
-        if let Some(topic) = topics.iter().find(|t| !grant.may_publish_to(t)) {
-            return Err(Refusal::TopicNotCovered((*topic).to_owned()));
+        for topic in topics {
+            if !grant.may_publish_to(topic)? {
+                return Err(Refusal::TopicNotCovered((*topic).to_owned()));
+            }
         }
         let identity = grant.identity(&token);
         Ok(Publisher { grant, identity })

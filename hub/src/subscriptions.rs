@@ -100,9 +100,13 @@ pub(crate) fn answer(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>, rest: 
         Ok(None) => return Answer::Now(hub.refuse(req, &Refusal::NoToken)),
         Err(refusal) => return Answer::Now(hub.refuse(req, &refusal)),
     };
-    if !grant.may_subscribe_to(req.path()) {
-        let refusal = Refusal::NotSubscribable(req.path().to_owned());
-        return Answer::Now(hub.refuse(req, &refusal));
+    match grant.may_subscribe_to(req.path()) {
+        Ok(true) => {}
+        Ok(false) => {
+            let refusal = Refusal::NotSubscribable(req.path().to_owned());
+            return Answer::Now(hub.refuse(req, &refusal));
+        }
+        Err(refusal) => return Answer::Now(hub.refuse(req, &refusal)),
     }
     let Some(filter) = subscription_filter(rest) else {
         return Answer::Now(Response::text(404, "not found\n"));
