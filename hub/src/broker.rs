@@ -201,14 +201,6 @@ impl Drop for Broker {
     }
 }
 
-impl Broker {
-    /// Writes Redis stored after their publisher had been answered `503`
-    /// (a reply later than [`GRACE`]; see [`crate::waiting`]).
-    pub fn late_stores(&self) -> u64 {
-        self.waiting.late_stores.load(Ordering::Relaxed)
-    }
-}
-
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
@@ -361,6 +353,12 @@ impl Broker {
     /// What the log brought since the last call, in order.
     pub fn drain(&self) -> Vec<Incoming> {
         self.incoming.try_iter().collect()
+    }
+
+    /// Writes Redis stored after their publisher had been answered `503`
+    /// (a reply later than [`GRACE`]; see [`crate::waiting`]).
+    pub fn late_stores(&self) -> u64 {
+        self.waiting.late_stores.load(Ordering::Relaxed)
     }
 
     /// Whether Redis answered recently (for `/ready`).

@@ -287,7 +287,6 @@ pub enum Reading {
 
 struct Slot {
     text: Box<str>,
-    reading: Reading,
     matcher: Matcher,
     refs: usize,
 }
@@ -340,11 +339,6 @@ impl SelectorStore {
         }
     }
 
-    /// The limits every selector keeps to.
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// A reference to `text` read as `reading`, compiling it if no one holds
     /// it yet. Each call must be matched by one [`release`](Self::release).
     ///
@@ -374,7 +368,6 @@ impl SelectorStore {
         };
         let id = self.slots.insert(Slot {
             text: text.into(),
-            reading,
             matcher,
             refs: 1,
         });
@@ -456,11 +449,6 @@ impl SelectorStore {
         &self.slots[id].text
     }
 
-    /// How selector `id` is read.
-    pub fn reading(&self, id: SelectorId) -> Reading {
-        self.slots[id].reading
-    }
-
     /// How many selectors are live.
     pub fn len(&self) -> usize {
         self.slots.len()
@@ -474,13 +462,6 @@ impl SelectorStore {
     /// Whether selector `id` matches `topic`.
     pub fn matches(&self, id: SelectorId, topic: &str) -> bool {
         self.slots[id].matcher.matches(topic)
-    }
-
-    /// Whether any selector in `selectors` matches any of `topics`.
-    pub fn any_matches(&self, selectors: &[SelectorId], topics: &[String]) -> bool {
-        topics
-            .iter()
-            .any(|topic| selectors.iter().any(|&id| self.matches(id, topic)))
     }
 
     /// Every live selector that matches one of `topics`, sorted, without
@@ -743,8 +724,8 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(store.len(), 1);
         let topics = ["/users/1".to_owned(), "/books/2".to_owned()];
-        assert!(store.any_matches(&[a], &topics));
-        assert!(!store.any_matches(&[a], &topics[..1]));
+        assert_eq!(store.matching(&topics), [a]);
+        assert!(store.matching(&topics[..1]).is_empty());
         store.release(a);
         assert_eq!(store.matching(&topics), [a], "one holder is left");
         store.release(b);
