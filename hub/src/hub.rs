@@ -285,11 +285,12 @@ impl Hub {
         idempotency: Option<String>,
         cors: Vec<(&'static str, String)>,
     ) -> Routed {
-        // Refused now, whatever the path: what cannot be encoded.
-        event_of(entry.id.as_deref().or(Some("0")), &entry)
-            .validate()
-            .map_err(|e| Response::text(400, format!("{e}\n")))?;
+        let unencodable = |e: sseloop::FrameError| Response::text(400, format!("{e}\n"));
         if let Some(broker) = &self.broker {
+            // Refused now, before it is stored: what cannot be encoded.
+            event_of(entry.id.as_deref().or(Some("0")), &entry)
+                .validate()
+                .map_err(unencodable)?;
             let Ok(later) = reply.defer() else {
                 return Err(Response::text(500, "the request was already answered\n"));
             };
@@ -300,8 +301,8 @@ impl Hub {
             Some(id) => id.clone(),
             None => self.next_native_id(),
         };
-        let update =
-            Update::new(id.clone(), entry).map_err(|e| Response::text(400, format!("{e}\n")))?;
+        // Encoding it is the check (a native id refused this way is skipped).
+        let update = Update::new(id.clone(), entry).map_err(unencodable)?;
         self.deliver(reply, update);
         Ok(Answer::Now(Response::text(200, id)))
     }
