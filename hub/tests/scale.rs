@@ -165,8 +165,10 @@ fn a_frozen_redis_delays_nothing_but_publishes_which_get_503_and_never_appear() 
         let started = Instant::now();
         let (head, _) = hub.request("GET", "/health", &[], b"");
         assert_eq!(head.status, 200);
+        // Blocking on Redis would take its 1.5 s deadline; a busy shared
+        // machine may take some of a second without any bug.
         assert!(
-            started.elapsed() < Duration::from_millis(100),
+            started.elapsed() < Duration::from_secs(1),
             "/health took {:?}",
             started.elapsed()
         );
@@ -416,6 +418,16 @@ fn requests_waiting_on_a_frozen_redis_are_bounded_and_the_rest_refused_at_once()
     let started = Instant::now();
     let all_refused = crowd.run_until(Duration::from_secs(5), |c| refused(c) >= ASKING - 1_024 - 1);
     let took = started.elapsed();
+    // "At once" means before Redis had a say: none of the waiting listings
+    // (each held by the frozen Redis for its 1.5 s deadline) has been
+    // answered yet when the last refusal arrives. An ordering, not a
+    // wall-clock bound a busy machine could break.
+    let answered_otherwise = crowd
+        .members
+        .iter()
+        .filter(|m| !m.received.is_empty())
+        .count()
+        - refused(&crowd);
     redis.thaw();
     assert!(all_refused, "only {} refused at once", refused(&crowd));
     assert!(
@@ -424,10 +436,13 @@ fn requests_waiting_on_a_frozen_redis_are_bounded_and_the_rest_refused_at_once()
         refused(&crowd)
     );
     eprintln!(
-        "{} of {ASKING} listings refused within {took:?}",
+        "{} of {ASKING} listings refused within {took:?}, {answered_otherwise} others answered by then",
         refused(&crowd)
     );
-    assert!(took < Duration::from_secs(1), "the refusals took {took:?}");
+    assert_eq!(
+        answered_otherwise, 0,
+        "the refusals waited for Redis ({took:?})"
+    );
 }
 
 /// Every page of `GET /clients` on `hub`, following `Link: …; rel="next"`:
