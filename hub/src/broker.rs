@@ -173,6 +173,10 @@ struct Job {
 /// The most publishes queued for the writer; past it, `503` at once.
 pub const MAX_QUEUED: usize = 4096;
 
+/// The most messages from Redis (updates, commands, announcements) waiting
+/// for the loop; past it, the threads that read them wait.
+const MAX_INCOMING: usize = 65_536;
+
 /// The hub's side of Redis: hand it publishes, drain what the log brings.
 pub struct Broker {
     jobs: mpsc::SyncSender<Job>,
@@ -233,7 +237,10 @@ impl Broker {
                 })
                 .map_err(|e| e.to_string())?;
         }
-        let (tx, incoming) = mpsc::channel();
+        // Bounded: a loop that falls behind makes the threads reading Redis
+        // wait (Redis keeps the stream; its pub/sub buffers what is left),
+        // instead of this queue growing without end.
+        let (tx, incoming) = mpsc::sync_channel(MAX_INCOMING);
         let presence = crate::presence::Presence::start(
             &settings.url,
             &settings.prefix,
@@ -565,7 +572,7 @@ struct Reader {
     client: Endpoint,
     keys: Keys,
     history: usize,
-    tx: mpsc::Sender<Incoming>,
+    tx: mpsc::SyncSender<Incoming>,
     handle: Arc<OnceLock<Handle>>,
     ready: Arc<AtomicBool>,
     counters: Arc<Counters>,

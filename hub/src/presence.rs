@@ -31,8 +31,8 @@ use crate::update::Entry;
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long after its last heartbeat a hub's clients are forgotten.
 pub const EXPIRY: Duration = Duration::from_secs(15);
-/// The most jobs handled in one batch (one pipeline of presence changes).
-const MAX_BATCH: usize = 16_384;
+/// The most fields one `HSET` carries (a pipeline holds as many as needed).
+const MAX_FIELDS: usize = 16_384;
 
 /// How long one lookup or listing may take before it is answered `503`.
 const DEADLINE: Duration = Duration::from_millis(1500);
@@ -107,7 +107,7 @@ impl Presence {
     pub fn start(
         url: &str,
         prefix: &str,
-        tx: mpsc::Sender<Incoming>,
+        tx: mpsc::SyncSender<Incoming>,
         waker: Arc<OnceLock<Handle>>,
     ) -> Result<Self, String> {
         let client = Endpoint::parse(url)?;
@@ -243,6 +243,8 @@ struct Worker {
     last_beat: Option<Instant>,
     /// Whether this hub's command channel is subscribed.
     listening: bool,
+    /// Whether a change failed to reach Redis since the last beat.
+    stale: bool,
     /// Requests waiting for an answer from here (see [`Presence`]).
     waiting: Arc<AtomicUsize>,
 }
@@ -258,6 +260,7 @@ impl Worker {
             my_subs: HashMap::new(),
             last_beat: None,
             listening: false,
+            stale: false,
             waiting,
         }
     }
@@ -268,9 +271,11 @@ impl Worker {
                 Ok(job) => {
                     // Everything queued behind it too: a burst of streams
                     // opening or closing is written in one round trip, and
-                    // a listing queued behind them waits for that one.
+                    // a listing queued behind them waits for that one. So
+                    // the queue never holds more than what arrives during
+                    // one turn, whose Redis calls each have a deadline.
                     let mut batch = vec![job];
-                    batch.extend(jobs.try_iter().take(MAX_BATCH));
+                    batch.extend(jobs.try_iter());
                     self.handle_all(batch);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -286,6 +291,7 @@ impl Worker {
     fn beat_now(&mut self) {
         if self.with_con(|w, con| w.beat(con)).is_ok() {
             self.last_beat = Some(Instant::now());
+            self.stale = false;
         }
     }
 
@@ -328,23 +334,21 @@ impl Worker {
         if !self.listening {
             return pipe.query::<()>(con);
         }
-        if !self.mine.is_empty() {
-            pipe.cmd("HSET").arg(self.my_clients());
-            for (seid, topics) in &self.mine {
-                pipe.arg(seid).arg(topics);
+        // After a change failed to reach Redis (a seid that left while it
+        // was unreachable would stay listed), the hashes are replaced whole,
+        // atomically.
+        pipe.atomic();
+        for (hash, held) in [
+            (self.my_clients(), &self.mine),
+            (self.my_subscriptions(), &self.my_subs),
+        ] {
+            if self.stale {
+                pipe.cmd("DEL").arg(&hash).ignore();
             }
-            pipe.ignore();
-        }
-        if !self.my_subs.is_empty() {
-            pipe.cmd("HSET").arg(self.my_subscriptions());
-            for (seid, json) in &self.my_subs {
-                pipe.arg(seid).arg(json);
-            }
-            pipe.ignore();
-        }
-        for key in [self.my_clients(), self.my_subscriptions()] {
+            let fields: Vec<&String> = held.keys().collect();
+            hset(&mut pipe, &hash, held, &fields);
             pipe.cmd("PEXPIRE")
-                .arg(key)
+                .arg(&hash)
                 .arg(EXPIRY.as_millis() as u64)
                 .ignore();
         }
@@ -385,14 +389,18 @@ impl Worker {
     /// Writes what `mine` and `my_subs` now hold for `seids` (a seid no
     /// longer held is deleted) in one round trip.
     fn write_changes(&mut self, mut seids: Vec<String>) {
-        if seids.is_empty() || !self.listening {
-            // Not reachable yet: the beat that follows `Listening` writes
-            // every client at once.
+        if seids.is_empty() {
+            return;
+        }
+        if !self.listening {
+            // Not reachable now: the beat that follows `Listening` writes
+            // every client at once, and deletes whoever left meanwhile.
+            self.stale = true;
             return;
         }
         seids.sort_unstable();
         seids.dedup();
-        let _ = self.with_con(|w, con| {
+        let written = self.with_con(|w, con| {
             let mut pipe = redis::pipe();
             for (hash, held) in [
                 (w.my_clients(), &w.mine),
@@ -401,22 +409,19 @@ impl Worker {
                 let (set, gone): (Vec<&String>, Vec<&String>) =
                     seids.iter().partition(|s| held.contains_key(*s));
                 if !set.is_empty() {
-                    pipe.cmd("HSET").arg(&hash);
-                    for seid in set {
-                        pipe.arg(seid).arg(&held[seid]);
-                    }
-                    pipe.ignore();
+                    hset(&mut pipe, &hash, held, &set);
                     pipe.cmd("PEXPIRE")
                         .arg(&hash)
                         .arg(EXPIRY.as_millis() as u64)
                         .ignore();
                 }
-                if !gone.is_empty() {
+                for gone in gone.chunks(MAX_FIELDS) {
                     pipe.cmd("HDEL").arg(&hash).arg(gone).ignore();
                 }
             }
             pipe.query::<()>(con)
         });
+        self.stale |= written.is_err();
     }
 
     fn handle(&mut self, job: Job) {
@@ -597,7 +602,7 @@ impl Worker {
 fn listen(
     client: &Endpoint,
     channels: &[String; 2],
-    tx: &mpsc::Sender<Incoming>,
+    tx: &mpsc::SyncSender<Incoming>,
     waker: &OnceLock<Handle>,
     presence: &mpsc::Sender<Job>,
 ) {
@@ -639,6 +644,23 @@ fn listen(
         }
         let _ = presence.send(Job::Listening(false));
         std::thread::sleep(Duration::from_millis(200)); // reconnecting, not synchronising
+    }
+}
+
+/// Adds `HSET hash field value …` for `fields` of `held` to `pipe`, in
+/// commands of at most [`MAX_FIELDS`] fields.
+fn hset(
+    pipe: &mut redis::Pipeline,
+    hash: &str,
+    held: &HashMap<String, String>,
+    fields: &[&String],
+) {
+    for chunk in fields.chunks(MAX_FIELDS) {
+        pipe.cmd("HSET").arg(hash);
+        for field in chunk {
+            pipe.arg(*field).arg(&held[*field]);
+        }
+        pipe.ignore();
     }
 }
 

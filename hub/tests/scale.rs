@@ -888,3 +888,40 @@ fn the_subscriptions_api_and_events_span_every_hub() {
         (active["id"].clone(), json!(false))
     );
 }
+
+#[test]
+fn a_client_whose_departure_redis_refused_is_unlisted_at_the_next_beat() {
+    let Some(redis) = RedisServer::start("departure_refused") else {
+        return;
+    };
+    let a = hub(&redis, &[]);
+    until_status(&a, "/ready", 200, DEADLINE);
+    let (stream, seid) = a.subscribe("/events?topic=t");
+    let listed = |seid: &str| list_all_clients(&a).0.iter().any(|s| s == seid);
+    let started = Instant::now();
+    while !listed(&seid) {
+        assert!(started.elapsed() < DEADLINE, "{seid} never listed");
+        std::thread::sleep(Duration::from_millis(50)); // polling a listing
+    }
+    // Redis refuses the hub's HDEL (as a failover or a lost connection
+    // would lose it), and says so in its ACL log once it has.
+    assert_eq!(redis.command("ACL SETUSER default -hdel"), "+OK");
+    drop(stream);
+    let started = Instant::now();
+    while redis.command("ACL LOG") == "*0" {
+        assert!(started.elapsed() < DEADLINE, "the hub never tried HDEL");
+        std::thread::sleep(Duration::from_millis(50)); // polling Redis's log
+    }
+    assert_eq!(redis.command("ACL SETUSER default +hdel"), "+OK");
+    assert!(listed(&seid), "the refused HDEL left {seid} listed");
+    // The next beat (every 5 s) replaces the hub's hash with what it holds.
+    let started = Instant::now();
+    while listed(&seid) {
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "{seid} still listed {:?} after it left",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100)); // polling a listing
+    }
+}
