@@ -1,7 +1,7 @@
-//! A listing's page (`GET /clients`): where it starts and how many it
-//! holds, from `?cursor=…&limit=…`, and the `Link` to the next one
-//! (RFC 8288 `rel="next"`). A cursor is opaque to clients; the body stays
-//! a plain JSON array.
+//! A listing's page (`GET /clients`, the subscriptions API): where it
+//! starts and how many it holds, from `?cursor=…&limit=…`, and the `Link`
+//! to the next one (RFC 8288 `rel="next"`). A cursor is opaque to clients;
+//! the body keeps its shape.
 
 use sseloop::{Request, Response};
 
@@ -46,6 +46,39 @@ impl Page {
         Ok(Page { cursor, limit })
     }
 
+    /// The page's share of `keys` (each once, in any order): the
+    /// [`limit`](Self::limit) smallest after the cursor, sorted, and the
+    /// cursor of the page after them, if any. Linear in `keys`, whatever
+    /// page is asked for.
+    pub fn select<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a str>,
+    ) -> (Vec<&'a str>, Option<String>) {
+        let mut after: Vec<&str> = keys
+            .filter(|key| self.cursor.as_deref().is_none_or(|cursor| *key > cursor))
+            .collect();
+        let more = after.len() > self.limit;
+        if more {
+            after.select_nth_unstable(self.limit);
+            after.truncate(self.limit);
+        }
+        after.sort_unstable();
+        let next = more
+            .then(|| after.last().map(|key| (*key).to_owned()))
+            .flatten();
+        (after, next)
+    }
+
+    /// The `Link` header's value that points at the page after this one,
+    /// which starts at `next`, on `path`.
+    pub fn link(&self, path: &str, next: &str) -> String {
+        format!(
+            "<{path}?cursor={}&limit={}>; rel=\"next\"",
+            encode_segment(next),
+            self.limit
+        )
+    }
+
     /// `json` as the answer, with a `Link` to the page after it when
     /// `next` names one.
     pub fn answer(&self, path: &str, json: String, next: Option<&str>) -> Response {
@@ -53,15 +86,44 @@ impl Page {
             .header("Content-Type", "application/json")
             .body(json);
         match next {
-            Some(cursor) => answer.header(
-                "Link",
-                format!(
-                    "<{path}?cursor={}&limit={}>; rel=\"next\"",
-                    encode_segment(cursor),
-                    self.limit
-                ),
-            ),
+            Some(cursor) => answer.header("Link", self.link(path, cursor)),
             None => answer,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Page;
+
+    #[test]
+    fn select_takes_the_smallest_after_the_cursor_and_points_at_the_rest() {
+        let keys = ["e", "a", "d", "c", "b"];
+        let first = Page {
+            cursor: None,
+            limit: 2,
+        };
+        assert_eq!(
+            first.select(keys.into_iter()),
+            (vec!["a", "b"], Some("b".to_owned()))
+        );
+        let second = Page {
+            cursor: Some("b".into()),
+            limit: 2,
+        };
+        assert_eq!(
+            second.select(keys.into_iter()),
+            (vec!["c", "d"], Some("d".to_owned()))
+        );
+        let last = Page {
+            cursor: Some("d".into()),
+            limit: 2,
+        };
+        assert_eq!(last.select(keys.into_iter()), (vec!["e"], None));
+        let exact = Page {
+            cursor: None,
+            limit: 5,
+        };
+        assert_eq!(exact.select(keys.into_iter()).1, None);
     }
 }

@@ -44,9 +44,10 @@ struct Command {
     remote: Remote,
 }
 
-/// Builds the answer to a subscriptions request from every live hub's
-/// subscriptions (each as the JSON [`Presence::subscribed`] stored).
-pub type BuildAnswer = Box<dyn FnOnce(Vec<String>) -> Response + Send>;
+/// Builds the answer to a subscriptions request from a page of every live
+/// hub's subscriptions (each as the JSON [`Presence::subscribed`] stored)
+/// and the cursor of the page after it.
+pub type BuildAnswer = Box<dyn FnOnce(Vec<String>, Option<String>) -> Response + Send>;
 
 enum Job {
     Joined {
@@ -67,6 +68,8 @@ enum Job {
     Listening(bool),
     Subscriptions {
         answer: Deferred,
+        /// `None`: every page (to find one subscription).
+        page: Option<Page>,
         build: BuildAnswer,
     },
     Route {
@@ -154,9 +157,14 @@ impl Presence {
         });
     }
 
-    /// Answers with what `build` makes of every live hub's subscriptions.
-    pub fn subscriptions(&self, answer: Deferred, build: BuildAnswer) {
-        self.ask(Job::Subscriptions { answer, build });
+    /// Answers with what `build` makes of a `page` of every live hub's
+    /// subscriptions (`None`: all of them).
+    pub fn subscriptions(&self, answer: Deferred, page: Option<Page>, build: BuildAnswer) {
+        self.ask(Job::Subscriptions {
+            answer,
+            page,
+            build,
+        });
     }
 
     /// Queues a job that answers a request, unless [`MAX_WAITING`] already
@@ -229,6 +237,10 @@ struct Keys {
     /// Where subscription events go to every hub.
     announcements: String,
 }
+
+/// A page of a family of hashes: fields and values, and the cursor after
+/// it.
+type Scanned = (Vec<(String, String)>, Option<String>);
 
 /// The presence thread's state.
 struct Worker {
@@ -453,21 +465,35 @@ impl Worker {
                     log::warn!("a subscription event was not announced: Redis did not take it");
                 }
             }
-            Job::Subscriptions { answer, build } => {
-                let found = self.with_con(|w, con| {
-                    let mut all = Vec::new();
-                    for hub in w.live_hubs(con)? {
-                        let subs: Vec<String> = redis::cmd("HVALS")
-                            .arg(format!("{}{hub}", w.keys.subscriptions))
-                            .query(con)?;
-                        all.extend(subs);
+            Job::Subscriptions {
+                answer,
+                page,
+                build,
+            } => {
+                let found = self.with_con(|w, con| match &page {
+                    Some(page) => w.scan(con, &w.keys.subscriptions, page),
+                    None => {
+                        let mut all = Vec::new();
+                        let mut page = Page {
+                            cursor: None,
+                            limit: crate::page::MAX_LIMIT,
+                        };
+                        loop {
+                            let (found, next) = w.scan(con, &w.keys.subscriptions, &page)?;
+                            all.extend(found);
+                            match next {
+                                Some(cursor) => page.cursor = Some(cursor),
+                                None => return Ok((all, None)),
+                            }
+                        }
                     }
-                    Ok(all)
                 });
                 respond(
                     answer,
                     match found {
-                        Ok(all) => build(all),
+                        Ok((found, next)) => {
+                            build(found.into_iter().map(|(_, json)| json).collect(), next)
+                        }
                         Err(e) => unavailable(&format!("Redis did not answer: {e}")),
                     },
                 );
@@ -543,19 +569,40 @@ impl Worker {
     /// `HSCAN` is in its hash; hubs in the order of their ids). Each page
     /// costs Redis what it lists, whatever the number of clients: a client
     /// there throughout is listed once, as `HSCAN` promises.
+    /// One page of `GET /clients`: its JSON and the cursor after it.
     fn list(
         &self,
         con: &mut redis::Connection,
         page: &Page,
     ) -> redis::RedisResult<(String, Option<String>)> {
+        let (mut found, next) = self.scan(con, &self.keys.clients, page)?;
+        found.sort_unstable();
+        let found: Vec<(String, Vec<String>)> = found
+            .into_iter()
+            .map(|(seid, topics)| (seid, serde_json::from_str(&topics).unwrap_or_default()))
+            .collect();
+        let list = found
+            .iter()
+            .map(|(seid, topics)| (seid.as_str(), topics.iter().map(String::as_str).collect()));
+        Ok((crate::json::clients(list), next))
+    }
+
+    /// One page of the fields and values of every live hub's hash in
+    /// `family` (`{family}{hub}`), hub after hub, and the cursor after it
+    /// (`{hub}:{HSCAN cursor}`). A page may hold a few more than its limit.
+    fn scan(
+        &self,
+        con: &mut redis::Connection,
+        family: &str,
+        page: &Page,
+    ) -> redis::RedisResult<Scanned> {
         let mut hubs = self.live_hubs(con)?;
         hubs.sort_unstable();
         let (from_hub, mut scan) = match page.cursor.as_deref().and_then(|c| c.split_once(':')) {
             Some((hub, scan)) => (hub.to_owned(), scan.parse::<u64>().unwrap_or(0)),
             None => (String::new(), 0),
         };
-        let mut found: Vec<(String, Vec<String>)> = Vec::new();
-        let mut next = None;
+        let mut found: Vec<(String, String)> = Vec::new();
         let mut rest = hubs.iter().filter(|h| **h >= from_hub).peekable();
         while let Some(hub) = rest.next() {
             if *hub != from_hub {
@@ -564,36 +611,27 @@ impl Worker {
             loop {
                 let want = page.limit.saturating_sub(found.len()).max(1);
                 let (after, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-                    .arg(format!("{}{hub}", self.keys.clients))
+                    .arg(format!("{family}{hub}"))
                     .arg(scan)
                     .arg("COUNT")
                     .arg(want)
                     .query(con)?;
-                found.extend(pairs.into_iter().map(|(seid, topics)| {
-                    (seid, serde_json::from_str(&topics).unwrap_or_default())
-                }));
+                found.extend(pairs);
                 scan = after;
                 if found.len() >= page.limit {
-                    next = match (scan, rest.peek()) {
+                    let next = match (scan, rest.peek()) {
                         (0, Some(following)) => Some(format!("{following}:0")),
                         (0, None) => None,
                         (at, _) => Some(format!("{hub}:{at}")),
                     };
-                    break;
+                    return Ok((found, next));
                 }
                 if scan == 0 {
                     break;
                 }
             }
-            if next.is_some() {
-                break;
-            }
         }
-        found.sort();
-        let list = found
-            .iter()
-            .map(|(seid, topics)| (seid.as_str(), topics.iter().map(String::as_str).collect()));
-        Ok((crate::json::clients(list), next))
+        Ok((found, None))
     }
 }
 

@@ -162,16 +162,7 @@ impl Hub {
             return Ok(Answer::Later);
         }
         // By seid; the cursor is the last seid of the page before.
-        let mut seids: Vec<&str> = reply
-            .clients()
-            .filter(|seid| page.cursor.as_deref().is_none_or(|after| *seid > after))
-            .collect();
-        seids.sort_unstable();
-        let more = seids.len() > page.limit;
-        seids.truncate(page.limit);
-        let next = more
-            .then(|| seids.last().map(|s| (*s).to_owned()))
-            .flatten();
+        let (seids, next) = page.select(reply.clients());
         let clients = seids.iter().map(|seid| {
             let topics = self
                 .streams

@@ -9,6 +9,7 @@ use sseloop::{Reply, Request, Response, Streams};
 
 use crate::auth::Refusal;
 use crate::hub::{Answer, Hub};
+use crate::page::Page;
 use crate::subscription::{subscription_filter, subscription_path, Subscription, SubscriptionJson};
 use crate::update::{Entry, Update};
 
@@ -111,6 +112,16 @@ pub(crate) fn answer(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>, rest: 
     let Some(filter) = subscription_filter(rest) else {
         return Answer::Now(Response::text(404, "not found\n"));
     };
+    // A list is paged by subscriber (a page holds up to `limit`
+    // subscribers' subscriptions); one subscription is looked for on every
+    // page.
+    let page = match filter.1 {
+        Some(_) => None,
+        None => match Page::of(req) {
+            Ok(page) => Some(page),
+            Err(refused) => return Answer::Now(refused),
+        },
+    };
     let path = req.path().to_owned();
     let last_event_id = hub
         .history
@@ -121,63 +132,93 @@ pub(crate) fn answer(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>, rest: 
         let Ok(later) = reply.defer() else {
             return Answer::Now(Response::text(500, "the request was already answered\n"));
         };
-        let build = move |jsons: Vec<String>| {
+        let wanted = page.clone();
+        let build = move |jsons: Vec<String>, next: Option<String>| {
             let subs: Vec<Subscription> = jsons
                 .iter()
                 .filter_map(|j| serde_json::from_str(j).ok())
                 .collect();
-            document(&path, &filter, &last_event_id, &subs)
+            let listing = Listing {
+                path: &path,
+                filter: &filter,
+                last_event_id: &last_event_id,
+            };
+            listing.document(&subs, wanted.as_ref().zip(next.as_deref()))
         };
-        broker.presence.subscriptions(later, Box::new(build));
+        broker.presence.subscriptions(later, page, Box::new(build));
         return Answer::Later;
     }
-    let subs: Vec<Subscription> = hub
+    let listing = Listing {
+        path: &path,
+        filter: &filter,
+        last_event_id: &last_event_id,
+    };
+    let held = hub
         .streams
-        .values()
-        .filter_map(|s| s.subscription.as_deref().cloned())
+        .iter()
+        .filter(|(_, stream)| stream.subscription.is_some())
+        .map(|(seid, _)| seid.as_str());
+    let (seids, next) = match &page {
+        Some(page) => page.select(held),
+        None => (held.collect(), None),
+    };
+    let subs: Vec<Subscription> = seids
+        .iter()
+        .filter_map(|seid| hub.streams.get(*seid)?.subscription.as_deref().cloned())
         .collect();
-    Answer::Now(document(&path, &filter, &last_event_id, &subs))
+    Answer::Now(listing.document(&subs, page.as_ref().zip(next.as_deref())))
 }
 
-/// The subscriptions API's document for `path` from `subs`: one
-/// subscription (with a subscriber in `filter`), or the list.
-fn document(
-    path: &str,
-    (topic, subscriber): &(Option<String>, Option<String>),
-    last_event_id: &str,
-    subs: &[Subscription],
-) -> Response {
-    let mut found: Vec<(&Subscription, &str)> = subs
-        .iter()
-        .flat_map(|sub| sub.topics.iter().map(move |t| (sub, t.as_str())))
-        .filter(|(sub, t)| {
-            topic.as_deref().is_none_or(|want| want == *t)
-                && subscriber
-                    .as_deref()
-                    .is_none_or(|want| want == sub.subscriber)
-        })
-        .collect();
-    found.sort_by(|a, b| (&a.0.subscriber, a.1).cmp(&(&b.0.subscriber, b.1)));
-    let body = if subscriber.is_some() {
-        let Some((sub, topic)) = found.first() else {
-            return Response::text(404, "no such subscription\n");
-        };
-        json_of(sub, topic, true, true)
-    } else {
-        let list: Vec<serde_json::Value> = found
+/// What a subscriptions request asked for.
+struct Listing<'a> {
+    path: &'a str,
+    /// The topic and subscriber in the URL, if any.
+    filter: &'a (Option<String>, Option<String>),
+    last_event_id: &'a str,
+}
+
+impl Listing<'_> {
+    /// The subscriptions API's document from `subs`: one subscription
+    /// (with a subscriber in the filter), or the list, with a `Link` to
+    /// the page after it when `next` names one.
+    fn document(&self, subs: &[Subscription], next: Option<(&Page, &str)>) -> Response {
+        let (topic, subscriber) = self.filter;
+        let mut found: Vec<(&Subscription, &str)> = subs
             .iter()
-            .filter_map(|(sub, t)| serde_json::from_str(&json_of(sub, t, true, false)).ok())
+            .flat_map(|sub| sub.topics.iter().map(move |t| (sub, t.as_str())))
+            .filter(|(sub, t)| {
+                topic.as_deref().is_none_or(|want| want == *t)
+                    && subscriber
+                        .as_deref()
+                        .is_none_or(|want| want == sub.subscriber)
+            })
             .collect();
-        serde_json::json!({
-            "@context": CONTEXT,
-            "id": path,
-            "type": "Subscriptions",
-            "lastEventID": last_event_id,
-            "subscriptions": list,
-        })
-        .to_string()
-    };
-    Response::new(200)
-        .header("Content-Type", "application/ld+json")
-        .body(body)
+        found.sort_by(|a, b| (&a.0.subscriber, a.1).cmp(&(&b.0.subscriber, b.1)));
+        let body = if subscriber.is_some() {
+            let Some((sub, topic)) = found.first() else {
+                return Response::text(404, "no such subscription\n");
+            };
+            json_of(sub, topic, true, true)
+        } else {
+            let list: Vec<serde_json::Value> = found
+                .iter()
+                .filter_map(|(sub, t)| serde_json::from_str(&json_of(sub, t, true, false)).ok())
+                .collect();
+            serde_json::json!({
+                "@context": CONTEXT,
+                "id": self.path,
+                "type": "Subscriptions",
+                "lastEventID": self.last_event_id,
+                "subscriptions": list,
+            })
+            .to_string()
+        };
+        let answer = Response::new(200)
+            .header("Content-Type", "application/ld+json")
+            .body(body);
+        match next {
+            Some((page, cursor)) => answer.header("Link", page.link(self.path, cursor)),
+            None => answer,
+        }
+    }
 }

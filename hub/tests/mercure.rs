@@ -557,3 +557,37 @@ fn subscriptions_api_and_events() {
         (json!(false), active["id"].clone())
     );
 }
+
+#[test]
+fn the_subscriptions_api_is_paged_by_subscriber() {
+    let hub = dev_hub(&["--subscriptions"]);
+    let api = "/.well-known/mercure/subscriptions{/topic}{/subscriber}";
+    let watcher = jwt::dev(&json!({ "mercure": { "subscribe": [api] } }));
+    let member = jwt::dev(&json!({ "mercure": { "subscribe": ["*"] } }));
+    let _members: Vec<EventStream> = (0..25)
+        .map(|i| {
+            subscribe(
+                &hub,
+                &[&format!("/room/{i}")],
+                &[("Authorization", &bearer(&member))],
+            )
+        })
+        .collect();
+    let pages =
+        mercure::subscription_pages(&hub, "/.well-known/mercure/subscriptions", &watcher, 10);
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [10, 10, 5], "pages of at most 10 subscribers");
+    let mut all: Vec<&String> = pages.iter().flatten().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 25, "each subscriber once");
+    // A limit out of range is refused, saying which are allowed.
+    let (head, body) = hub.request(
+        "GET",
+        "/.well-known/mercure/subscriptions?limit=0",
+        &[("Authorization", &bearer(&watcher))],
+        b"",
+    );
+    assert_eq!(head.status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("limit"));
+}

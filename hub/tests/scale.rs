@@ -925,3 +925,48 @@ fn a_client_whose_departure_redis_refused_is_unlisted_at_the_next_beat() {
         std::thread::sleep(Duration::from_millis(100)); // polling a listing
     }
 }
+
+#[test]
+fn the_subscriptions_api_across_hubs_is_paged() {
+    let Some(redis) = RedisServer::start("subscriptions_paged") else {
+        return;
+    };
+    let args = ["--jwt-key", jwt::SECRET, "--subscriptions"];
+    let hubs = [hub(&redis, &args), hub(&redis, &args)];
+    let api = "/.well-known/mercure/subscriptions{/topic}{/subscriber}";
+    let watcher = jwt::dev(&json!({ "mercure": { "subscribe": [api] } }));
+    let member = jwt::dev(&json!({ "mercure": { "subscribe": ["*"] } }));
+    let _members: Vec<EventStream> = (0..26)
+        .map(|i| {
+            mercure::subscribe(
+                &hubs[i % 2],
+                &[&format!("/room/{i}")],
+                &[("Authorization", &mercure::bearer(&member))],
+            )
+        })
+        .collect();
+    // Presence is written by each hub's thread: page until all show.
+    let started = Instant::now();
+    loop {
+        let pages = mercure::subscription_pages(
+            &hubs[0],
+            "/.well-known/mercure/subscriptions",
+            &watcher,
+            10,
+        );
+        let mut all: Vec<&String> = pages.iter().flatten().collect();
+        let listed = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), listed, "a subscriber listed twice: {pages:?}");
+        if listed == 26 {
+            assert!(pages.len() >= 2, "one page for 26 with limit 10: {pages:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{listed} of 26 subscribers listed: {pages:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50)); // polling a listing
+    }
+}

@@ -73,3 +73,39 @@ pub fn publish(
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
+
+/// Every page of the subscriptions API at `path`, `limit` at a time,
+/// following `Link: …; rel="next"`: each page's subscribers (one entry per
+/// subscription).
+pub fn subscription_pages(
+    hub: &HubProcess,
+    path: &str,
+    token: &str,
+    limit: usize,
+) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut target = format!("{path}?limit={limit}");
+    loop {
+        let (head, body) = hub.request("GET", &target, &[("Authorization", &bearer(token))], b"");
+        assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&body));
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        pages.push(
+            doc["subscriptions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["subscriber"].as_str().unwrap().to_owned())
+                .collect(),
+        );
+        match head.header("link") {
+            Some(link) => {
+                target = link
+                    .strip_prefix('<')
+                    .and_then(|l| l.split_once(">; rel=\"next\""))
+                    .map(|(url, _)| url.to_owned())
+                    .unwrap_or_else(|| panic!("a Link that is not next: {link}"));
+            }
+            None => return pages,
+        }
+    }
+}
