@@ -10,6 +10,7 @@
 //!        [--sub-path 'PATH1|PATH2|…' spreads subscribers over several paths]
 //!        [--form-topic TOPIC: publish as a Mercure form] [--header 'Name: value']
 //! loadgen hold   --addr 127.0.0.1:8080 --pid SERVER_PID --streams 1000,5000,15000 [--sub-path /events]
+//!        [--linger SECS: then keep the streams open that long, for another tool to measure]
 //! loadgen rps    --addr 127.0.0.1:8081 --connections 50 --seconds 10 [--path /events]
 //! loadgen soak   --addr 127.0.0.1:8080 --pid SERVER_PID --subscribers 1000 --events 1000000
 //!        [--reconnect-percent 10] [--rate 20000] [--pipeline 16]
@@ -68,6 +69,8 @@ struct Args {
     /// a publish must not reach (each with its own path, `{i}` replaced).
     idle: usize,
     idle_path: String,
+    /// How long `hold` keeps its streams open once all are open.
+    linger: Duration,
 }
 
 impl Args {
@@ -104,6 +107,7 @@ fn parse_args() -> Args {
         header: None,
         idle: 0,
         idle_path: String::new(),
+        linger: Duration::ZERO,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -136,6 +140,7 @@ fn parse_args() -> Args {
             "--header" => args.header = Some(value()),
             "--idle" => args.idle = num(&value()),
             "--idle-path" => args.idle_path = value(),
+            "--linger" => args.linger = Duration::from_secs(num(&value()) as u64),
             _ => usage(&format!("unknown argument {flag}")),
         }
     }
@@ -833,6 +838,10 @@ fn hold(args: &Args) -> io::Result<()> {
         summary.push(format!("rss_per_stream_at_{n}={per_stream:.0}B"));
     }
     println!("hold baseline_kib={baseline} {}", summary.join(" "));
+    // Held, not read: the server is expected to send nothing (heartbeats
+    // off) while another tool measures it.
+    std::thread::sleep(args.linger);
+    drop(subs);
     Ok(())
 }
 

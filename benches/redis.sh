@@ -4,7 +4,11 @@
 #     and publish→delivery p50/p99), alternating rounds;
 #  2. fan-out to SUBSCRIBERS spread over two --reuse-port hubs against one
 #     hub, both through Redis: deliveries/s of a burst, p99 at 50 events/s;
-#  3. what a reconnect with Last-Event-ID adds per replayed event.
+#  3. what a reconnect with Last-Event-ID adds per replayed event;
+#  4. presence at scale: PRESENCE_CLIENTS (100 000) idle streams over 8
+#     --reuse-port hubs, then GET /clients page by page (1 000 a page):
+#     each page's time, and every client listed once (issue 21).
+# ONLY_PRESENCE=1 runs part 4 alone; PRESENCE_CLIENTS=0 skips it.
 # Starts its own redis-server (no persistence) and hubs on loopback; stops
 # them by PID.
 #
@@ -38,7 +42,8 @@ field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 fan() { ./target/release/examples/loadgen fanout --addr "127.0.0.1:$PORT" "$@"; }
 
-if [ -z "${ONLY_REPLAY:-}" ]; then
+PRESENCE_CLIENTS=${PRESENCE_CLIENTS:-100000}
+if [ -z "${ONLY_REPLAY:-}" ] && [ -z "${ONLY_PRESENCE:-}" ]; then
 # 1. Publish throughput: 100 subscribers, 3000 events, one publisher waiting for each answer.
 declare -A EVS P50 P99
 for round in $(seq "$ROUNDS"); do
@@ -74,6 +79,7 @@ for n in 1 2; do
 done
 
 fi
+if [ -z "${ONLY_PRESENCE:-}" ]; then
 # 3. Replay on reconnect: time to the first event without replay, and to
 #    the last of 1000 replayed events, on a hub whose history mirrors Redis.
 redis-cli -p "$RPORT" flushall >/dev/null
@@ -105,3 +111,59 @@ full = min(replay(first, 1000) for _ in range(20))
 print(f"\nreplay: a reconnect's stream to its first event {base*1e6:.0f} µs without replay, {full*1e6:.0f} µs to the last of 1000 replayed events: {(full-base)*1e6/1000:.2f} µs per replayed event (best of 20 each)")
 PY
 stop
+fi
+
+# 4. Presence at scale: idle streams held by several load generators (each
+#    process may hold 20 000 files), listed across 8 hubs through Redis.
+if [ "$PRESENCE_CLIENTS" -gt 0 ]; then
+  redis-cli -p "$RPORT" flushall >/dev/null
+  hubs 8 --redis "$URL" --reuse-port
+  HOLDERS=$(( (PRESENCE_CLIENTS + 13999) / 14000 ))
+  LOGS=$(mktemp -d)
+  for h in $(seq "$HOLDERS"); do
+    n=$(( PRESENCE_CLIENTS / HOLDERS ))
+    [ "$h" -eq "$HOLDERS" ] && n=$(( PRESENCE_CLIENTS - n * (HOLDERS - 1) ))
+    ./target/release/examples/loadgen hold --addr "127.0.0.1:$PORT" --pid "${PIDS[0]}" \
+      --streams "$n" --sub-path "/events?topic=presence" --sources 32 --linger 600 \
+      >"$LOGS/$h.out" 2>"$LOGS/$h.err" & PIDS+=($!)
+  done
+  opened=$(date +%s)
+  for h in $(seq "$HOLDERS"); do
+    until grep -q '^hold ' "$LOGS/$h.out" 2>/dev/null; do
+      [ $(( $(date +%s) - opened )) -gt 300 ] && { say "holder $h never opened its streams"; cat "$LOGS/$h.err" >&2; exit 1; }
+      sleep 0.5
+    done
+  done
+  say "$PRESENCE_CLIENTS streams open after $(( $(date +%s) - opened )) s"
+  python3 - "$PORT" "$RPORT" "$PRESENCE_CLIENTS" <<'PY'
+import subprocess, sys, time, urllib.request
+port, rport, want = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+def written():
+    keys = subprocess.run(["redis-cli", "-p", rport, "--scan", "--pattern", "*:clients:*"],
+                          capture_output=True, text=True).stdout.split()
+    return sum(int(subprocess.run(["redis-cli", "-p", rport, "hlen", k], capture_output=True,
+                                  text=True).stdout) for k in keys), len(keys)
+start = time.time()
+while written()[0] < want and time.time() - start < 60:
+    time.sleep(0.5)
+held, hubs = written()
+def pages():
+    target, times, seids = "/clients", [], []
+    while target:
+        t = time.perf_counter()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{target}") as r:
+            body, link = r.read(), r.headers.get("Link")
+        times.append((time.perf_counter() - t) * 1000)
+        seids += [line for line in body.split(b'"seid":"')[1:]]
+        target = link[1:link.index(">")] if link else None
+    return times, len(seids), len(set(s.split(b'"')[0] for s in seids))
+for round in (1, 2, 3):
+    times, listed, distinct = pages()
+    times.sort()
+    print(f"presence round {round}: {held} clients in Redis over {hubs} hubs; GET /clients: "
+          f"{len(times)} pages, p50 {times[len(times)//2]:.1f} ms, slowest {times[-1]:.1f} ms; "
+          f"{listed} listed, {distinct} distinct")
+PY
+  stop
+  rm -rf "$LOGS"
+fi
