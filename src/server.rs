@@ -547,8 +547,12 @@ impl Server {
         self.flush_urgent();
     }
 
+    /// Runs the commands queued when the waker fired. One sent meanwhile
+    /// (a handler that wakes the loop to go on with work later) waits for
+    /// the next pass, so sockets are served between.
     fn run_commands(&mut self) {
-        while let Ok(command) = self.commands.try_recv() {
+        let queued: Vec<Command> = self.commands.try_iter().collect();
+        for command in queued {
             match command {
                 Command::Answer { job, done } => {
                     let outcome = job(&mut self.core, &self.handle);

@@ -338,3 +338,40 @@ fn a_shutdown_answers_pending_requests_503() {
     assert!(client.closes_within(DEADLINE));
     assert_eq!(token.respond(Response::new(200)), Err(AnswerError::Stopped));
 }
+
+/// Wakes itself on every wake, forever: work done a slice per pass.
+struct SelfWaking {
+    wakes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl sseloop::Handler for SelfWaking {
+    fn on_request(&mut self, _req: &Request, reply: &mut Reply<'_>) {
+        let _ = reply.respond(Response::text(200, "served"));
+    }
+
+    fn on_wake(&mut self, streams: &mut sseloop::Streams<'_>) {
+        self.wakes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = streams.handle().wake();
+    }
+}
+
+#[test]
+fn a_handler_that_wakes_itself_on_every_wake_still_lets_the_loop_serve_sockets() {
+    let wakes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = wakes.clone();
+    let server = TestServer::start(move |b| b.build(SelfWaking { wakes: counted }));
+    server.handle().wake().unwrap();
+    // A wake sent while wakes run waits for the loop's next pass: between
+    // passes, sockets are served (before, the loop ran wakes forever).
+    for _ in 0..3 {
+        let mut client = server.connect();
+        client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        let (head, body) = client.read_response();
+        assert_eq!((head.status, body.as_slice()), (200, &b"served"[..]));
+    }
+    assert!(
+        wakes.load(std::sync::atomic::Ordering::Relaxed) > 1,
+        "it went on waking"
+    );
+}

@@ -16,6 +16,7 @@ use crate::auth::{Keys, Refusal};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::cors::Cors;
+use crate::deliveries::{Deliveries, Delivery, Kind, BUDGET};
 use crate::history::{History, Replay};
 use crate::inbox::{Incoming, Remote};
 use crate::metrics::HubCounters;
@@ -52,6 +53,9 @@ pub struct Hub {
     pub(crate) counters: HubCounters,
     /// The shared log, with `--redis`.
     pub(crate) broker: Option<Broker>,
+    /// Updates whose matching did not finish in its loop pass, and those
+    /// behind them.
+    pub(crate) deliveries: Deliveries,
     /// How many refusals the log may still take this second.
     refusal_log: RateLimit,
 }
@@ -131,6 +135,7 @@ impl Hub {
             open_comment: Frame::comment(""),
             counters: HubCounters::default(),
             broker,
+            deliveries: Deliveries::default(),
             refusal_log: RateLimit::new(10),
         })
     }
@@ -237,32 +242,85 @@ impl Hub {
     }
 
     /// Delivers `update` to every group that receives it (each selector
-    /// worked out once, each subscriber once) and keeps it for replay.
-    /// Answers how many streams it was queued on.
-    pub(crate) fn deliver(&mut self, streams: &mut Streams<'_>, update: Update) -> usize {
-        let reached = self.reach(streams, &update);
-        self.counters.published += 1;
-        log::debug!("published {} to {reached} streams", update.id);
-        self.history.push(Rc::new(update));
-        reached
+    /// worked out once, each subscriber once) and, when published, keeps it
+    /// for replay. Answers how many streams it was queued on, or `None`
+    /// when it waits in [`Deliveries`] (behind others, or because its
+    /// matching outlasted this pass's budget) and is delivered later.
+    pub(crate) fn deliver(
+        &mut self,
+        streams: &mut Streams<'_>,
+        update: Update,
+        kind: Kind,
+    ) -> Option<usize> {
+        if !self.deliveries.is_empty() {
+            self.deliveries.push(update, kind, None);
+            return None;
+        }
+        let mut matching = self.groups.begin(&update);
+        if self
+            .groups
+            .advance(&mut matching, &update, &mut BUDGET.clone())
+        {
+            return Some(self.commit(
+                streams,
+                Delivery {
+                    update,
+                    kind,
+                    matching: Some(matching),
+                    answer: None,
+                },
+            ));
+        }
+        self.deliveries.push(update, kind, Some(matching));
+        let _ = streams.handle().wake();
+        None
     }
 
-    /// Delivers a hub's own announcement (a subscription event) as any
-    /// update, but keeps it out of the history: replay is for what
-    /// publishers published, and a flood of subscribers must not push it
-    /// out.
-    pub(crate) fn announce(&mut self, streams: &mut Streams<'_>, update: &Update) -> usize {
-        self.reach(streams, update)
+    /// Goes on with the waiting deliveries, within one pass's budget
+    /// (unbounded: all of them now); wakes the loop again if some are left.
+    pub(crate) fn go_on(&mut self, streams: &mut Streams<'_>, bounded: bool) {
+        let mut budget = if bounded { BUDGET } else { usize::MAX };
+        while let Some(waiting) = self.deliveries.front_mut() {
+            let matching = waiting
+                .matching
+                .get_or_insert_with(|| self.groups.begin(&waiting.update));
+            if !self.groups.advance(matching, &waiting.update, &mut budget) {
+                let _ = streams.handle().wake();
+                return;
+            }
+            if let Some(done) = self.deliveries.pop() {
+                self.commit(streams, done);
+            }
+        }
     }
 
-    /// Queues `update` on every stream that receives it.
-    fn reach(&mut self, streams: &mut Streams<'_>, update: &Update) -> usize {
+    /// Delivers an update whose matching is done (finishing it against the
+    /// selectors live now), keeps it if published and answers its
+    /// publisher; answers how many streams it was queued on.
+    fn commit(&mut self, streams: &mut Streams<'_>, delivery: Delivery) -> usize {
+        let Delivery {
+            update,
+            kind,
+            matching,
+            answer,
+        } = delivery;
+        let matching = matching.unwrap_or_else(|| self.groups.begin(&update));
         let mut reached = 0;
-        for group in self.groups.receiving(update) {
+        for group in self.groups.finish(matching, &update) {
             reached += streams.publish_frame(&group.topic, &update.frame);
         }
         if update.private {
             self.counters.private_deliveries += reached as u64;
+        }
+        if kind == Kind::Published {
+            self.counters.published += 1;
+            log::debug!("published {} to {reached} streams", update.id);
+            self.history.push(Rc::new(update));
+        }
+        if let Some((publisher, response)) = answer {
+            let _ = publisher.answer_nowait(move |_req, reply| {
+                let _ = reply.respond(response);
+            });
         }
         reached
     }
@@ -303,8 +361,21 @@ impl Hub {
         };
         // Encoding it is the check (a native id refused this way is skipped).
         let update = Update::new(id.clone(), entry).map_err(unencodable)?;
-        self.deliver(reply, update);
-        Ok(Answer::Now(Response::text(200, id)))
+        if self.deliver(reply, update, Kind::Published).is_some() {
+            return Ok(Answer::Now(Response::text(200, id)));
+        }
+        // It waits behind a long matching: answered once delivered, so a
+        // `200` still means it can be replayed.
+        let Ok(later) = reply.defer() else {
+            return Err(Response::text(500, "the request was already answered\n"));
+        };
+        let answer = cors
+            .into_iter()
+            .fold(Response::text(200, id), |answer, (name, value)| {
+                answer.header(name, value)
+            });
+        self.deliveries.answer_last(later, answer);
+        Ok(Answer::Later)
     }
 
     /// Acts on what the shared log brought: each update delivered (or, for
@@ -322,7 +393,7 @@ impl Hub {
                         continue;
                     };
                     if live {
-                        self.deliver(streams, update);
+                        self.deliver(streams, update, Kind::Published);
                     } else {
                         self.history.push(Rc::new(update));
                     }
@@ -330,7 +401,7 @@ impl Hub {
                 Incoming::Announcement(entry) => {
                     let id = entry.id.clone();
                     if let Some(Ok(update)) = id.map(|id| Update::new(id, entry)) {
-                        self.announce(streams, &update);
+                        self.deliver(streams, update, Kind::Announced);
                     }
                 }
                 Incoming::Remote { seid, remote } => {
@@ -355,6 +426,8 @@ impl Hub {
                     };
                 }
                 Incoming::Lost => {
+                    // What came before the loss is delivered before it.
+                    self.go_on(streams, false);
                     // Every live stream may have missed updates: say so,
                     // with the last id this hub knew, and forget them all.
                     let last = self
@@ -405,6 +478,7 @@ impl Hub {
         counters.history = self.history.len() as u64;
         counters.selectors = self.groups.store.len() as u64;
         counters.groups = self.groups.len() as u64;
+        counters.deliveries_waiting = self.deliveries.len() as u64;
         if let Some(broker) = &self.broker {
             use std::sync::atomic::Ordering::Relaxed;
             let c = &broker.counters;

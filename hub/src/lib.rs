@@ -31,6 +31,7 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod cors;
+pub mod deliveries;
 pub mod history;
 pub mod hub;
 pub mod inbox;

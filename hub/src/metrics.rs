@@ -25,6 +25,8 @@ pub struct HubCounters {
     pub selectors: u64,
     /// Live subscriber groups (gauge).
     pub groups: u64,
+    /// Updates waiting for a long matching to finish (gauge).
+    pub deliveries_waiting: u64,
     /// Redis: the last write's round trip (µs), reconnects, updates read
     /// from the log, logs found lost, publishes refused (`503`).
     pub redis: [u64; 6],
@@ -53,7 +55,7 @@ type MetricRow<'a> = (
 /// The exposition of `s` and `hub`, as a `200` response.
 pub fn render(s: &Stats, hub: &HubCounters) -> Response {
     // (name, type, help, [(labels, value)]), in exposition order.
-    let rows: [MetricRow<'_>; 28] = [
+    let rows: [MetricRow<'_>; 29] = [
         (
             "clients",
             "gauge",
@@ -225,6 +227,12 @@ pub fn render(s: &Stats, hub: &HubCounters) -> Response {
             "gauge",
             "Sets of subscribers that select alike (one check per publish each).",
             &[("", hub.groups)],
+        ),
+        (
+            "deliveries_waiting",
+            "gauge",
+            "Updates waiting for the loop's next passes: one whose matching outlasted its pass, and those behind it.",
+            &[("", hub.deliveries_waiting)],
         ),
     ];
     let mut out = String::new();

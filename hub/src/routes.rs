@@ -216,6 +216,7 @@ impl Handler for Hub {
     }
 
     fn on_wake(&mut self, streams: &mut Streams<'_>) {
+        self.go_on(streams, true);
         self.take_from_log(streams);
     }
 

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use slab::Slab;
 
-use crate::topics::{Reading, SelectorError, SelectorId, SelectorStore};
+use crate::topics::{Matching, Reading, SelectorError, SelectorId, SelectorStore};
 use crate::update::Update;
 
 /// What a subscriber selects. Its selector ids are references held in the
@@ -256,11 +256,30 @@ impl Groups {
         self.groups.is_empty()
     }
 
-    /// The groups `update` goes to: those reached through a selector that
-    /// matches one of its topics (or, for a native broadcast, the native
-    /// groups), each checked once.
-    pub fn receiving(&self, update: &Update) -> Vec<&Group> {
-        let matched = self.store.matching(&update.topics);
+    /// The groups `update` goes to, worked out at once (see
+    /// [`finish`](Self::finish)).
+    pub fn receiving(&mut self, update: &Update) -> Vec<&Group> {
+        let matching = self.store.begin(&update.topics);
+        self.finish(matching, update)
+    }
+
+    /// Begins matching `update`'s topics; [`advance`](Self::advance) it a
+    /// slice at a time, then [`finish`](Self::finish) it.
+    pub fn begin(&mut self, update: &Update) -> Matching {
+        self.store.begin(&update.topics)
+    }
+
+    /// Goes on matching `update` until `budget` is spent; answers whether
+    /// it is done.
+    pub fn advance(&self, matching: &mut Matching, update: &Update, budget: &mut usize) -> bool {
+        self.store.advance(matching, &update.topics, budget)
+    }
+
+    /// The groups `update` goes to now: those reached through a selector
+    /// that matches one of its topics (or, for a native broadcast, the
+    /// native groups), each checked once.
+    pub fn finish(&mut self, matching: Matching, update: &Update) -> Vec<&Group> {
+        let matched = self.store.finish(matching, &update.topics);
         let mut candidates: Vec<usize> = if update.topics.is_empty() {
             self.natives.iter().copied().collect()
         } else {
@@ -403,22 +422,22 @@ mod tests {
         assert!(groups.audience_receives(&t, &broadcast));
         assert!(!groups.audience_receives(&t, &update(&["u"], false)));
         let (m, n, t) = (groups.join(mercure), groups.join(none), groups.join(t));
-        let reached = |u: &Update| {
-            let mut ids: Vec<&str> = groups
+        let mut reached = |u: &Update| {
+            let mut ids: Vec<String> = groups
                 .receiving(u)
                 .iter()
-                .map(|g| g.topic.as_str())
+                .map(|g| g.topic.clone())
                 .collect();
             ids.sort_unstable();
             ids
         };
-        let topic = |id: usize| groups.get(id).unwrap().topic.as_str();
+        let topic = |id: usize| format!("{GROUP_TOPIC}{id}");
         let mut natives = vec![topic(n), topic(t)];
         natives.sort_unstable();
         assert_eq!(reached(&broadcast), natives);
         let mut to_t = vec![topic(m), topic(t)];
         to_t.sort_unstable();
         assert_eq!(reached(&update(&["t"], false)), to_t);
-        assert_eq!(reached(&update(&["t"], true)), Vec::<&str>::new());
+        assert_eq!(reached(&update(&["t"], true)), Vec::<String>::new());
     }
 }

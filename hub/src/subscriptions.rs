@@ -40,7 +40,7 @@ pub(crate) fn announce(hub: &mut Hub, streams: &mut Streams<'_>, sub: &Subscript
         if let Some(broker) = hub.broker() {
             broker.presence.announce(&entry);
         } else if let Some(update) = update_of(entry) {
-            hub.announce(streams, &update);
+            hub.deliver(streams, update, crate::deliveries::Kind::Announced);
         }
     }
 }

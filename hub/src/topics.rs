@@ -22,7 +22,7 @@
 //!   literal prefix (the text before the first `{`), so a publish costs what
 //!   it delivers, not how many templates are subscribed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use regex_automata::dfa::{dense, Automaton, StartKind};
@@ -289,7 +289,33 @@ struct Slot {
     text: Box<str>,
     matcher: Matcher,
     refs: usize,
+    /// The store's [`generation`](SelectorStore::generation) when it was
+    /// made: tells it from a selector freed meanwhile whose id it reuses.
+    born: u64,
 }
+
+/// A publish's topics being matched against the live templates a slice at
+/// a time ([`SelectorStore::begin`], [`advance`](SelectorStore::advance),
+/// [`finish`](SelectorStore::finish)), so that a publish meeting thousands
+/// of costly templates never holds the loop for long. What the store
+/// becomes meanwhile counts: a template freed is not matched, one made is
+/// tried when the matching finishes.
+#[derive(Debug)]
+pub struct Matching {
+    /// The templates to try, with their birth.
+    candidates: Vec<(SelectorId, u64)>,
+    /// How many of them have been tried.
+    next: usize,
+    /// Those that matched one of the topics.
+    matched: Vec<(SelectorId, u64)>,
+    /// The store's generation when it began: a template born later is
+    /// tried when it finishes.
+    since: u64,
+}
+
+/// What trying one template costs a matching's budget, beyond the bytes of
+/// the topics it may read.
+const CANDIDATE_COST: usize = 32;
 
 /// Live selectors, each compiled once, counted by reference, and indexed so
 /// a topic meets only the selectors that can match it.
@@ -310,6 +336,13 @@ pub struct SelectorStore {
     prefix_lengths: BTreeMap<usize, usize>,
     /// How many templates (valid or not) and `*` are live.
     templates: usize,
+    /// How many selectors were ever made: each one's birth.
+    generation: u64,
+    /// How many [`Matching`]s are under way.
+    in_flight: usize,
+    /// Templates made while a matching was under way (cleared once none
+    /// is): each one finishing tries those born after it began.
+    recent: Vec<SelectorId>,
 }
 
 impl fmt::Debug for SelectorStore {
@@ -336,6 +369,9 @@ impl SelectorStore {
             by_prefix: HashMap::new(),
             prefix_lengths: BTreeMap::new(),
             templates: 0,
+            generation: 0,
+            in_flight: 0,
+            recent: Vec::new(),
         }
     }
 
@@ -366,10 +402,12 @@ impl SelectorStore {
             Reading::Literal => Matcher::literal(text),
             Reading::Selector => Matcher::selector(text, self.limits)?,
         };
+        self.generation += 1;
         let id = self.slots.insert(Slot {
             text: text.into(),
             matcher,
             refs: 1,
+            born: self.generation,
         });
         let slot = &self.slots[id];
         if !matches!(slot.matcher.kind, Kind::Exact(_)) {
@@ -391,6 +429,9 @@ impl SelectorStore {
                     .or_default()
                     .push(id);
                 *self.prefix_lengths.entry(prefix).or_default() += 1;
+                if self.in_flight > 0 {
+                    self.recent.push(id);
+                }
             }
             Kind::Invalid => {
                 self.patterns.insert(text.into(), id);
@@ -465,37 +506,99 @@ impl SelectorStore {
     }
 
     /// Every live selector that matches one of `topics`, sorted, without
-    /// repeats. Each topic costs one exact lookup and one lookup per
-    /// distinct template prefix length; only the templates whose literal
-    /// prefix it starts with are candidates, never every selector. Each
-    /// candidate is then tried on every topic in turn, so its matcher is
-    /// brought into the CPU's cache once per publish, not once per topic.
-    pub fn matching(&self, topics: &[String]) -> Vec<SelectorId> {
-        let mut found = Vec::new();
-        if topics.is_empty() {
-            return found;
-        }
-        found.extend(self.any);
-        let mut candidates = Vec::new();
+    /// repeats, worked out at once (a [`Matching`] begun and finished).
+    pub fn matching(&mut self, topics: &[String]) -> Vec<SelectorId> {
+        let matching = self.begin(topics);
+        self.finish(matching, topics)
+    }
+
+    /// Begins matching `topics`: finds the templates that can match one of
+    /// them. Each topic costs one lookup per distinct template prefix
+    /// length; only the templates whose literal prefix it starts with are
+    /// candidates, never every selector. Must be [`finish`](Self::finish)ed.
+    pub fn begin(&mut self, topics: &[String]) -> Matching {
+        self.in_flight += 1;
+        // Each template lies in one bucket: the buckets the topics reach,
+        // each taken once, hold each candidate once.
+        let mut buckets: Vec<&[u8]> = Vec::new();
+        let mut seen: HashSet<&[u8]> = HashSet::new();
         for topic in topics {
-            found.extend(self.exact.get(topic.as_str()));
             let bytes = topic.as_bytes();
             for &len in self
                 .prefix_lengths
                 .range(..=bytes.len())
                 .map(|(len, _)| len)
             {
-                if let Some(bucket) = self.by_prefix.get(&bytes[..len]) {
-                    candidates.extend_from_slice(bucket);
+                let prefix = &bytes[..len];
+                if self.by_prefix.contains_key(prefix) && seen.insert(prefix) {
+                    buckets.push(prefix);
                 }
             }
         }
-        candidates.sort_unstable();
-        candidates.dedup();
-        found.extend(candidates.into_iter().filter(|&id| {
-            let matcher = &self.slots[id].matcher;
-            topics.iter().any(|t| matcher.matches(t))
+        let candidates = buckets
+            .iter()
+            .flat_map(|prefix| &self.by_prefix[*prefix])
+            .map(|&id| (id, self.slots[id].born))
+            .collect();
+        Matching {
+            candidates,
+            next: 0,
+            matched: Vec::new(),
+            since: self.generation,
+        }
+    }
+
+    /// Tries `matching`'s candidates on `topics` until `budget` (about the
+    /// bytes their matchers may read) is spent; answers whether all have
+    /// been tried. Each candidate is tried on every topic in turn, so its
+    /// matcher is brought into the CPU's cache once per publish.
+    pub fn advance(&self, matching: &mut Matching, topics: &[String], budget: &mut usize) -> bool {
+        let cost = CANDIDATE_COST + topics.iter().map(String::len).sum::<usize>();
+        while let Some(&(id, born)) = matching.candidates.get(matching.next) {
+            if *budget == 0 {
+                return false;
+            }
+            matching.next += 1;
+            let Some(slot) = self.slots.get(id).filter(|slot| slot.born == born) else {
+                continue; // freed meanwhile
+            };
+            *budget = budget.saturating_sub(cost);
+            if topics.iter().any(|t| slot.matcher.matches(t)) {
+                matching.matched.push((id, born));
+            }
+        }
+        true
+    }
+
+    /// Finishes `matching` (trying at once whatever is left): the selectors
+    /// live now that match one of `topics`, sorted, without repeats. Exact
+    /// selectors and `*` are looked up now; templates made since it began
+    /// are tried now.
+    pub fn finish(&mut self, mut matching: Matching, topics: &[String]) -> Vec<SelectorId> {
+        let mut unbounded = usize::MAX;
+        self.advance(&mut matching, topics, &mut unbounded);
+        let mut found = Vec::new();
+        if !topics.is_empty() {
+            found.extend(self.any);
+            found.extend(topics.iter().filter_map(|t| self.exact.get(t.as_str())));
+        }
+        let alive = |id: SelectorId, born: u64| self.slots.get(id).is_some_and(|s| s.born == born);
+        found.extend(
+            matching
+                .matched
+                .iter()
+                .filter(|&&(id, born)| alive(id, born))
+                .map(|&(id, _)| id),
+        );
+        found.extend(self.recent.iter().copied().filter(|&id| {
+            self.slots.get(id).is_some_and(|slot| {
+                slot.born > matching.since && topics.iter().any(|t| slot.matcher.matches(t))
+            })
         }));
+        self.in_flight -= 1;
+        if self.in_flight == 0 {
+            self.recent.clear();
+        }
         found.sort_unstable();
         found.dedup();
         found
@@ -744,7 +847,7 @@ mod tests {
         let braces = store.intern("/a/{x}", Reading::Literal).unwrap();
         let plain = store.intern("/a/b", Reading::Literal).unwrap();
         assert_eq!(store.intern("/a/b", Reading::Selector).unwrap(), plain);
-        let topic = |t: &str| store.matching(&[t.to_owned()]);
+        let mut topic = |t: &str| store.matching(&[t.to_owned()]);
         assert_eq!(topic("/a/b"), {
             let mut v = vec![mercure_star, plain];
             v.sort_unstable();
@@ -816,5 +919,57 @@ mod tests {
         assert_eq!(full.unwrap_err().status(), 503);
         store.release(b);
         assert!(store.intern("/pages/{id}", Reading::Selector).is_ok());
+    }
+
+    #[test]
+    fn a_matching_done_in_slices_finds_what_one_done_at_once_finds() {
+        let mut store = SelectorStore::default();
+        let ids: Vec<SelectorId> = (0..100)
+            .map(|i| {
+                store
+                    .intern(&format!("/books/{{id}}/v{i}"), Reading::Selector)
+                    .unwrap()
+            })
+            .collect();
+        let topics = vec!["/books/1/v7".to_owned(), "/books/2/v42".to_owned()];
+        let at_once = store.matching(&topics);
+        assert_eq!(at_once, [ids[7], ids[42]]);
+        let mut matching = store.begin(&topics);
+        let mut passes = 0;
+        loop {
+            passes += 1;
+            let mut budget = 100; // about two candidates a pass
+            if store.advance(&mut matching, &topics, &mut budget) {
+                break;
+            }
+        }
+        assert!(passes > 10, "{passes} passes");
+        assert_eq!(store.finish(matching, &topics), at_once);
+    }
+
+    #[test]
+    fn a_matching_sees_templates_freed_and_made_while_it_runs() {
+        let mut store = SelectorStore::default();
+        let old = store.intern("/a/{x}", Reading::Selector).unwrap();
+        let gone = store.intern("/a/{y}", Reading::Selector).unwrap();
+        let topics = vec!["/a/1".to_owned()];
+        let mut matching = store.begin(&topics);
+        // Freed before it was tried, its slot then reused by another
+        // template that also matches: that one counts, as new.
+        store.release(gone);
+        let reused = store.intern("/a/{z}", Reading::Selector).unwrap();
+        assert_eq!(reused, gone, "the slab reuses the slot");
+        // Made meanwhile, under another prefix; and an exact selector.
+        let new = store.intern("/{+w}", Reading::Selector).unwrap();
+        let exact = store.intern("/a/1", Reading::Selector).unwrap();
+        let unrelated = store.intern("/b/{x}", Reading::Selector).unwrap();
+        let mut budget = usize::MAX;
+        assert!(store.advance(&mut matching, &topics, &mut budget));
+        let mut want = vec![old, reused, new, exact];
+        want.sort_unstable();
+        assert_eq!(store.finish(matching, &topics), want);
+        assert!(!want.contains(&unrelated));
+        // With no matching under way, what was made meanwhile is forgotten.
+        assert!(store.recent.is_empty());
     }
 }
