@@ -665,12 +665,13 @@ fn expression_regex(expression: &str) -> Option<String> {
         Some('&') => ("&", "&", UNRESERVED, true),
         Some(_) => return None,
     };
-    // A value of a list or an exploded map may hold `,` or `=` too.
-    let item = if named {
-        format!(r"(?:{UNRESERVED}+(?:={value}*)?)")
-    } else {
-        format!("{value}*(?:,{value}*)*")
-    };
+    if !named {
+        // Values, a list's items (`,`) and the separator in any order:
+        // the same language as `value*(,value*)*` between separators,
+        // written so its automaton is built in a tenth of the time.
+        return Some(format!("(?:{first}(?:{value}|,|{separator})*)?"));
+    }
+    let item = format!(r"(?:{UNRESERVED}+(?:={value}*)?)");
     Some(format!("(?:{first}{item}(?:{separator}{item})*)?"))
 }
 
@@ -971,5 +972,40 @@ mod tests {
         assert!(!want.contains(&unrelated));
         // With no matching under way, what was made meanwhile is forgotten.
         assert!(store.recent.is_empty());
+    }
+
+    #[test]
+    fn an_unnamed_expression_matches_what_its_value_by_value_form_matched() {
+        // The regex this module used before the shorter form: values and a
+        // list's items between separators.
+        let before = |first: &str, separator: &str, value: &str| {
+            let item = format!("{value}*(?:,{value}*)*");
+            format!("^(?:{first}{item}(?:{separator}{item})*)?$")
+        };
+        let alphabet = ['a', ',', '/', '.', '#', '%', '4', '?', '='];
+        let mut strings = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = strings
+                .iter()
+                .filter(|s| s.len() == strings.last().map_or(0, String::len))
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(longer);
+        }
+        for (expression, first, separator, value) in [
+            ("{x,y}", "", ",", UNRESERVED),
+            ("{+x}", "", ",", RESERVED),
+            ("{#x}", "#", ",", RESERVED),
+            ("{.x}", r"\.", r"\.", UNRESERVED),
+            ("{/x*}", "/", "/", UNRESERVED),
+        ] {
+            let old = regex::Regex::new(&before(first, separator, value)).unwrap();
+            let inner = &expression[1..expression.len() - 1];
+            let new =
+                regex::Regex::new(&format!("^{}$", expression_regex(inner).unwrap())).unwrap();
+            for s in &strings {
+                assert_eq!(old.is_match(s), new.is_match(s), "{expression} on {s:?}");
+            }
+        }
     }
 }

@@ -216,7 +216,12 @@ fn each_limit_is_a_clear_answer_that_names_its_flag() {
             "--max-selector-bytes",
         ),
         (
-            format!("{HUB}{}", topics_query(&["{a}{b}{c}{d}{e}{f}".to_owned()])),
+            // A literal `%4` before each expression: after it the DFA must
+            // tell a percent-encoded octet from the text, at every step.
+            format!(
+                "{HUB}{}",
+                topics_query(&["{a}%4{b}%4{c}%4{d}%4{e}%4{f}%4{g}%4{h}%4{i}%4{j}%4{k}".to_owned()])
+            ),
             400,
             "--max-compiled-bytes",
         ),
