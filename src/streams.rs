@@ -65,6 +65,19 @@ impl<'a> Streams<'a> {
         self.core.publish_frame(topic, frame)
     }
 
+    /// Subscribes the stream with `seid` to `topic`, as
+    /// [`Reply::subscribe`](crate::Reply::subscribe) does while its request
+    /// is being answered: for a stream made a subscriber later (once what it
+    /// missed has been sent, say).
+    ///
+    /// # Errors
+    /// [`SendError::UnknownSeid`] when no live stream has that seid.
+    pub fn subscribe_seid(&mut self, seid: &str, topic: &str) -> Result<(), SendError> {
+        let key = self.core.seids.get(seid).ok_or(SendError::UnknownSeid)?;
+        self.core.subscribe(key, topic);
+        Ok(())
+    }
+
     /// How many streams are live (the size of the seed's `clients`).
     pub fn client_count(&self) -> usize {
         self.core.seids.len()

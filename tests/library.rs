@@ -442,6 +442,49 @@ fn send_to_another_client_by_seid() {
 }
 
 #[test]
+fn a_stream_is_subscribed_by_seid_from_another_request() {
+    let server = TestServer::start(move |b| {
+        b.auto_generate_id(false)
+            .build(move |req: &Request, reply: &mut Reply<'_>| {
+                if announce(req, reply) {
+                    return;
+                }
+                let status = match req.path() {
+                    "/join" => {
+                        let seid = req.query("seid").unwrap_or_default();
+                        match reply.subscribe_seid(seid, "news") {
+                            Ok(()) => 200,
+                            Err(SendError::UnknownSeid) => 404,
+                            Err(_) => 500,
+                        }
+                    }
+                    _ => {
+                        reply.publish("news", "hello").unwrap();
+                        200
+                    }
+                };
+                reply.respond(Response::new(status)).unwrap();
+            })
+    });
+    let mut alice = EventStream::open(&server, "/events");
+    let mut bob = EventStream::open(&server, "/events");
+    let alice_seid = alice.next().data;
+    bob.next();
+    let mut client = server.connect();
+    client.get(&format!("/join?seid={alice_seid}"));
+    assert_eq!(client.read_response().0.status, 200);
+    client.get("/join?seid=nobody");
+    assert_eq!(client.read_response().0.status, 404);
+    client.get("/publish");
+    assert_eq!(client.read_response().0.status, 200);
+    assert_eq!(alice.next().data, "hello");
+    assert!(
+        bob.client.quiet_for(Duration::from_millis(100)),
+        "bob never joined news"
+    );
+}
+
+#[test]
 fn end_then_send_is_an_error() {
     let (tx, rx) = mpsc::channel();
     let server = TestServer::start(move |b| {

@@ -83,6 +83,13 @@ pub struct Config {
           default_value_t = 16 * 1024, value_parser = positive_usize)]
     pub max_compiled_bytes: usize,
 
+    /// Most bytes of URI templates one subscribe may compile (those already
+    /// held by someone cost nothing): compiling is the loop's time; past
+    /// it, 400.
+    #[arg(long, env = "SSELOOP_MAX_SUBSCRIBE_COMPILED_BYTES", value_name = "BYTES",
+          default_value_t = 256 * 1024, value_parser = positive_usize)]
+    pub max_subscribe_compiled_bytes: usize,
+
     /// Most distinct URI templates held at once (each compiled once and
     /// shared by every subscriber using it); past it, 503.
     #[arg(long, env = "SSELOOP_MAX_TEMPLATES", value_name = "N", default_value_t = 8_192,
@@ -214,6 +221,7 @@ impl Config {
         crate::topics::Limits {
             max_selector_bytes: self.max_selector_bytes,
             max_compiled_bytes: self.max_compiled_bytes,
+            max_subscribe_compiled_bytes: self.max_subscribe_compiled_bytes,
             max_templates: self.max_templates,
         }
     }

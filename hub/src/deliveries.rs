@@ -1,16 +1,21 @@
-//! Updates on their way to the streams, in order.
+//! Updates on their way to the streams, and replays on their way to new
+//! subscribers, in order.
 //!
 //! Working out who receives an update costs what the live templates cost
-//! to try on its topics, and a client can make that large (thousands of
-//! templates that pass every shortcut, a publish of long topics). So that
-//! cost is paid a slice at a time: at most `BUDGET` per loop pass, then
-//! the loop serves everyone else and the hub wakes itself to go on. An
-//! update whose matching outlasts its pass waits here, and every update
-//! after it waits behind it, so each stream still receives them in order.
+//! to try on its topics; working out what a reconnecting subscriber missed
+//! costs what its selectors cost to try on every update kept. Clients can
+//! make both large (thousands of templates that pass every shortcut, long
+//! topics, a replay from the earliest). So that cost is paid a slice at a
+//! time: at most `BUDGET` per loop pass, then the loop serves everyone
+//! else and the hub wakes itself to go on. Work that outlasts its pass
+//! waits here, and everything after it waits behind it, so each stream
+//! still receives updates in order.
 //!
 //! An update is delivered, kept for replay and its publisher answered in
-//! one step, when its matching finishes: a subscriber that arrives
-//! meanwhile gets it live or replayed, never both, never neither.
+//! one step, when its matching finishes; a replaying subscriber joins the
+//! live updates in one step, when its replay finishes. A subscriber that
+//! arrives meanwhile gets an update live or replayed, never both, never
+//! neither.
 
 use std::collections::VecDeque;
 
@@ -44,10 +49,29 @@ pub(crate) struct Delivery {
     pub answer: Option<(Deferred, Response)>,
 }
 
-/// The updates waiting, oldest first.
+/// A new subscriber's replay under way: its stream is open and in its
+/// group, but takes live updates only once it has what it missed.
+pub(crate) struct Replaying {
+    pub seid: String,
+    /// Its group (the stream's, while it stays open).
+    pub group: usize,
+    /// The sequence number of the next kept update to try.
+    pub next: u64,
+    /// The id it said it saw last (for a `reset`, should what it missed
+    /// be dropped from the history meanwhile).
+    pub last_id: String,
+}
+
+/// One piece of work waiting.
+pub(crate) enum Work {
+    Deliver(Delivery),
+    Replay(Replaying),
+}
+
+/// The work waiting, oldest first.
 #[derive(Default)]
 pub(crate) struct Deliveries {
-    queue: VecDeque<Delivery>,
+    queue: VecDeque<Work>,
 }
 
 impl std::fmt::Debug for Deliveries {
@@ -69,29 +93,34 @@ impl Deliveries {
 
     /// Puts `update` behind the others, its matching begun or not.
     pub fn push(&mut self, update: Update, kind: Kind, matching: Option<Matching>) {
-        self.queue.push_back(Delivery {
+        self.queue.push_back(Work::Deliver(Delivery {
             update,
             kind,
             matching,
             answer: None,
-        });
+        }));
+    }
+
+    /// Puts a replay behind the others.
+    pub fn push_replay(&mut self, replay: Replaying) {
+        self.queue.push_back(Work::Replay(replay));
     }
 
     /// Has the newest waiting update answer its publisher `response` once
     /// it is delivered.
     pub fn answer_last(&mut self, publisher: Deferred, response: Response) {
-        if let Some(last) = self.queue.back_mut() {
+        if let Some(Work::Deliver(last)) = self.queue.back_mut() {
             last.answer = Some((publisher, response));
         }
     }
 
-    /// The oldest waiting update.
-    pub fn front_mut(&mut self) -> Option<&mut Delivery> {
-        self.queue.front_mut()
+    /// Takes the oldest piece of work.
+    pub fn pop(&mut self) -> Option<Work> {
+        self.queue.pop_front()
     }
 
-    /// Takes the oldest waiting update (its matching done).
-    pub fn pop(&mut self) -> Option<Delivery> {
-        self.queue.pop_front()
+    /// Puts back, first in line, work taken and not finished.
+    pub fn put_back(&mut self, work: Work) {
+        self.queue.push_front(work);
     }
 }

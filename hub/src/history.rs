@@ -13,15 +13,6 @@ struct Stored {
     update: Rc<Update>,
 }
 
-/// What a replay found.
-pub enum Replay<'a> {
-    /// The updates after the id, in order (the caller keeps those its
-    /// subscriber may see).
-    Missed(Box<dyn Iterator<Item = &'a Update> + 'a>),
-    /// The id is not in the history (too old, or never published here).
-    Unknown,
-}
-
 /// The `lastEventID` that asks for every update kept.
 pub const EARLIEST: &str = "earliest";
 
@@ -68,19 +59,38 @@ impl History {
         self.events.push_back(Stored { seq, update });
     }
 
-    /// The updates after `last_id`, oldest first; `"earliest"` (Mercure's
-    /// name for "from the start") gives every update kept.
-    pub fn after<'a>(&'a self, last_id: &str) -> Replay<'a> {
-        let start = if last_id == EARLIEST {
-            0
-        } else {
-            let Some(&seq) = self.by_id.get(last_id) else {
-                return Replay::Unknown;
-            };
-            let first = self.events.front().map_or(0, |e| e.seq);
-            usize::try_from(seq - first + 1).unwrap_or(usize::MAX)
-        };
-        Replay::Missed(Box::new(self.events.iter().skip(start).map(|e| &*e.update)))
+    /// Where what a subscriber missed after `last_id` starts: the sequence
+    /// number of the first update after it (`"earliest"`, Mercure's name
+    /// for "from the start", is the oldest kept), or `None` when the id is
+    /// not kept (too old, or never published here).
+    pub fn start_after(&self, last_id: &str) -> Option<u64> {
+        if last_id == EARLIEST {
+            return Some(self.first_seq());
+        }
+        self.by_id.get(last_id).map(|seq| seq + 1)
+    }
+
+    /// The update with sequence number `seq`, while it is kept.
+    pub fn at(&self, seq: u64) -> Option<&Update> {
+        let index = usize::try_from(seq.checked_sub(self.first_seq())?).ok()?;
+        self.events.get(index).map(|e| &*e.update)
+    }
+
+    /// The sequence number the next update kept will have.
+    pub fn end(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The sequence number of the oldest update kept (the end when none).
+    fn first_seq(&self) -> u64 {
+        self.events.front().map_or(self.next_seq, |e| e.seq)
+    }
+
+    /// The updates after `last_id`, oldest first, or `None` when it is not
+    /// kept (see [`start_after`](Self::start_after)).
+    pub fn after(&self, last_id: &str) -> Option<impl Iterator<Item = &Update>> {
+        let start = self.start_after(last_id)?;
+        Some((start..self.end()).filter_map(|seq| self.at(seq)))
     }
 
     /// Forgets every update (the shared log they came from was lost): a
@@ -120,10 +130,10 @@ mod tests {
         })
     }
 
-    fn ids(replay: Replay<'_>) -> Vec<String> {
+    fn ids<'a>(replay: Option<impl Iterator<Item = &'a Update>>) -> Vec<String> {
         match replay {
-            Replay::Missed(updates) => updates.map(|u| u.id.clone()).collect(),
-            Replay::Unknown => vec!["unknown".into()],
+            Some(updates) => updates.map(|u| u.id.clone()).collect(),
+            None => vec!["unknown".into()],
         }
     }
 

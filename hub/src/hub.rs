@@ -16,8 +16,8 @@ use crate::auth::{Keys, Refusal};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::cors::Cors;
-use crate::deliveries::{Deliveries, Delivery, Kind, BUDGET};
-use crate::history::{History, Replay};
+use crate::deliveries::{Deliveries, Delivery, Kind, Replaying, Work, BUDGET};
+use crate::history::History;
 use crate::inbox::{Incoming, Remote};
 use crate::metrics::HubCounters;
 use crate::subscribers::{Audience, Groups};
@@ -194,7 +194,9 @@ impl Hub {
 
     /// Makes the open stream `seid` a subscriber selecting `audience`: what
     /// it missed since `last_id` first, then everything published from now
-    /// on (nothing can come between: the loop runs one handler at a time).
+    /// on. A replay that outlasts this pass's budget goes on in later
+    /// passes (see [`Deliveries`]); the stream takes live updates once it
+    /// is done, so nothing comes twice or out of order.
     pub(crate) fn attach(
         &mut self,
         reply: &mut Reply<'_>,
@@ -202,43 +204,99 @@ impl Hub {
         audience: Audience,
         last_id: Option<&str>,
     ) -> &mut Stream {
-        if let Some(last_id) = last_id {
-            self.replay(reply, &audience, last_id);
-        }
         if let Some(broker) = &self.broker {
             let topics = audience.describe(&self.groups.store);
             let topics = topics.into_iter().map(str::to_owned).collect();
             broker.presence.joined(seid, topics);
         }
         let group = self.groups.join(audience);
-        if let Some(g) = self.groups.get(group) {
-            let _ = reply.subscribe(&g.topic);
-        }
-        let stream = Stream {
-            group,
-            subscription: None,
-        };
-        self.streams.entry(seid.to_owned()).or_insert(stream)
-    }
-
-    /// Sends `audience` what it missed after `last_id`, or a `reset` event
-    /// (its data the id as sent) when that cannot be known.
-    fn replay(&mut self, reply: &mut Reply<'_>, audience: &Audience, last_id: &str) {
-        match self.history.after(last_id) {
-            Replay::Missed(updates) => {
-                for update in updates {
-                    if self.groups.audience_receives(audience, update) {
-                        self.counters.replayed += 1;
-                        let _ = reply.send_frame(&update.frame);
-                    }
-                }
-            }
-            Replay::Unknown => {
+        self.streams.insert(
+            seid.to_owned(),
+            Stream {
+                group,
+                subscription: None,
+            },
+        );
+        let start = match last_id.map(|id| (id, self.history.start_after(id))) {
+            None => None,
+            Some((_, Some(start))) => Some(start),
+            Some((last_id, None)) => {
                 // Say so rather than let the client silently miss events.
                 self.counters.resets += 1;
                 let _ = reply.send(Event::new(last_id).event("reset"));
+                None
+            }
+        };
+        match start {
+            None => self.join_live(reply, seid, group),
+            Some(next) => {
+                let replay = Replaying {
+                    seid: seid.to_owned(),
+                    group,
+                    next,
+                    last_id: last_id.unwrap_or_default().to_owned(),
+                };
+                if self.deliveries.is_empty() {
+                    if let Some(unfinished) = self.replay(reply, replay, &mut BUDGET.clone()) {
+                        self.deliveries.push_replay(unfinished);
+                        let _ = reply.handle().wake();
+                    }
+                } else {
+                    self.deliveries.push_replay(replay);
+                }
             }
         }
+        self.streams
+            .get_mut(seid)
+            .expect("the stream was inserted above")
+    }
+
+    /// Has stream `seid` take the live updates of `group`.
+    fn join_live(&self, streams: &mut Streams<'_>, seid: &str, group: usize) {
+        if let Some(g) = self.groups.get(group) {
+            let _ = streams.subscribe_seid(seid, &g.topic);
+        }
+    }
+
+    /// Sends `replay`'s subscriber what it missed, until `budget` is spent
+    /// (about the bytes of topic its selectors read); once all is sent, has
+    /// it take live updates. Answers the replay when it is not finished.
+    fn replay(
+        &mut self,
+        streams: &mut Streams<'_>,
+        mut replay: Replaying,
+        budget: &mut usize,
+    ) -> Option<Replaying> {
+        // Its stream may have closed meanwhile: no one is left to send to.
+        let group = self
+            .streams
+            .get(&replay.seid)
+            .filter(|s| s.group == replay.group)
+            .and_then(|s| self.groups.get(s.group))?;
+        // Each selector it holds (those it subscribes with, those that
+        // allow it private updates) may be tried on each topic.
+        let selectors = group.audience.held().count();
+        while replay.next < self.history.end() {
+            if *budget == 0 {
+                return Some(replay);
+            }
+            let Some(update) = self.history.at(replay.next) else {
+                // Dropped from the history before its turn came.
+                self.counters.resets += 1;
+                let reset = Event::new(replay.last_id.as_str()).event("reset");
+                let _ = streams.send_to(&replay.seid, reset);
+                break;
+            };
+            replay.next += 1;
+            let topic_bytes: usize = update.topics.iter().map(String::len).sum();
+            *budget = budget.saturating_sub(32 + selectors * topic_bytes);
+            if self.groups.audience_receives(&group.audience, update) {
+                self.counters.replayed += 1;
+                let _ = streams.send_frame_to(&replay.seid, &update.frame);
+            }
+        }
+        self.join_live(streams, &replay.seid, replay.group);
+        None
     }
 
     /// Delivers `update` to every group that receives it (each selector
@@ -280,16 +338,25 @@ impl Hub {
     /// (unbounded: all of them now); wakes the loop again if some are left.
     pub(crate) fn go_on(&mut self, streams: &mut Streams<'_>, bounded: bool) {
         let mut budget = if bounded { BUDGET } else { usize::MAX };
-        while let Some(waiting) = self.deliveries.front_mut() {
-            let matching = waiting
-                .matching
-                .get_or_insert_with(|| self.groups.begin(&waiting.update));
-            if !self.groups.advance(matching, &waiting.update, &mut budget) {
+        while let Some(work) = self.deliveries.pop() {
+            let unfinished = match work {
+                Work::Deliver(mut waiting) => {
+                    let matching = waiting
+                        .matching
+                        .get_or_insert_with(|| self.groups.begin(&waiting.update));
+                    if self.groups.advance(matching, &waiting.update, &mut budget) {
+                        self.commit(streams, waiting);
+                        None
+                    } else {
+                        Some(Work::Deliver(waiting))
+                    }
+                }
+                Work::Replay(replay) => self.replay(streams, replay, &mut budget).map(Work::Replay),
+            };
+            if let Some(work) = unfinished {
+                self.deliveries.put_back(work);
                 let _ = streams.handle().wake();
                 return;
-            }
-            if let Some(done) = self.deliveries.pop() {
-                self.commit(streams, done);
             }
         }
     }

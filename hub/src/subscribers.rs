@@ -41,36 +41,6 @@ pub enum Audience {
     },
 }
 
-/// Interns every text in `list` read as `reading`, sorted and without
-/// repeats; on a refusal, gives back what it took.
-fn intern_all<'a>(
-    store: &mut SelectorStore,
-    list: impl IntoIterator<Item = &'a str>,
-    reading: Reading,
-) -> Result<Vec<SelectorId>, SelectorError> {
-    let mut ids = Vec::new();
-    for text in list {
-        match store.intern(text, reading) {
-            Ok(id) => ids.push(id),
-            Err(e) => {
-                release_all(store, &ids);
-                return Err(e);
-            }
-        }
-    }
-    ids.sort_unstable();
-    // A repeat holds a reference too: give it back as it is dropped.
-    let mut kept: Vec<SelectorId> = Vec::with_capacity(ids.len());
-    for id in ids {
-        if kept.last() == Some(&id) {
-            store.release(id);
-        } else {
-            kept.push(id);
-        }
-    }
-    Ok(kept)
-}
-
 fn release_all(store: &mut SelectorStore, ids: &[SelectorId]) {
     for &id in ids {
         store.release(id);
@@ -87,7 +57,7 @@ impl Audience {
         topics: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, SelectorError> {
         Ok(Audience::Native {
-            topics: intern_all(store, topics, Reading::Literal)?,
+            topics: store.intern_all(topics, Reading::Literal)?,
         })
     }
 
@@ -101,15 +71,12 @@ impl Audience {
         selectors: &[String],
         allowed: Option<&[String]>,
     ) -> Result<Self, SelectorError> {
-        let selectors = intern_all(
-            store,
-            selectors.iter().map(String::as_str),
-            Reading::Selector,
-        )?;
+        let selectors =
+            store.intern_all(selectors.iter().map(String::as_str), Reading::Selector)?;
         let allowed = match allowed {
             None => None,
             Some(list) => {
-                match intern_all(store, list.iter().map(String::as_str), Reading::Selector) {
+                match store.intern_all(list.iter().map(String::as_str), Reading::Selector) {
                     Ok(ids) => Some(ids),
                     Err(e) => {
                         release_all(store, &selectors);
@@ -130,7 +97,7 @@ impl Audience {
     }
 
     /// Every reference it holds.
-    fn held(&self) -> impl Iterator<Item = SelectorId> + '_ {
+    pub fn held(&self) -> impl Iterator<Item = SelectorId> + '_ {
         let allowed = match self {
             Audience::Mercure {
                 allowed: Some(a), ..

@@ -37,6 +37,9 @@ pub struct Limits {
     /// The largest compiled URI template, in bytes: its DFA's table (and
     /// what building it may use).
     pub max_compiled_bytes: usize,
+    /// The most bytes of templates one subscribe may compile (see
+    /// [`SelectorStore::intern_all`]): what bounds its time on the loop.
+    pub max_subscribe_compiled_bytes: usize,
     /// The most distinct URI templates a store holds at once: with
     /// `max_compiled_bytes`, what bounds its memory and the worst publish.
     pub max_templates: usize,
@@ -47,6 +50,7 @@ impl Default for Limits {
         Limits {
             max_selector_bytes: 1024,
             max_compiled_bytes: 16 * 1024,
+            max_subscribe_compiled_bytes: 256 * 1024,
             max_templates: 8_192,
         }
     }
@@ -64,6 +68,12 @@ pub enum SelectorError {
     },
     /// Its compiled form would pass [`Limits::max_compiled_bytes`].
     TooComplex {
+        /// The limit.
+        max: usize,
+    },
+    /// What one subscribe made the store compile passes
+    /// [`Limits::max_subscribe_compiled_bytes`].
+    TooMuchToCompile {
         /// The limit.
         max: usize,
     },
@@ -91,6 +101,10 @@ impl fmt::Display for SelectorError {
             SelectorError::TooLong { len, max } => write!(
                 f,
                 "a topic selector is {len} bytes long; the hub takes at most {max} (--max-selector-bytes)"
+            ),
+            SelectorError::TooMuchToCompile { max } => write!(
+                f,
+                "the URI templates of one subscribe compile to more than {max} bytes together (--max-subscribe-compiled-bytes)"
             ),
             SelectorError::TooComplex { max } => write!(
                 f,
@@ -182,6 +196,15 @@ impl Matcher {
     pub fn literal(text: &str) -> Matcher {
         Matcher {
             kind: Kind::Exact(text.into()),
+        }
+    }
+
+    /// The bytes its compiled form takes (a template's DFA; nothing for
+    /// the others).
+    pub fn compiled_bytes(&self) -> usize {
+        match &self.kind {
+            Kind::Template(t) => t.dfa.memory_usage(),
+            _ => 0,
         }
     }
 
@@ -438,6 +461,56 @@ impl SelectorStore {
             }
         }
         Ok(id)
+    }
+
+    /// References to every selector of `list` read as `reading`, sorted,
+    /// each once; nothing is kept on an error. What it compiles (templates
+    /// no one held) may total at most
+    /// [`Limits::max_subscribe_compiled_bytes`], so one request's time on
+    /// the loop stays bounded.
+    ///
+    /// # Errors
+    /// As [`intern`](Self::intern), and
+    /// [`SelectorError::TooMuchToCompile`].
+    pub fn intern_all<'a>(
+        &mut self,
+        list: impl IntoIterator<Item = &'a str>,
+        reading: Reading,
+    ) -> Result<Vec<SelectorId>, SelectorError> {
+        let mut ids = Vec::new();
+        let mut compiled = 0usize;
+        for text in list {
+            let interned = self.intern(text, reading).and_then(|id| {
+                ids.push(id);
+                let slot = &self.slots[id];
+                if slot.refs == 1 {
+                    compiled += slot.matcher.compiled_bytes();
+                }
+                if compiled > self.limits.max_subscribe_compiled_bytes {
+                    return Err(SelectorError::TooMuchToCompile {
+                        max: self.limits.max_subscribe_compiled_bytes,
+                    });
+                }
+                Ok(())
+            });
+            if let Err(e) = interned {
+                for &id in &ids {
+                    self.release(id);
+                }
+                return Err(e);
+            }
+        }
+        ids.sort_unstable();
+        // A repeat holds a reference too: give it back as it is dropped.
+        let mut kept: Vec<SelectorId> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if kept.last() == Some(&id) {
+                self.release(id);
+            } else {
+                kept.push(id);
+            }
+        }
+        Ok(kept)
     }
 
     /// Gives back one reference to `id`; the last one frees the selector.
@@ -889,6 +962,7 @@ mod tests {
         let limits = Limits {
             max_selector_bytes: 64,
             max_compiled_bytes: 4096,
+            max_subscribe_compiled_bytes: 8192,
             max_templates: 2,
         };
         let mut store = SelectorStore::new(limits);
@@ -1007,5 +1081,33 @@ mod tests {
                 assert_eq!(old.is_match(s), new.is_match(s), "{expression} on {s:?}");
             }
         }
+    }
+
+    #[test]
+    fn one_subscribe_compiles_at_most_its_budget_and_what_is_held_is_free() {
+        let templates: Vec<String> = (0..8).map(|i| format!("/{i}/{{a}}y{{b}}")).collect();
+        let texts = |n: usize| templates[..n].iter().map(String::as_str);
+        let each = Matcher::selector(&templates[0], Limits::default())
+            .unwrap()
+            .compiled_bytes();
+        assert!(each > 512 && each < 4096, "{each} bytes a template");
+        // Room for two new templates a subscribe, not three.
+        let max = 2 * each + each / 2;
+        let mut store = SelectorStore::new(Limits {
+            max_subscribe_compiled_bytes: max,
+            ..Limits::default()
+        });
+        let two = store.intern_all(texts(2), Reading::Selector).unwrap();
+        // Two held already cost nothing: two more fit, with them.
+        let four = store.intern_all(texts(4), Reading::Selector).unwrap();
+        assert_eq!(
+            store.intern_all(texts(7), Reading::Selector),
+            Err(SelectorError::TooMuchToCompile { max })
+        );
+        assert_eq!(store.len(), 4, "nothing kept from the refused one");
+        for id in two.into_iter().chain(four) {
+            store.release(id);
+        }
+        assert!(store.is_empty());
     }
 }

@@ -22,7 +22,7 @@ use crowd::{status_kib, Crowd};
 use hub_process::HubProcess;
 use mercure::{bearer, enc, publish, query, send_get, HUB};
 use serde_json::json;
-use util::{EventStream, Head};
+use util::{EventStream, Head, DEADLINE};
 
 /// `?topic=…` for each of `topics`, encoded.
 fn topics_query(topics: &[String]) -> String {
@@ -185,6 +185,8 @@ fn each_limit_is_a_clear_answer_that_names_its_flag() {
         "64",
         "--max-compiled-bytes",
         "8192",
+        "--max-subscribe-compiled-bytes",
+        "2048",
         "--max-publish-topics",
         "3",
         "--max-token-selectors",
@@ -194,7 +196,7 @@ fn each_limit_is_a_clear_answer_that_names_its_flag() {
     ]);
     let topics = |n: usize| -> Vec<String> { (0..n).map(|i| format!("/t/{i}")).collect() };
     let long = vec![format!("/{}", "x".repeat(64))];
-    let cases: [(String, u16, &str); 6] = [
+    let cases: [(String, u16, &str); 7] = [
         (
             format!("{HUB}{}", topics_query(&topics(5))),
             400,
@@ -224,6 +226,15 @@ fn each_limit_is_a_clear_answer_that_names_its_flag() {
             ),
             400,
             "--max-compiled-bytes",
+        ),
+        (
+            // Each compiles to over 1 KiB: two are more than 2 KiB.
+            format!(
+                "{HUB}{}",
+                topics_query(&["/x/{a}y{b}", "/y/{a}y{b}"].map(str::to_owned))
+            ),
+            400,
+            "--max-subscribe-compiled-bytes",
         ),
         (format!("{HUB}{}", topics_query(&topics(4))), 200, ""),
     ];
@@ -677,4 +688,71 @@ fn clients_are_listed_a_page_at_a_time_with_a_link_to_the_next() {
     assert_eq!((pages, listed), (3, seids), "by seid, each once");
     let (head, body) = hub.request("GET", "/clients?limit=0", &[], b"");
     assert_eq!(head.status, 400, "{}", String::from_utf8_lossy(&body));
+}
+
+#[test]
+fn the_worst_replay_the_limits_allow_is_sent_a_slice_at_a_time() {
+    // A full history (1 024 updates) of the longest publishes (16 topics
+    // of ~1 KiB), then a subscriber from the earliest with the most
+    // selectors (64): one that matches every update, and 63 templates that
+    // read each topic far before they fail.
+    let hub = HubProcess::start(&["--heartbeat", "0"]);
+    let topics: Vec<String> = (0..16)
+        .map(|i| {
+            format!(
+                "https://example.com/{i}/{}/{}",
+                "y".repeat(490),
+                "z".repeat(500)
+            )
+        })
+        .collect();
+    let mut fields: Vec<(&str, &str)> = topics.iter().map(|t| ("topic", t.as_str())).collect();
+    fields.push(("data", "kept"));
+    for _ in 0..1024 {
+        let (head, id) = publish(&hub, &fields, &[]);
+        assert_eq!(head.status, 200, "{id}");
+    }
+    // The one that matches last: an update's selectors are tried in the
+    // order they were made, and a match ends the search.
+    let mut selectors: Vec<String> = (0..63)
+        .map(|i| format!("https://example.com/{{a{i}}}/{{b}}yy{{c}}zz"))
+        .collect();
+    selectors.push(topics[15].clone());
+    let target = format!(
+        "{HUB}{}",
+        topics_query(&selectors) + "&lastEventID=earliest"
+    );
+    let asked = Instant::now();
+    let mut subscriber = send_get(&hub, &target, &[]);
+    let (head, _) = hub.request("GET", "/health", &[], b"");
+    assert_eq!(head.status, 200);
+    let health = asked.elapsed();
+    // /health was answered while the replay went on: what had reached the
+    // subscriber just after it is not all of it (an ordering, whatever the
+    // machine's speed; the whole replay takes hundreds of milliseconds).
+    let count = |bytes: &[u8]| bytes.windows(10).filter(|w| w == b"data: kept").count();
+    let mut received = subscriber.read_for(Duration::from_millis(10));
+    let by_then = count(&received);
+    assert!(
+        by_then < 1024,
+        "all {by_then} replayed before /health was answered"
+    );
+    let started = Instant::now();
+    while count(&received) < 1024 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{} of 1024 replayed: {}",
+            count(&received),
+            String::from_utf8_lossy(&received[..received.len().min(600)])
+        );
+        received.extend(subscriber.read_for(Duration::from_millis(50)));
+    }
+    eprintln!(
+        "worst replay: /health within {health:?} of the subscribe, {by_then} of 1 024 events sent by then, all within {:?} more",
+        started.elapsed()
+    );
+    assert!(
+        health < Duration::from_millis(250),
+        "/health took {health:?}"
+    );
 }

@@ -294,6 +294,13 @@ impl Client {
         true
     }
 
+    /// Everything that arrives within `within` (and was not read yet).
+    pub fn read_for(&mut self, within: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + within;
+        while self.fill(deadline) {}
+        std::mem::take(&mut self.buf)
+    }
+
     /// Answers whether nothing at all arrives within `quiet`.
     pub fn quiet_for(&mut self, quiet: Duration) -> bool {
         let deadline = Instant::now() + quiet;
