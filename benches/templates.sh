@@ -54,7 +54,11 @@ declare -A IDLE_PATH=(
 
 start() {
   local bin=./target/release/sseloop extra=(--max-templates $((IDLE + 100)))
-  if [ "$1" = base ]; then bin="$WORK/base-target/release/sseloop"; extra=(); fi
+  if [ "$1" = base ]; then
+    bin="$WORK/base-target/release/sseloop"
+    # A base from before the flag had no such limit.
+    "$bin" --help | grep -- --max-templates >/dev/null || extra=()
+  fi
   if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then say "port $PORT is in use"; exit 1; fi
   "$bin" --listen "127.0.0.1:$PORT" --heartbeat 0 --jwt-key "$SECRET" --anonymous --log-level warn "${extra[@]}" 2>/dev/null &
   HUB_PID=$!

@@ -285,6 +285,38 @@ impl Skeleton {
     }
 }
 
+/// The end of a template's literal suffix, kept beside it in the prefix
+/// index: most topics that do not end so are turned away without a visit
+/// to the template itself.
+#[derive(Clone, Copy, Debug)]
+struct Tail {
+    /// The suffix's length.
+    len: usize,
+    /// Its last bytes (up to 8), and how many.
+    last: [u8; 8],
+    kept: u8,
+}
+
+impl Tail {
+    fn of(suffix: &[u8]) -> Tail {
+        let kept = suffix.len().min(8);
+        let mut last = [0; 8];
+        last[..kept].copy_from_slice(&suffix[suffix.len() - kept..]);
+        Tail {
+            len: suffix.len(),
+            last,
+            kept: kept as u8,
+        }
+    }
+
+    /// Whether `topic`, which starts with a prefix of `prefix` bytes, may
+    /// end with the suffix: it is long enough for both and ends with its
+    /// last bytes.
+    fn fits(&self, topic: &[u8], prefix: usize) -> bool {
+        topic.len() >= prefix + self.len && topic.ends_with(&self.last[..usize::from(self.kept)])
+    }
+}
+
 /// Whether a Mercure selector is a URI template (has an expression).
 fn is_template(text: &str) -> bool {
     text.contains(['{', '}'])
@@ -313,7 +345,7 @@ struct Slot {
     matcher: Matcher,
     refs: usize,
     /// The store's [`generation`](SelectorStore::generation) when it was
-    /// made: tells it from a selector freed meanwhile whose id it reuses.
+    /// made: tells it from a selector freed before whose id it reuses.
     born: u64,
 }
 
@@ -325,14 +357,15 @@ struct Slot {
 /// tried when the matching finishes.
 #[derive(Debug)]
 pub struct Matching {
-    /// The templates to try, with their birth.
-    candidates: Vec<(SelectorId, u64)>,
+    /// The templates to try.
+    candidates: Vec<SelectorId>,
     /// How many of them have been tried.
     next: usize,
     /// Those that matched one of the topics.
-    matched: Vec<(SelectorId, u64)>,
-    /// The store's generation when it began: a template born later is
-    /// tried when it finishes.
+    matched: Vec<SelectorId>,
+    /// The store's generation when it began: a slot born later is not the
+    /// candidate it began with (that one was freed), and is tried when it
+    /// finishes.
     since: u64,
 }
 
@@ -353,7 +386,7 @@ pub struct SelectorStore {
     /// The selector `*`, while someone holds it.
     any: Option<SelectorId>,
     /// Valid templates by their literal prefix.
-    by_prefix: HashMap<Box<[u8]>, Vec<SelectorId>>,
+    by_prefix: HashMap<Box<[u8]>, Vec<(SelectorId, Tail)>>,
     /// The lengths of the prefixes in `by_prefix`, with how many templates
     /// have each: a topic is looked up once per distinct length.
     prefix_lengths: BTreeMap<usize, usize>,
@@ -447,10 +480,11 @@ impl SelectorStore {
             Kind::Template(t) => {
                 let prefix = t.skeleton.prefix.len();
                 self.patterns.insert(text.into(), id);
+                let tail = Tail::of(t.skeleton.suffix.as_bytes());
                 self.by_prefix
                     .entry(text.as_bytes()[..prefix].into())
                     .or_default()
-                    .push(id);
+                    .push((id, tail));
                 *self.prefix_lengths.entry(prefix).or_default() += 1;
                 if self.in_flight > 0 {
                     self.recent.push(id);
@@ -540,7 +574,7 @@ impl SelectorStore {
                 self.patterns.remove(&slot.text);
                 let key = &slot.text.as_bytes()[..prefix];
                 if let Some(bucket) = self.by_prefix.get_mut(key) {
-                    bucket.retain(|&other| other != id);
+                    bucket.retain(|&(other, _)| other != id);
                     if bucket.is_empty() {
                         self.by_prefix.remove(key);
                     }
@@ -608,10 +642,17 @@ impl SelectorStore {
                 }
             }
         }
+        // A template whose literal suffix no topic ends with is turned away
+        // here, from the index alone: thousands of templates under one
+        // prefix cost a scan of one array, not a visit to each.
         let candidates = buckets
             .iter()
-            .flat_map(|prefix| &self.by_prefix[*prefix])
-            .map(|&id| (id, self.slots[id].born))
+            .flat_map(|prefix| {
+                self.by_prefix[*prefix].iter().filter(|(_, tail)| {
+                    topics.iter().any(|t| tail.fits(t.as_bytes(), prefix.len()))
+                })
+            })
+            .map(|&(id, _)| id)
             .collect();
         Matching {
             candidates,
@@ -627,17 +668,17 @@ impl SelectorStore {
     /// matcher is brought into the CPU's cache once per publish.
     pub fn advance(&self, matching: &mut Matching, topics: &[String], budget: &mut usize) -> bool {
         let cost = CANDIDATE_COST + topics.iter().map(String::len).sum::<usize>();
-        while let Some(&(id, born)) = matching.candidates.get(matching.next) {
+        while let Some(&id) = matching.candidates.get(matching.next) {
             if *budget == 0 {
                 return false;
             }
             matching.next += 1;
-            let Some(slot) = self.slots.get(id).filter(|slot| slot.born == born) else {
+            let Some(slot) = self.slots.get(id).filter(|s| s.born <= matching.since) else {
                 continue; // freed meanwhile
             };
             *budget = budget.saturating_sub(cost);
             if topics.iter().any(|t| slot.matcher.matches(t)) {
-                matching.matched.push((id, born));
+                matching.matched.push(id);
             }
         }
         true
@@ -655,13 +696,13 @@ impl SelectorStore {
             found.extend(self.any);
             found.extend(topics.iter().filter_map(|t| self.exact.get(t.as_str())));
         }
-        let alive = |id: SelectorId, born: u64| self.slots.get(id).is_some_and(|s| s.born == born);
+        let since = matching.since;
         found.extend(
             matching
                 .matched
                 .iter()
-                .filter(|&&(id, born)| alive(id, born))
-                .map(|&(id, _)| id),
+                .copied()
+                .filter(|&id| self.slots.get(id).is_some_and(|s| s.born <= since)),
         );
         found.extend(self.recent.iter().copied().filter(|&id| {
             self.slots.get(id).is_some_and(|slot| {
@@ -999,14 +1040,15 @@ mod tests {
     #[test]
     fn a_matching_done_in_slices_finds_what_one_done_at_once_finds() {
         let mut store = SelectorStore::default();
+        // One prefix and no literal suffix: every template is a candidate.
         let ids: Vec<SelectorId> = (0..100)
             .map(|i| {
                 store
-                    .intern(&format!("/books/{{id}}/v{i}"), Reading::Selector)
+                    .intern(&format!("/books/{{id}}/v{i}/{{x}}"), Reading::Selector)
                     .unwrap()
             })
             .collect();
-        let topics = vec!["/books/1/v7".to_owned(), "/books/2/v42".to_owned()];
+        let topics = vec!["/books/1/v7/a".to_owned(), "/books/2/v42/b".to_owned()];
         let at_once = store.matching(&topics);
         assert_eq!(at_once, [ids[7], ids[42]]);
         let mut matching = store.begin(&topics);
