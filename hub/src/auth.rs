@@ -488,6 +488,61 @@ pub fn token_of(req: &Request) -> Option<(String, Source)> {
         .map(|(_, token)| (token.trim_matches('"').to_owned(), Source::Cookie))
 }
 
+/// Why a token was refused, as `/metrics` counts it: one counter per
+/// reason, indexed by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// None was presented.
+    NoToken,
+    /// Not a JWT with Mercure claims.
+    Malformed,
+    /// Its signature does not verify.
+    BadSignature,
+    /// Signed with another algorithm than the hub's.
+    WrongAlgorithm,
+    /// Past its `exp`.
+    Expired,
+    /// Before its `nbf`.
+    NotYetValid,
+    /// Its selectors do not cover what was asked.
+    TopicNotCovered,
+    /// More or larger selectors than the hub takes.
+    TokenTooLarge,
+    /// A cookie-authorized publish from an origin not allowed.
+    Csrf,
+}
+
+impl Reason {
+    /// Every reason, in the order `/metrics` shows them (each one's index
+    /// is its place here).
+    pub const ALL: [Reason; 9] = [
+        Reason::NoToken,
+        Reason::Malformed,
+        Reason::BadSignature,
+        Reason::WrongAlgorithm,
+        Reason::Expired,
+        Reason::NotYetValid,
+        Reason::TopicNotCovered,
+        Reason::TokenTooLarge,
+        Reason::Csrf,
+    ];
+
+    /// Its `reason` label in `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::NoToken => "no_token",
+            Reason::Malformed => "malformed",
+            Reason::BadSignature => "bad_signature",
+            Reason::WrongAlgorithm => "wrong_algorithm",
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::TopicNotCovered => "topic_not_covered",
+            Reason::TokenTooLarge => "token_too_large",
+            Reason::Csrf => "csrf",
+        }
+    }
+}
+
 /// Why a request was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -531,33 +586,20 @@ impl Refusal {
         }
     }
 
-    /// A short label, for `/metrics`.
-    pub fn label(&self) -> &'static str {
+    /// Its reason, as `/metrics` counts it.
+    pub fn reason(&self) -> Reason {
         match self {
-            Refusal::NoToken => "no_token",
-            Refusal::Malformed => "malformed",
-            Refusal::BadSignature => "bad_signature",
-            Refusal::WrongAlgorithm(_) => "wrong_algorithm",
-            Refusal::Expired => "expired",
-            Refusal::NotYetValid => "not_yet_valid",
-            Refusal::TopicNotCovered(_) | Refusal::NotSubscribable(_) => "topic_not_covered",
-            Refusal::TooManySelectors { .. } | Refusal::BadSelector(_) => "token_too_large",
-            Refusal::Csrf => "csrf",
+            Refusal::NoToken => Reason::NoToken,
+            Refusal::Malformed => Reason::Malformed,
+            Refusal::BadSignature => Reason::BadSignature,
+            Refusal::WrongAlgorithm(_) => Reason::WrongAlgorithm,
+            Refusal::Expired => Reason::Expired,
+            Refusal::NotYetValid => Reason::NotYetValid,
+            Refusal::TopicNotCovered(_) | Refusal::NotSubscribable(_) => Reason::TopicNotCovered,
+            Refusal::TooManySelectors { .. } | Refusal::BadSelector(_) => Reason::TokenTooLarge,
+            Refusal::Csrf => Reason::Csrf,
         }
     }
-
-    /// Every label, in the order `/metrics` shows them.
-    pub const LABELS: [&'static str; 9] = [
-        "no_token",
-        "malformed",
-        "bad_signature",
-        "wrong_algorithm",
-        "expired",
-        "not_yet_valid",
-        "topic_not_covered",
-        "token_too_large",
-        "csrf",
-    ];
 
     /// The answer: the status, the reason as the body and in
     /// `WWW-Authenticate` (RFC 6750's `error_description`).
@@ -651,7 +693,8 @@ mod tests {
         assert_eq!(Refusal::TopicNotCovered("a".into()).status(), 403);
         assert_eq!(Refusal::Csrf.status(), 403);
         for refusal in [Refusal::NoToken, Refusal::Malformed, Refusal::Csrf] {
-            assert!(Refusal::LABELS.contains(&refusal.label()));
+            assert!(Reason::ALL.contains(&refusal.reason()));
+            assert_eq!(Reason::ALL[refusal.reason() as usize], refusal.reason());
             assert!(!refusal.to_string().contains('\n'));
         }
     }

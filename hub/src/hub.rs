@@ -149,7 +149,7 @@ impl Hub {
     /// bad tokens costs the loop a counter, not a write per request);
     /// answers its response.
     pub(crate) fn refuse(&mut self, req: &Request, refusal: &Refusal) -> Response {
-        self.counters.refused(refusal.label());
+        self.counters.refused(refusal.reason());
         if let Some(unlogged) = self.refusal_log.admit(std::time::Instant::now()) {
             let more = match unlogged {
                 0 => String::new(),

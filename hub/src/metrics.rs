@@ -19,8 +19,8 @@ pub struct HubCounters {
     /// Private updates queued to subscribers (one per subscriber).
     pub private_deliveries: u64,
     /// Requests refused by authorization, by reason, in the order of
-    /// [`Refusal::LABELS`](crate::auth::Refusal::LABELS).
-    pub refusals: [u64; crate::auth::Refusal::LABELS.len()],
+    /// [`Reason::ALL`](crate::auth::Reason::ALL).
+    pub refusals: [u64; crate::auth::Reason::ALL.len()],
     /// Live compiled topic selectors (gauge).
     pub selectors: u64,
     /// Live subscriber groups (gauge).
@@ -33,14 +33,9 @@ pub struct HubCounters {
 }
 
 impl HubCounters {
-    /// Counts one refusal with `label` (one of `Refusal::LABELS`).
-    pub fn refused(&mut self, label: &str) {
-        if let Some(i) = crate::auth::Refusal::LABELS
-            .iter()
-            .position(|l| *l == label)
-        {
-            self.refusals[i] += 1;
-        }
+    /// Counts one refusal for `reason`.
+    pub fn refused(&mut self, reason: crate::auth::Reason) {
+        self.refusals[reason as usize] += 1;
     }
 }
 
@@ -250,7 +245,8 @@ pub fn render(s: &Stats, hub: &HubCounters) -> Response {
         out,
         "# HELP sseloop_auth_refusals_total Requests refused for want of a valid token, by reason.\n# TYPE sseloop_auth_refusals_total counter"
     );
-    for (label, value) in crate::auth::Refusal::LABELS.iter().zip(hub.refusals) {
+    for (reason, value) in crate::auth::Reason::ALL.iter().zip(hub.refusals) {
+        let label = reason.label();
         let _ = writeln!(
             out,
             "sseloop_auth_refusals_total{{reason=\"{label}\"}} {value}"
