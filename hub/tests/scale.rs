@@ -463,14 +463,8 @@ fn list_all_clients(hub: &HubProcess) -> (Vec<String>, Duration) {
                 .iter()
                 .map(|c| c["seid"].as_str().unwrap().to_owned()),
         );
-        match head.header("link") {
-            Some(link) => {
-                target = link
-                    .strip_prefix('<')
-                    .and_then(|l| l.split_once(">; rel=\"next\""))
-                    .map(|(url, _)| url.to_owned())
-                    .unwrap_or_else(|| panic!("a Link that is not next: {link}"));
-            }
+        match head.next_page() {
+            Some(next) => target = next,
             None => return (seids, slowest),
         }
     }

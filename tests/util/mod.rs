@@ -85,6 +85,17 @@ impl Head {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The target of a `Link: <…>; rel="next"` (the next page of a
+    /// listing), if there is one; any other `Link` fails the test.
+    pub fn next_page(&self) -> Option<String> {
+        let link = self.header("link")?;
+        let target = link
+            .strip_prefix('<')
+            .and_then(|l| l.split_once(">; rel=\"next\""))
+            .map(|(url, _)| url.to_owned());
+        Some(target.unwrap_or_else(|| panic!("a Link that is not next: {link}")))
+    }
 }
 
 /// A blocking client; bytes read and not yet consumed stay in `buf`.

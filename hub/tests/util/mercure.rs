@@ -97,14 +97,8 @@ pub fn subscription_pages(
                 .map(|s| s["subscriber"].as_str().unwrap().to_owned())
                 .collect(),
         );
-        match head.header("link") {
-            Some(link) => {
-                target = link
-                    .strip_prefix('<')
-                    .and_then(|l| l.split_once(">; rel=\"next\""))
-                    .map(|(url, _)| url.to_owned())
-                    .unwrap_or_else(|| panic!("a Link that is not next: {link}"));
-            }
+        match head.next_page() {
+            Some(next) => target = next,
             None => return pages,
         }
     }
