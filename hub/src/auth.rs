@@ -187,12 +187,22 @@ impl Grant {
         list: &Option<Vec<String>>,
     ) -> Result<&'a [Matcher], Refusal> {
         cell.get_or_init(|| {
-            list.as_deref()
-                .unwrap_or_default()
-                .iter()
-                .map(|s| Matcher::selector(s, self.limits.selector))
-                .collect::<Result<_, _>>()
-                .map_err(|e| Refusal::BadSelector(e.to_string()))
+            // As for a subscribe, what one token makes the hub compile is
+            // bounded: compiling is the loop's time.
+            let budget = self.limits.selector.max_subscribe_compiled_bytes;
+            let mut compiled = 0usize;
+            let mut matchers = Vec::new();
+            for text in list.as_deref().unwrap_or_default() {
+                let matcher = Matcher::selector(text, self.limits.selector)
+                    .map_err(|e| Refusal::BadSelector(e.to_string()))?;
+                compiled += matcher.compiled_bytes();
+                if compiled > budget {
+                    let e = crate::topics::SelectorError::TooMuchToCompile { max: budget };
+                    return Err(Refusal::BadSelector(e.to_string()));
+                }
+                matchers.push(matcher);
+            }
+            Ok(matchers)
         })
         .as_deref()
         .map_err(Clone::clone)

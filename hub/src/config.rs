@@ -83,9 +83,9 @@ pub struct Config {
           default_value_t = 16 * 1024, value_parser = positive_usize)]
     pub max_compiled_bytes: usize,
 
-    /// Most bytes of URI templates one subscribe may compile (those already
-    /// held by someone cost nothing): compiling is the loop's time; past
-    /// it, 400.
+    /// Most bytes of URI templates one subscribe, or one token's claim, may
+    /// compile (templates a subscriber already holds cost nothing):
+    /// compiling is the loop's time; past it, 400.
     #[arg(long, env = "SSELOOP_MAX_SUBSCRIBE_COMPILED_BYTES", value_name = "BYTES",
           default_value_t = 256 * 1024, value_parser = positive_usize)]
     pub max_subscribe_compiled_bytes: usize,

@@ -104,7 +104,7 @@ impl fmt::Display for SelectorError {
             ),
             SelectorError::TooMuchToCompile { max } => write!(
                 f,
-                "the URI templates of one subscribe compile to more than {max} bytes together (--max-subscribe-compiled-bytes)"
+                "the URI templates of one subscribe (or one token's claim) compile to more than {max} bytes together (--max-subscribe-compiled-bytes)"
             ),
             SelectorError::TooComplex { max } => write!(
                 f,

@@ -312,6 +312,11 @@ fn each_limit_is_a_clear_answer_that_names_its_flag() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("--max-token-selectors"), "{body}");
+    // A publisher's claim is compiled within the same budget as a subscribe.
+    let costly = bearer(&publisher(&["/x/{a}y{b}", "/y/{a}y{b}"]));
+    let (head, body) = publish(&hub, &four[..1], &[("Authorization", &costly)]);
+    assert_eq!(head.status, 400, "{body}");
+    assert!(body.contains("--max-subscribe-compiled-bytes"), "{body}");
 }
 
 #[test]
