@@ -395,6 +395,31 @@ impl Deferred {
         self.submit(answer, None)
     }
 
+    /// Runs `answer` now, on the loop's own thread, with the request and a
+    /// [`Reply`] for it: for a handler that deferred a request to finish
+    /// its work over several passes (see [`Handler::on_wake`]) and now
+    /// answers it with its own state at hand, which `answer` may borrow.
+    ///
+    /// # Errors
+    /// [`AnswerError::Gone`] when the request can no longer be answered
+    /// (then `answer` does not run).
+    ///
+    /// [`Handler::on_wake`]: crate::Handler::on_wake
+    pub fn answer_here<F>(self, streams: &mut Streams<'_>, answer: F) -> Result<(), AnswerError>
+    where
+        F: FnOnce(&Request, &mut Reply<'_>),
+    {
+        let core = &mut *streams.core;
+        let Some(request) = core.take_deferred(self.key, self.id) else {
+            return Err(AnswerError::Gone);
+        };
+        let mut reply = Reply::new(core, streams.handle, self.key, &request);
+        answer(&request, &mut reply);
+        let deferred = reply.finish();
+        core.after_answer(self.key, deferred.map(|id| (id, *request)));
+        Ok(())
+    }
+
     fn submit<F>(
         self,
         answer: F,

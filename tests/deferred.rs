@@ -375,3 +375,47 @@ fn a_handler_that_wakes_itself_on_every_wake_still_lets_the_loop_serve_sockets()
         "it went on waking"
     );
 }
+
+/// Defers `/later` and answers it on its next wake, from its own state.
+struct AnswersOnWake {
+    waiting: Vec<Deferred>,
+    answered: usize,
+}
+
+impl sseloop::Handler for AnswersOnWake {
+    fn on_request(&mut self, _req: &Request, reply: &mut Reply<'_>) {
+        self.waiting.push(reply.defer().unwrap());
+        let _ = reply.handle().wake();
+    }
+
+    fn on_wake(&mut self, streams: &mut sseloop::Streams<'_>) {
+        for deferred in std::mem::take(&mut self.waiting) {
+            let answered = &mut self.answered;
+            let _ = deferred.answer_here(streams, |req, reply| {
+                *answered += 1;
+                let body = format!("{} answered {answered}", req.path());
+                let _ = reply.respond(Response::text(200, body));
+            });
+        }
+    }
+}
+
+#[test]
+fn a_deferred_request_is_answered_on_the_loop_with_the_handlers_state() {
+    let server = TestServer::start(|b| {
+        b.build(AnswersOnWake {
+            waiting: Vec::new(),
+            answered: 0,
+        })
+    });
+    for n in 1..=2 {
+        let mut client = server.connect();
+        client.send(b"GET /later HTTP/1.1\r\nHost: t\r\n\r\n");
+        let (head, body) = client.read_response();
+        assert_eq!(head.status, 200);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!("/later answered {n}")
+        );
+    }
+}

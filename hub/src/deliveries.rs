@@ -21,13 +21,18 @@ use std::collections::VecDeque;
 
 use sseloop::{Deferred, Response};
 
-use crate::topics::Matching;
+use crate::topics::{Interning, Matching};
 use crate::update::Update;
 
 /// What one loop pass may spend matching updates: about the bytes of topic
 /// that templates' matchers read, a millisecond or two of work (measured
 /// in `hub/tests/bounded.rs`, the worst publish).
 pub(crate) const BUDGET: usize = 1 << 20;
+
+/// What one loop pass may spend compiling a subscriber's selectors: about
+/// the bytes of DFA built, a millisecond of work (`benches/subscribe_compile.py`
+/// builds some 25 KiB a millisecond).
+pub(crate) const COMPILE_BUDGET: usize = 24 * 1024;
 
 /// Whether a delivered update is kept for replay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,25 +67,48 @@ pub(crate) struct Replaying {
     pub last_id: String,
 }
 
-/// One piece of work waiting.
-pub(crate) enum Work {
+/// A subscribe whose selectors take more than a pass to compile: its
+/// request is deferred, and answered by `then` (what opens the stream)
+/// once they are all interned.
+pub(crate) struct Subscribing<Then, Request = Deferred> {
+    /// Its selectors, and those its token allows private updates on.
+    pub selectors: Vec<String>,
+    pub allowed: Option<Vec<String>>,
+    /// What is interned of each so far.
+    pub interned: Interning,
+    pub interned_allowed: Interning,
+    /// Its request, waiting (or, while it is first tried, nothing).
+    pub request: Request,
+    pub then: Then,
+}
+
+/// One piece of work waiting; `Then` is what finishes a subscribe.
+pub(crate) enum Work<Then> {
     Deliver(Delivery),
     Replay(Replaying),
+    Subscribe(Subscribing<Then>),
 }
 
 /// The work waiting, oldest first.
-#[derive(Default)]
-pub(crate) struct Deliveries {
-    queue: VecDeque<Work>,
+pub(crate) struct Deliveries<Then> {
+    queue: VecDeque<Work<Then>>,
 }
 
-impl std::fmt::Debug for Deliveries {
+impl<Then> Default for Deliveries<Then> {
+    fn default() -> Self {
+        Deliveries {
+            queue: VecDeque::new(),
+        }
+    }
+}
+
+impl<Then> std::fmt::Debug for Deliveries<Then> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Deliveries({} waiting)", self.queue.len())
     }
 }
 
-impl Deliveries {
+impl<Then> Deliveries<Then> {
     /// Whether none waits: a new update may then be delivered at once.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
@@ -106,6 +134,11 @@ impl Deliveries {
         self.queue.push_back(Work::Replay(replay));
     }
 
+    /// Puts a subscribe behind the others.
+    pub fn push_subscribe(&mut self, subscribing: Subscribing<Then>) {
+        self.queue.push_back(Work::Subscribe(subscribing));
+    }
+
     /// Has the newest waiting update answer its publisher `response` once
     /// it is delivered.
     pub fn answer_last(&mut self, publisher: Deferred, response: Response) {
@@ -115,12 +148,12 @@ impl Deliveries {
     }
 
     /// Takes the oldest piece of work.
-    pub fn pop(&mut self) -> Option<Work> {
+    pub fn pop(&mut self) -> Option<Work<Then>> {
         self.queue.pop_front()
     }
 
     /// Puts back, first in line, work taken and not finished.
-    pub fn put_back(&mut self, work: Work) {
+    pub fn put_back(&mut self, work: Work<Then>) {
         self.queue.push_front(work);
     }
 }

@@ -16,13 +16,15 @@ use crate::auth::{Keys, Refusal};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::cors::Cors;
-use crate::deliveries::{Deliveries, Delivery, Kind, Replaying, Work, BUDGET};
+use crate::deliveries::{
+    Deliveries, Delivery, Kind, Replaying, Subscribing, Work, BUDGET, COMPILE_BUDGET,
+};
 use crate::history::History;
 use crate::inbox::{Incoming, Remote};
 use crate::metrics::HubCounters;
 use crate::subscribers::{Audience, Groups};
 use crate::subscription::Subscription;
-use crate::topics::SelectorStore;
+use crate::topics::{Interning, Reading, SelectorError, SelectorStore};
 use crate::update::{event_of, Entry, Update};
 
 /// What the hub knows of one live stream.
@@ -33,6 +35,10 @@ pub(crate) struct Stream {
     /// Its Mercure subscription, for the subscriptions API.
     pub subscription: Option<Box<Subscription>>,
 }
+
+/// What opens a subscriber's stream once its selectors are interned (see
+/// [`Hub::subscribe_with`]).
+pub(crate) type Then = Box<dyn FnOnce(&mut Hub, &Request, &mut Reply<'_>, Audience)>;
 
 /// The hub's state between requests.
 pub struct Hub {
@@ -53,9 +59,9 @@ pub struct Hub {
     pub(crate) counters: HubCounters,
     /// The shared log, with `--redis`.
     pub(crate) broker: Option<Broker>,
-    /// Updates whose matching did not finish in its loop pass, and those
-    /// behind them.
-    pub(crate) deliveries: Deliveries,
+    /// Work that did not finish in its loop pass (a matching, a replay, a
+    /// subscribe's compiling), and what came behind it.
+    pub(crate) deliveries: Deliveries<Then>,
     /// How many refusals the log may still take this second.
     refusal_log: RateLimit,
 }
@@ -352,12 +358,138 @@ impl Hub {
                     }
                 }
                 Work::Replay(replay) => self.replay(streams, replay, &mut budget).map(Work::Replay),
+                Work::Subscribe(mut subscribing) => {
+                    let mut compile = if bounded { COMPILE_BUDGET } else { usize::MAX };
+                    match self.intern_subscribing(&mut subscribing, &mut compile) {
+                        Ok(false) => Some(Work::Subscribe(subscribing)),
+                        done => {
+                            self.subscribed(streams, subscribing, done.map(|_| ()));
+                            None
+                        }
+                    }
+                }
             };
             if let Some(work) = unfinished {
                 self.deliveries.put_back(work);
                 let _ = streams.handle().wake();
                 return;
             }
+        }
+    }
+
+    /// Interns `selectors` (and the token's `allowed` ones) for a Mercure
+    /// subscriber, then has `then` open its stream: at once when compiling
+    /// them fits in this pass, else over the next passes, the request
+    /// deferred meanwhile (compiling is the loop's time: a subscribe with
+    /// many costly templates would hold it).
+    pub(crate) fn subscribe_with(
+        &mut self,
+        req: &Request,
+        reply: &mut Reply<'_>,
+        selectors: Vec<String>,
+        allowed: Option<Vec<String>>,
+        then: Then,
+    ) {
+        let mut subscribing = Subscribing {
+            selectors,
+            allowed,
+            interned: Interning::default(),
+            interned_allowed: Interning::default(),
+            request: (),
+            then,
+        };
+        match self.intern_subscribing(&mut subscribing, &mut COMPILE_BUDGET.clone()) {
+            Err(e) => {
+                let _ = reply.respond(selector_refused(&e));
+            }
+            Ok(true) => {
+                let audience = self.audience_of(&mut subscribing);
+                (subscribing.then)(self, req, reply, audience);
+            }
+            Ok(false) => {
+                let Ok(request) = reply.defer() else {
+                    return;
+                };
+                let Subscribing {
+                    selectors,
+                    allowed,
+                    interned,
+                    interned_allowed,
+                    then,
+                    ..
+                } = subscribing;
+                self.deliveries.push_subscribe(Subscribing {
+                    selectors,
+                    allowed,
+                    interned,
+                    interned_allowed,
+                    request,
+                    then,
+                });
+                let _ = reply.handle().wake();
+            }
+        }
+    }
+
+    /// Goes on interning a subscriber's selectors within `budget`; answers
+    /// whether all are interned. On an error nothing is kept.
+    fn intern_subscribing<R>(
+        &mut self,
+        subscribing: &mut Subscribing<Then, R>,
+        budget: &mut usize,
+    ) -> Result<bool, SelectorError> {
+        let store = &mut self.groups.store;
+        let s = subscribing;
+        if !store.intern_some(&s.selectors, Reading::Selector, &mut s.interned, budget)? {
+            return Ok(false);
+        }
+        let Some(allowed) = &s.allowed else {
+            return Ok(true);
+        };
+        store
+            .intern_some(allowed, Reading::Selector, &mut s.interned_allowed, budget)
+            .inspect_err(|_| store.abandon(std::mem::take(&mut s.interned)))
+    }
+
+    /// The audience a subscriber's interned selectors make.
+    fn audience_of<R>(&mut self, subscribing: &mut Subscribing<Then, R>) -> Audience {
+        let store = &mut self.groups.store;
+        let selectors = store.interned(std::mem::take(&mut subscribing.interned));
+        let allowed = subscribing
+            .allowed
+            .as_ref()
+            .map(|_| store.interned(std::mem::take(&mut subscribing.interned_allowed)));
+        Audience::Mercure { selectors, allowed }
+    }
+
+    /// Answers a deferred subscribe whose selectors are interned (`Ok`:
+    /// its stream opens) or refused.
+    fn subscribed(
+        &mut self,
+        streams: &mut Streams<'_>,
+        mut subscribing: Subscribing<Then>,
+        interned: Result<(), SelectorError>,
+    ) {
+        let audience = match interned {
+            Ok(()) => self.audience_of(&mut subscribing),
+            Err(e) => {
+                let refused = selector_refused(&e);
+                let _ = subscribing.request.answer_here(streams, |_req, reply| {
+                    let _ = reply.respond(refused);
+                });
+                return;
+            }
+        };
+        let then = subscribing.then;
+        let mut audience = Some(audience);
+        let _ = subscribing.request.answer_here(streams, |req, reply| {
+            if let Some(audience) = audience.take() {
+                then(self, req, reply, audience);
+            }
+        });
+        // Its client left meanwhile: give back what it held.
+        if let Some(audience) = audience {
+            self.groups.discard(audience);
         }
     }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sseloop::{Reply, Request, Response};
 
 use crate::history::EARLIEST;
-use crate::hub::{allow, last_event_id, selector_refused, too_many_selectors, Answer, Hub, Routed};
+use crate::hub::{allow, last_event_id, too_many_selectors, Answer, Hub, Routed, Then};
 use crate::subscribers::Audience;
 use crate::subscription::Subscription;
 use crate::update::Entry;
@@ -86,14 +86,27 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
         return;
     }
     let claims = grant.as_ref().map(|g| &g.claims);
-    let allowed = claims.and_then(|c| c.mercure.subscribe.as_deref());
-    let audience = match Audience::mercure(&mut hub.groups.store, &topics, allowed) {
-        Ok(audience) => audience,
-        Err(e) => {
-            let _ = reply.respond(selector_refused(&e));
-            return;
-        }
-    };
+    let allowed = claims.and_then(|c| c.mercure.subscribe.clone());
+    let exp = claims.and_then(|c| c.exp);
+    let payload = claims.and_then(|c| c.mercure.payload.clone());
+    let selectors = topics.clone();
+    let then: Then = Box::new(move |hub, req, reply, audience| {
+        open_stream(hub, req, reply, audience, topics, exp, payload);
+    });
+    hub.subscribe_with(req, reply, selectors, allowed, then);
+}
+
+/// Opens a Mercure subscriber's stream once its selectors are interned in
+/// `audience`: its head, what it missed, its subscription.
+fn open_stream(
+    hub: &mut Hub,
+    req: &Request,
+    reply: &mut Reply<'_>,
+    audience: Audience,
+    topics: Vec<String>,
+    exp: Option<u64>,
+    payload: Option<serde_json::Value>,
+) {
     let last_id = last_event_id(req);
     hub.cors.apply(req, reply);
     // The reference hub's headers: no cache anywhere, no proxy buffering
@@ -116,7 +129,7 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
         return;
     };
     hub.attach(reply, &seid, audience, last_id);
-    if let Some(exp) = claims.and_then(|c| c.exp) {
+    if let Some(exp) = exp {
         // The token was valid just now, so `exp` is still ahead.
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -127,7 +140,7 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
     let subscription = Subscription {
         subscriber: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
         topics,
-        payload: claims.and_then(|c| c.mercure.payload.clone()),
+        payload,
     };
     crate::subscriptions::connected(hub, reply, &seid, subscription);
 }

@@ -369,6 +369,15 @@ pub struct Matching {
     since: u64,
 }
 
+/// Selectors being interned for one request, maybe over several loop passes
+/// (see [`SelectorStore::intern_some`]): the references taken so far, and
+/// how much they compiled.
+#[derive(Debug, Default)]
+pub struct Interning {
+    ids: Vec<SelectorId>,
+    compiled: usize,
+}
+
 /// What trying one template costs a matching's budget, beyond the bytes of
 /// the topics it may read.
 const CANDIDATE_COST: usize = 32;
@@ -511,16 +520,42 @@ impl SelectorStore {
         list: impl IntoIterator<Item = &'a str>,
         reading: Reading,
     ) -> Result<Vec<SelectorId>, SelectorError> {
-        let mut ids = Vec::new();
-        let mut compiled = 0usize;
-        for text in list {
-            let interned = self.intern(text, reading).and_then(|id| {
-                ids.push(id);
+        let list: Vec<&str> = list.into_iter().collect();
+        let mut interning = Interning::default();
+        self.intern_some(&list, reading, &mut interning, &mut usize::MAX.clone())?;
+        Ok(self.interned(interning))
+    }
+
+    /// Goes on interning `list` (read as `reading`) where `interning` left
+    /// off, until `budget` (about the bytes compiled) is spent; answers
+    /// whether all of it is interned. A request whose selectors take long
+    /// to compile is so interned over several loop passes. On an error,
+    /// what `interning` held is given back.
+    ///
+    /// # Errors
+    /// As [`intern_all`](Self::intern_all).
+    pub fn intern_some<S: AsRef<str>>(
+        &mut self,
+        list: &[S],
+        reading: Reading,
+        interning: &mut Interning,
+        budget: &mut usize,
+    ) -> Result<bool, SelectorError> {
+        while let Some(text) = list.get(interning.ids.len()) {
+            if *budget == 0 {
+                return Ok(false);
+            }
+            let interned = self.intern(text.as_ref(), reading).and_then(|id| {
+                interning.ids.push(id);
                 let slot = &self.slots[id];
-                if slot.refs == 1 {
-                    compiled += slot.matcher.compiled_bytes();
-                }
-                if compiled > self.limits.max_subscribe_compiled_bytes {
+                let compiled = if slot.refs == 1 {
+                    slot.matcher.compiled_bytes()
+                } else {
+                    0
+                };
+                *budget = budget.saturating_sub(CANDIDATE_COST + compiled);
+                interning.compiled += compiled;
+                if interning.compiled > self.limits.max_subscribe_compiled_bytes {
                     return Err(SelectorError::TooMuchToCompile {
                         max: self.limits.max_subscribe_compiled_bytes,
                     });
@@ -528,14 +563,18 @@ impl SelectorStore {
                 Ok(())
             });
             if let Err(e) = interned {
-                for &id in &ids {
-                    self.release(id);
-                }
+                self.abandon(std::mem::take(interning));
                 return Err(e);
             }
         }
+        Ok(true)
+    }
+
+    /// What `interning` holds, sorted, each once (a repeat's reference is
+    /// given back).
+    pub fn interned(&mut self, interning: Interning) -> Vec<SelectorId> {
+        let mut ids = interning.ids;
         ids.sort_unstable();
-        // A repeat holds a reference too: give it back as it is dropped.
         let mut kept: Vec<SelectorId> = Vec::with_capacity(ids.len());
         for id in ids {
             if kept.last() == Some(&id) {
@@ -544,7 +583,14 @@ impl SelectorStore {
                 kept.push(id);
             }
         }
-        Ok(kept)
+        kept
+    }
+
+    /// Gives back what `interning` holds (its request went away).
+    pub fn abandon(&mut self, interning: Interning) {
+        for id in interning.ids {
+            self.release(id);
+        }
     }
 
     /// Gives back one reference to `id`; the last one frees the selector.

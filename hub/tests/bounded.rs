@@ -761,3 +761,56 @@ fn the_worst_replay_the_limits_allow_is_sent_a_slice_at_a_time() {
         "/health took {health:?}"
     );
 }
+
+#[test]
+fn a_subscribe_with_costly_templates_is_compiled_a_slice_at_a_time() {
+    // 64 templates each compiling to a large DFA (a literal `%4` before each
+    // expression), with room to compile them all.
+    let hub = HubProcess::start(&["--anonymous", "--max-subscribe-compiled-bytes", "4194304"]);
+    let templates: Vec<String> = (0..64)
+        .map(|i| format!("https://example.com/{i}/{}{{z}}", "{a}%4".repeat(6)))
+        .collect();
+    let asked = Instant::now();
+    let mut subscriber = send_get(&hub, &format!("{HUB}{}", topics_query(&templates)), &[]);
+    let (head, _) = hub.request("GET", "/health", &[], b"");
+    assert_eq!(head.status, 200);
+    let health = asked.elapsed();
+    // /health came back while the templates were still being compiled:
+    // the subscriber's head had not been sent yet.
+    assert!(
+        subscriber.quiet_for(Duration::from_millis(1)),
+        "the subscribe was answered before /health: the loop compiled it in one go"
+    );
+    assert_eq!(subscriber.read_head().status, 200);
+    let opened = asked.elapsed();
+    assert_eq!(metric(&hub, "sseloop_selectors"), 64);
+    eprintln!("64 costly templates: /health within {health:?}, the stream opened after {opened:?}");
+    assert!(
+        health < Duration::from_millis(250),
+        "/health took {health:?}"
+    );
+    // A client leaving while its templates compile: what was compiled for
+    // it is given back.
+    let others: Vec<String> = templates.iter().map(|t| format!("{t}x")).collect();
+    let mut leaving = send_get(&hub, &format!("{HUB}{}", topics_query(&others)), &[]);
+    let started = Instant::now();
+    while metric(&hub, "sseloop_selectors") == 64 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the leaver's templates never compiled"
+        );
+    }
+    // (Usually it is still compiling as it leaves; if not, its stream's
+    // close gives them back the same way.)
+    leaving.stream.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(leaving);
+    let started = Instant::now();
+    while metric(&hub, "sseloop_selectors") != 64 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the leaver's templates were kept"
+        );
+        std::thread::sleep(Duration::from_millis(20)); // polling a gauge
+    }
+    assert_eq!(metric(&hub, "sseloop_deliveries_waiting"), 0);
+}
