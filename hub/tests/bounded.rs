@@ -792,7 +792,7 @@ fn a_subscribe_with_costly_templates_is_compiled_a_slice_at_a_time() {
     // A client leaving while its templates compile: what was compiled for
     // it is given back.
     let others: Vec<String> = templates.iter().map(|t| format!("{t}x")).collect();
-    let mut leaving = send_get(&hub, &format!("{HUB}{}", topics_query(&others)), &[]);
+    let leaving = send_get(&hub, &format!("{HUB}{}", topics_query(&others)), &[]);
     let started = Instant::now();
     while metric(&hub, "sseloop_selectors") == 64 {
         assert!(
