@@ -291,7 +291,10 @@ where
     match Config::try_parse_from(args) {
         Ok(config) => Ok(Some(config)),
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            print!("{e}");
+            // A reader that stopped early (`sseloop --help | head`) is not
+            // an error of ours: print! would panic on the closed pipe.
+            use std::io::Write;
+            let _ = write!(std::io::stdout().lock(), "{e}");
             Ok(None)
         }
         Err(e) => {
