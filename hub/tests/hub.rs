@@ -6,7 +6,7 @@ mod hub_process;
 #[path = "../../tests/util/mod.rs"]
 mod util;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hub_process::HubProcess;
 use util::DEADLINE;
@@ -533,7 +533,33 @@ fn help_and_bad_flags() {
 
 #[test]
 fn idle_streams_time_out_and_heartbeats_can_be_turned_off() {
-    let hub = HubProcess::start(&["--timeout", "300", "--heartbeat", "0"]);
-    let (mut sub, _) = hub.subscribe("/events");
-    assert!(sub.client.closes_within(Duration::from_secs(3)));
+    let beat = |rest: &[u8]| rest.windows(HEARTBEAT.len()).any(|w| w == HEARTBEAT);
+    // Heartbeats every second from the environment: one comes (the check
+    // below can see them)...
+    let beating = HubProcess::start_with_env(&["--timeout", "2500"], &[("SSELOOP_HEARTBEAT", "1")]);
+    let (mut sub, _) = beating.subscribe("/events");
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    let mut rest = Vec::new();
+    while !beat(&rest) && Instant::now() < deadline {
+        rest.extend(sub.client.read_for(Duration::from_millis(100)));
+    }
+    assert!(beat(&rest), "no heartbeat within 2.5 s at one a second");
+    // ...and `--heartbeat 0` over the same environment turns them off: the
+    // stream is quiet until its 2.5 s timeout closes it.
+    let quiet = HubProcess::start_with_env(
+        &["--timeout", "2500", "--heartbeat", "0"],
+        &[("SSELOOP_HEARTBEAT", "1")],
+    );
+    let (mut sub, _) = quiet.subscribe("/events");
+    let started = Instant::now();
+    let rest = sub.client.read_to_close();
+    assert!(
+        started.elapsed() >= Duration::from_millis(2000),
+        "closed after {:?}, before its timeout",
+        started.elapsed()
+    );
+    assert!(!beat(&rest), "a heartbeat with --heartbeat 0: {rest:?}");
 }
+
+/// A heartbeat as the hub's chunked stream carries it.
+const HEARTBEAT: &[u8] = b"3\r\n:\n\n\r\n";
