@@ -605,8 +605,10 @@ fn heartbeats_keep_a_quiet_stream_alive() {
         assert_eq!(chunk, b":\n\n", "a heartbeat is a bare comment");
         heartbeats += 1;
     }
+    // Some came (the stream lived past its timeout on them alone), and not
+    // a flood: the exact count is the machine's timing, not the loop's.
     assert!(
-        (7..=11).contains(&heartbeats),
+        (3..=20).contains(&heartbeats),
         "{heartbeats} heartbeats in 1 s at 100 ms"
     );
     // And they fire no event: the next thing the parser sees is real data.
@@ -874,8 +876,9 @@ fn a_burst_of_connections_while_the_loop_is_busy_waits_in_the_backlog() {
     // 600 clients connect while the loop is stuck in a slow handler. The
     // kernel holds them in the listen backlog (sseloop asks for 1024; std
     // and mio leave 128), so every one is answered as soon as the loop is
-    // free. Past a full backlog Linux drops the SYN, and the client tries
-    // again only after a second: that is what the deadline tells apart.
+    // free. Past a full backlog Linux drops the connection and counts a
+    // listen overflow (TcpExt ListenOverflows): the count tells them apart,
+    // not the clock (the client would retry only after a second).
     const BURST: usize = 600;
     let (busy_tx, busy_rx) = mpsc::channel();
     let server = TestServer::start(move |b| {
@@ -892,10 +895,11 @@ fn a_burst_of_connections_while_the_loop_is_busy_waits_in_the_backlog() {
     busy.get("/busy");
     busy_rx.recv_timeout(DEADLINE).expect("the loop took /busy");
     let started = Instant::now();
+    let overflows_before = listen_overflows();
     let mut crowd = crowd::Crowd::new();
     crowd.connect(server.addr, BURST, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
     let answered = |c: &crowd::Crowd| c.members.iter().filter(|m| m.got(b"HTTP/1.1 200")).count();
-    let all = crowd.run_until(Duration::from_millis(900), |c| answered(c) == BURST);
+    let all = crowd.run_until(DEADLINE, |c| answered(c) == BURST);
     assert!(
         all,
         "{} of {BURST} answered {:?} after the burst began; {} reset",
@@ -903,7 +907,28 @@ fn a_burst_of_connections_while_the_loop_is_busy_waits_in_the_backlog() {
         started.elapsed(),
         crowd.members.iter().filter(|m| m.error.is_some()).count()
     );
+    // Machine-wide, so another process's overflow could show here too; on
+    // a test machine that is rare, and this burst alone overflows a 128
+    // backlog every time.
+    assert_eq!(
+        listen_overflows() - overflows_before,
+        0,
+        "the listen backlog overflowed ({:?} to answer all)",
+        started.elapsed()
+    );
     assert_eq!(busy.read_response().0.status, 200);
+}
+
+/// Linux's count of connections dropped because a listen backlog was full.
+fn listen_overflows() -> u64 {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").unwrap();
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next().unwrap(), tcp_ext.next().unwrap());
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")
+        .expect("TcpExt ListenOverflows");
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
 }
 
 #[test]

@@ -261,6 +261,12 @@ fn churn_of_20000_abrupt_disconnects_leaves_no_trace() {
         BATCH * BATCHES
     );
     assert_eq!(fds_after, fds_before, "file descriptors leaked");
+    // A loop stalled by the churn would take seconds; a busy machine, some
+    // hundreds of milliseconds at worst.
+    assert!(
+        worst_health < Duration::from_secs(1),
+        "/health took {worst_health:?} during the churn"
+    );
     assert!(
         rss_after <= rss_before + rss_before / 10 + 512,
         "RSS grew: {rss_before} → {rss_after} KiB"
@@ -296,7 +302,9 @@ fn fd_exhaustion_refuses_without_spinning_and_recovers() {
     crowd.run_until(Duration::from_secs(1), |_| false);
     let cpu = cpu_time(pid) - cpu_before;
     assert!(
-        cpu < Duration::from_millis(300),
+        // Spinning on accept takes the whole second; waiting out the
+        // backoff, a few milliseconds (500 leaves a busy machine room).
+        cpu < Duration::from_millis(500),
         "spent {cpu:?} of CPU in 1 s at the fd limit"
     );
     publisher.get("/metrics");
