@@ -596,8 +596,11 @@ impl Server {
         if self.shutdown_deadline.is_some() {
             return;
         }
-        let grace = grace.map_or(self.shutdown_default, |g| g.as_millis() as u64);
-        self.shutdown_deadline = Some(self.core.now + grace);
+        // Any grace, up to Duration::MAX, is a deadline (never an overflow).
+        let grace = grace.map_or(self.shutdown_default, |g| {
+            u64::try_from(g.as_millis()).unwrap_or(u64::MAX)
+        });
+        self.shutdown_deadline = Some(self.core.now.saturating_add(grace));
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }

@@ -1028,3 +1028,21 @@ fn topics_direct_sends_and_the_end_keep_the_order_they_were_made_in() {
     let got: Vec<String> = (0..4).map(|_| only_a.next().data).collect();
     assert_eq!(got, ["a1", "a2", "a3", "a4"]);
 }
+
+#[test]
+fn a_shutdown_with_the_longest_grace_ends_streams_cleanly() {
+    let mut server = quiet_server();
+    let mut stream = EventStream::open(&server, "/events");
+    stream.next();
+    // The loop's clock past zero, so an overflow would show.
+    std::thread::sleep(Duration::from_millis(20));
+    server.handle().send_to("nobody", "x").unwrap_err();
+    // Duration::MAX is a deadline far away, not an overflow.
+    server.handle().shutdown_within(Duration::MAX).unwrap();
+    assert!(
+        stream.client.closes_within(DEADLINE),
+        "the stream was not ended"
+    );
+    // Every stream ended and flushed: `run` returns without waiting.
+    assert!(server.stop() < DEADLINE);
+}
