@@ -308,9 +308,10 @@ impl Core {
         self.resume.pop()
     }
 
-    /// Connections closed this pass: (key, streams' seids and reasons are
-    /// taken by [`take_closed_streams`](Core::take_closed_streams)). Removes
-    /// each from the slab and cancels its timer.
+    /// Removes the connections that closed this pass from the slab,
+    /// cancelling their timers, and tells `removed` each one's key (the I/O
+    /// shell drops its socket). Their streams' seids and close reasons are
+    /// taken separately, by [`take_closed_streams`](Core::take_closed_streams).
     pub(crate) fn remove_closed(&mut self, mut removed: impl FnMut(usize)) {
         while let Some(key) = self.closing.pop() {
             if !self.conns.get(key).is_some_and(Conn::is_closed) {

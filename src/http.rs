@@ -417,6 +417,9 @@ fn version_error(buf: &[u8]) -> Option<HttpError> {
     }
 }
 
+/// The origin form (path and query) of a request target: itself when it
+/// already is one (or `*`), the part after the authority of an absolute
+/// `http://` or `https://` target (RFC 9112 §3.2.2), else `None`.
 fn origin_form(target: &str) -> Option<&str> {
     if target.starts_with('/') || target == "*" {
         return Some(target);
@@ -427,6 +430,7 @@ fn origin_form(target: &str) -> Option<&str> {
     Some(&rest[rest.find(['/', '?']).unwrap_or(rest.len())..])
 }
 
+/// A target's path and query (empty without a `?`).
 fn split_target(target: &str) -> (&str, &str) {
     match target.split_once('?') {
         Some((path, query)) => (path, query),

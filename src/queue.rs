@@ -152,7 +152,7 @@ impl WriteQueue {
             let count = self.chunks.len().min(MAX_IOVECS);
             let want: usize = pending().map(<[u8]>::len).sum();
             // The slice array is only built for a large `writev`: filling
-            // all 64 slots first was a fifth of `Core::flush` under wrk.
+            // all 64 slots first was a fifth of the write path under wrk.
             let written = if count == 1 {
                 w.write(unwritten(offset, 0, &self.chunks[0]))
             } else if want <= GATHER_MAX {
