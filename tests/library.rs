@@ -427,8 +427,12 @@ fn send_to_another_client_by_seid() {
     assert_eq!(client.read_response().0.status, 200);
     let m = bob.next();
     assert_eq!((m.event.as_str(), m.data.as_str()), ("private", "psst"));
-    assert!(
-        alice.client.quiet_for(Duration::from_millis(100)),
+    // Anything sent to alice before it would come before this broadcast
+    // (a quiet spell alone proves nothing on a slow machine).
+    server.handle().broadcast(Event::new("marker")).unwrap();
+    assert_eq!(
+        alice.next().data,
+        "marker",
         "alice must not get bob's event"
     );
 
@@ -478,10 +482,9 @@ fn a_stream_is_subscribed_by_seid_from_another_request() {
     client.get("/publish");
     assert_eq!(client.read_response().0.status, 200);
     assert_eq!(alice.next().data, "hello");
-    assert!(
-        bob.client.quiet_for(Duration::from_millis(100)),
-        "bob never joined news"
-    );
+    // Had bob joined, "hello" would come before this broadcast.
+    server.handle().broadcast(Event::new("marker")).unwrap();
+    assert_eq!(bob.next().data, "marker", "bob never joined news");
 }
 
 #[test]
@@ -558,9 +561,12 @@ fn stale_seid_after_its_client_left() {
             "seid still live after its client left"
         );
     }
+    // What a stale seid reached would come before this broadcast.
+    server.handle().broadcast(Event::new("marker")).unwrap();
     for s in &mut others {
-        assert!(
-            s.client.quiet_for(Duration::from_millis(50)),
+        assert_eq!(
+            s.next().data,
+            "marker",
             "a stale seid reached another client"
         );
     }
