@@ -143,6 +143,7 @@ pub struct Config {
         env = "SSELOOP_JWT_ALG",
         value_name = "ALG",
         value_enum,
+        ignore_case = true,
         default_value = "HS256"
     )]
     pub jwt_alg: crate::auth::Alg,
@@ -175,7 +176,8 @@ pub struct Config {
         long = "redis",
         env = "SSELOOP_REDIS_URL",
         value_name = "URL",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = redis_url
     )]
     pub redis: Option<String>,
 
@@ -204,7 +206,8 @@ pub struct Config {
         long,
         env = "SSELOOP_LOG_LEVEL",
         value_name = "LEVEL",
-        default_value = "info"
+        default_value = "info",
+        value_parser = log_level
     )]
     pub log_level: log::LevelFilter,
 }
@@ -264,6 +267,21 @@ fn positive_usize(value: &str) -> Result<usize, String> {
     }
 }
 
+fn log_level(value: &str) -> Result<log::LevelFilter, String> {
+    value
+        .parse()
+        .map_err(|_| "not one of off, error, warn, info, debug, trace".to_owned())
+}
+
+fn redis_url(value: &str) -> Result<String, String> {
+    crate::redis_link::Endpoint::parse(value)
+        .map(|_| value.to_owned())
+        .map_err(|e| {
+            let why = e.split_once(": ").map_or(e.as_str(), |(_, why)| why);
+            format!("{why} (redis://HOST:PORT/DB, rediss://… or redis+sentinel://HOST:PORT/MASTER)")
+        })
+}
+
 fn non_empty(value: &str) -> Result<String, String> {
     if value.is_empty() {
         Err("empty".into())
@@ -288,7 +306,8 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     use clap::error::ErrorKind;
-    match Config::try_parse_from(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    match Config::try_parse_from(&args) {
         Ok(config) => Ok(Some(config)),
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             // A reader that stopped early (`sseloop --help | head`) is not
@@ -297,12 +316,50 @@ where
             let _ = write!(std::io::stdout().lock(), "{e}");
             Ok(None)
         }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            Err(first.trim_start_matches("error: ").to_owned())
+        Err(e) => Err(one_line(&e, args.into_iter().skip(1))),
+    }
+}
+
+/// A clap error as one line that says what to do: its first line, then
+/// clap's tip (a near flag) or the possible values, and which environment
+/// variable gave the value when no flag did.
+fn one_line(e: &clap::Error, given: impl Iterator<Item = std::ffi::OsString>) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    use clap::CommandFactory;
+    let text = e.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut line = lines
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ")
+        .to_owned();
+    for more in lines {
+        if let Some(tip) = more.strip_prefix("tip: ") {
+            line.push_str(&format!("; {tip}"));
+        } else if more.starts_with("[possible values:") {
+            line.push_str(&format!(" {more}"));
         }
     }
+    // Which flag the value was for, and whether it came from its variable.
+    if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
+        let long = arg.split_whitespace().next().unwrap_or(arg);
+        let given: Vec<std::ffi::OsString> = given.collect();
+        let on_command_line = given.iter().any(|a| {
+            a.to_str()
+                .is_some_and(|a| a == long || a.starts_with(&format!("{long}=")))
+        });
+        let command = Config::command();
+        let env = command
+            .get_arguments()
+            .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == long))
+            .and_then(|a| a.get_env())
+            .and_then(|env| env.to_str())
+            .filter(|env| std::env::var_os(env).is_some());
+        if let (Some(env), false) = (env, on_command_line) {
+            line.push_str(&format!(" (the value of {env})"));
+        }
+    }
+    line
 }
 
 #[cfg(test)]
@@ -346,6 +403,24 @@ mod tests {
             let flag = case.split([' ', '=']).next().unwrap();
             assert!(e.contains(flag), "{case}: {e}");
         }
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        for (case, says) in [
+            ("--hearbeat 5", "a similar argument exists: '--heartbeat'"),
+            ("--jwt-alg hs257", "[possible values: HS256, RS256, ES256]"),
+            (
+                "--log-level verbose",
+                "off, error, warn, info, debug, trace",
+            ),
+            ("--redis nonsense", "redis://HOST:PORT/DB"),
+        ] {
+            let e = parse(case).unwrap_err();
+            assert!(e.contains(says) && !e.contains('\n'), "{case}: {e}");
+        }
+        let c = parse("--jwt-alg hs256").unwrap().unwrap();
+        assert_eq!(c.jwt_alg, crate::auth::Alg::Hs256, "any case");
     }
 
     #[test]

@@ -76,10 +76,16 @@ fn run(config: Config) -> std::io::Result<()> {
         }
     }
     let waker = broker.as_ref().map(Broker::waker);
+    let listen = config.listen;
+    let cannot_listen = move |e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}"))
+    };
     let builder = if config.reuse_port {
-        Server::builder().listener(reuse_port_listener(config.listen)?)
+        Server::builder().listener(reuse_port_listener(config.listen).map_err(cannot_listen)?)
     } else {
-        Server::builder().bind(config.listen)?
+        Server::builder()
+            .bind(config.listen)
+            .map_err(cannot_listen)?
     };
     let server = builder
         .server_timeout(Duration::from_millis(config.timeout_ms))
@@ -90,7 +96,8 @@ fn run(config: Config) -> std::io::Result<()> {
         .max_clients(config.max_clients)
         // The hub gives ids itself, from one counter kept with its history.
         .auto_generate_id(false)
-        .build(Hub::new(config, first_id, broker).map_err(std::io::Error::other)?)?;
+        .build(Hub::new(config, first_id, broker).map_err(std::io::Error::other)?)
+        .map_err(cannot_listen)?;
     let handle = server.handle();
     if let Some(waker) = waker {
         // The reader may already hold the log's tail: have it delivered.

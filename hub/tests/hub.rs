@@ -513,6 +513,35 @@ fn help_and_bad_flags() {
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "one line: {err:?}");
     }
+    // A bad value from the environment names its variable; a bad Redis URL
+    // is a bad value like any other (exit 2).
+    let out = std::process::Command::new(bin)
+        .env("SSELOOP_HEARTBEAT", "abc")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("SSELOOP_HEARTBEAT") && err.lines().count() == 1,
+        "{err}"
+    );
+    let out = std::process::Command::new(bin)
+        .args(["--redis", "nonsense"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // An address in use is named.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(bin)
+        .args(["--listen", &at])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !out.status.success() && err.contains(&format!("cannot listen on {at}")),
+        "{err}"
+    );
     // Help piped into a reader that has gone (`sseloop --help | head -1`):
     // no panic, exit 0.
     let (reader, writer) = std::io::pipe().unwrap();
