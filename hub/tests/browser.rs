@@ -331,6 +331,16 @@ fn demo_page_shows_published_events_live() {
     );
     assert_eq!(bold, json!(0), "published data must never become markup");
 
+    // A named event shows too, with its type (an EventSource would only
+    // hand the page types it named in advance).
+    let (status, id) = hub.publish("?topic=demo&event=headline", "named news");
+    assert_eq!(status, 200);
+    let log = session.wait_for(WAIT_TEXT, json!(["log", "named news"]));
+    assert!(
+        log.as_str().unwrap().contains(&format!("headline #{id}")),
+        "{log}"
+    );
+
     // The page's own publish box reaches other subscribers.
     let (mut listener, _) = hub.subscribe("/events?topic=demo");
     session.call(
