@@ -429,7 +429,10 @@ fn health_metrics_page_and_unknown_routes() {
         Some("text/html; charset=utf-8")
     );
     let page = String::from_utf8(body).unwrap();
-    assert!(page.contains("new EventSource("));
+    assert!(
+        page.contains("fetch(\"/events\""),
+        "the page follows /events"
+    );
     assert!(
         !page.contains("src=") && !page.contains("href="),
         "no external scripts, styles or fonts"
