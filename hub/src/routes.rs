@@ -217,7 +217,12 @@ impl Handler for Hub {
 
     fn on_wake(&mut self, streams: &mut Streams<'_>) {
         self.go_on(streams, true);
-        self.take_from_log(streams);
+        // What Redis brought stays in its bounded channel while work waits
+        // here (its readers wait in turn); it is taken once the queue is
+        // empty, on the wake that empties it.
+        if self.deliveries.is_empty() {
+            self.take_from_log(streams);
+        }
     }
 
     fn on_close(&mut self, seid: &str, _reason: CloseReason, streams: &mut Streams<'_>) {

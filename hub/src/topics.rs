@@ -521,8 +521,8 @@ impl SelectorStore {
         reading: Reading,
     ) -> Result<Vec<SelectorId>, SelectorError> {
         let list: Vec<&str> = list.into_iter().collect();
-        let mut interning = Interning::default();
-        self.intern_some(&list, reading, &mut interning, &mut usize::MAX.clone())?;
+        let (mut interning, mut unbounded) = (Interning::default(), usize::MAX);
+        self.intern_some(&list, reading, &mut interning, &mut unbounded)?;
         Ok(self.interned(interning))
     }
 
@@ -758,6 +758,14 @@ impl SelectorStore {
         self.in_flight -= 1;
         if self.in_flight == 0 {
             self.recent.clear();
+        } else {
+            // Others are under way: keep only what is still live, once, so
+            // churn while matchings follow one another cannot grow it past
+            // the live templates.
+            let slots = &self.slots;
+            self.recent.retain(|&id| slots.contains(id));
+            self.recent.sort_unstable();
+            self.recent.dedup();
         }
         found.sort_unstable();
         found.dedup();
