@@ -22,7 +22,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sseloop::{Request, Response};
 
-use crate::topics::{Limits, Matcher};
+use url::Url;
+
+use crate::topics::{Limits, Matcher, Reading, Spec};
 
 /// The signing algorithms the hub accepts (one at a time, as configured).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -118,6 +120,26 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// The claims of a 1.0 access token, once its signature, algorithm and
+    /// times check; `exp` is required (RFC 9068). Its issuer and audience
+    /// are the caller's to check.
+    ///
+    /// # Errors
+    /// The [`Refusal`] that says why not.
+    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, Refusal> {
+        let mut validation = self.validation.clone();
+        validation.set_required_spec_claims(&["exp"]);
+        match jsonwebtoken::decode::<AccessClaims>(token, &self.key, &validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), ErrorKind::MissingRequiredClaim(_)) => {
+                Err(Refusal::NoExpiry)
+            }
+            Err(_) => Err(self.verify(token).err().unwrap_or(Refusal::Malformed)),
+        }
+    }
+}
+
 /// Whether the token has three parts and a header that decodes to a JSON
 /// object whose `alg` is a string jsonwebtoken does not accept (`none`,
 /// say). Anything else that fails to parse is malformed, not a question of
@@ -142,27 +164,101 @@ fn header_alg_unknown(token: &str) -> bool {
     }
 }
 
-/// What the hub keeps of a token it has verified: its claims, and its
-/// selectors compiled once.
+/// The authorization detail type of Mercure 1.0 (RFC 9396).
+pub const DETAIL_TYPE: &str = "https://mercure.rocks/authorization-detail";
+
+/// The actions a grant gives on its matchers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Actions {
+    /// May publish to the topics it matches.
+    pub publish: bool,
+    /// May receive private updates on the topics it matches.
+    pub subscribe: bool,
+}
+
+/// One grant of a token: actions on the topics its matchers match. A 0.x
+/// token's `mercure.publish` and `mercure.subscribe` are one each; a 1.0
+/// token has one per Mercure authorization detail.
+#[derive(Debug)]
+pub struct Detail {
+    /// What it allows.
+    pub actions: Actions,
+    /// Its matchers, as the token gives them.
+    pub specs: Vec<Spec>,
+    /// Its `payload` (1.0), shown with the subscriptions it matches.
+    pub payload: Option<serde_json::Value>,
+    /// Its matchers compiled (when first needed for a 0.x token; at once,
+    /// to validate it, for a 1.0 token).
+    matchers: OnceCell<Result<Vec<Matcher>, Refusal>>,
+}
+
+impl Detail {
+    fn new(actions: Actions, specs: Vec<Spec>, payload: Option<serde_json::Value>) -> Detail {
+        Detail {
+            actions,
+            specs,
+            payload,
+            matchers: OnceCell::new(),
+        }
+    }
+
+    /// Its matchers, compiled once. What one detail compiles is bounded: it
+    /// is the loop's time.
+    fn compiled(&self, limits: TokenLimits, base: &Url) -> Result<&[Matcher], Refusal> {
+        self.matchers
+            .get_or_init(|| {
+                let budget = limits.selector.max_subscribe_compiled_bytes;
+                let mut compiled = 0usize;
+                let mut matchers = Vec::with_capacity(self.specs.len());
+                for spec in &self.specs {
+                    let matcher = Matcher::of(spec, base, limits.selector)
+                        .map_err(|e| Refusal::BadSelector(e.to_string()))?;
+                    compiled += matcher.compiled_bytes();
+                    if compiled > budget {
+                        let e = crate::topics::SelectorError::TooMuchToCompile { max: budget };
+                        return Err(Refusal::BadSelector(e.to_string()));
+                    }
+                    matchers.push(matcher);
+                }
+                Ok(matchers)
+            })
+            .as_deref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// What the hub keeps of a token it has verified: who issued it, to whom,
+/// for how long, and its grants (actions × matchers: one model for both
+/// protocol versions).
 #[derive(Debug)]
 pub struct Grant {
-    /// The token's claims.
-    pub claims: Claims,
-    /// The bounds its selectors keep to.
+    /// When it expires, in seconds since the epoch.
+    pub exp: Option<u64>,
+    /// When it becomes valid.
+    pub nbf: Option<u64>,
+    /// Who issued it.
+    pub iss: Option<String>,
+    /// Whom it was issued to.
+    pub sub: Option<String>,
+    /// Its audiences (a 1.0 token's `aud`; checked on each use, as the
+    /// hub's URL may come from the request).
+    aud: Option<Vec<String>>,
+    /// Its grants, in the token's order.
+    pub details: Vec<Detail>,
+    /// A 0.x token's `mercure.payload` (the whole token's).
+    payload: Option<serde_json::Value>,
+    /// Whether a 0.x token had a `mercure.subscribe` claim.
+    subscribe_claim: bool,
+    /// The bounds its matchers keep to.
     limits: TokenLimits,
-    /// `mercure.publish`, compiled when first needed: a subscriber's token
-    /// never is, and its `mercure.subscribe` is compiled where its stream
-    /// uses it (the selector store), so only the subscriptions API compiles
-    /// it here.
-    publish: OnceCell<Result<Vec<Matcher>, Refusal>>,
-    /// `mercure.subscribe`, compiled when first needed.
-    subscribe: OnceCell<Result<Vec<Matcher>, Refusal>>,
+    /// What relative URL Patterns resolve against.
+    base: Url,
 }
 
 impl Grant {
-    /// The grant of verified `claims`; refused when a list of selectors
-    /// is longer than `limits` allow.
-    fn new(claims: Claims, limits: TokenLimits) -> Result<Grant, Refusal> {
+    /// The grant of a verified 0.x token's `claims`; refused when a list of
+    /// selectors is longer than `limits` allow.
+    fn legacy(claims: Claims, limits: TokenLimits, base: &Url) -> Result<Grant, Refusal> {
         for list in [&claims.mercure.publish, &claims.mercure.subscribe] {
             let count = list.as_deref().map_or(0, <[String]>::len);
             if count > limits.max_selectors {
@@ -172,70 +268,144 @@ impl Grant {
                 });
             }
         }
+        let specs = |list: Option<Vec<String>>| -> Vec<Spec> {
+            list.unwrap_or_default()
+                .into_iter()
+                .map(|t| Spec::new(Reading::Selector, t))
+                .collect()
+        };
+        let subscribe_claim = claims.mercure.subscribe.is_some();
+        let publish = Actions {
+            publish: true,
+            subscribe: false,
+        };
+        let subscribe = Actions {
+            publish: false,
+            subscribe: true,
+        };
         Ok(Grant {
-            claims,
+            exp: claims.exp,
+            nbf: claims.nbf,
+            iss: claims.iss,
+            sub: claims.sub,
+            aud: None,
+            details: vec![
+                Detail::new(publish, specs(claims.mercure.publish), None),
+                Detail::new(subscribe, specs(claims.mercure.subscribe), None),
+            ],
+            payload: claims.mercure.payload,
+            subscribe_claim,
             limits,
-            publish: OnceCell::new(),
-            subscribe: OnceCell::new(),
+            base: base.clone(),
         })
     }
 
-    /// `list` compiled once into `cell`.
-    fn compiled<'a>(
-        &self,
-        cell: &'a OnceCell<Result<Vec<Matcher>, Refusal>>,
-        list: &Option<Vec<String>>,
-    ) -> Result<&'a [Matcher], Refusal> {
-        cell.get_or_init(|| {
-            // As for a subscribe, what one token makes the hub compile is
-            // bounded: compiling is the loop's time.
-            let budget = self.limits.selector.max_subscribe_compiled_bytes;
-            let mut compiled = 0usize;
-            let mut matchers = Vec::new();
-            for text in list.as_deref().unwrap_or_default() {
-                let matcher = Matcher::selector(text, self.limits.selector)
-                    .map_err(|e| Refusal::BadSelector(e.to_string()))?;
-                compiled += matcher.compiled_bytes();
-                if compiled > budget {
-                    let e = crate::topics::SelectorError::TooMuchToCompile { max: budget };
-                    return Err(Refusal::BadSelector(e.to_string()));
-                }
-                matchers.push(matcher);
-            }
-            Ok(matchers)
-        })
-        .as_deref()
-        .map_err(Clone::clone)
-    }
-
-    /// Whether `mercure.publish` covers `topic`. The topic `*` (a native
-    /// broadcast, or managing clients) is covered only by the selector `*`.
-    ///
-    /// # Errors
-    /// A selector of the claim passes the hub's limits.
-    pub fn may_publish_to(&self, topic: &str) -> Result<bool, Refusal> {
-        let list = &self.claims.mercure.publish;
-        if topic == "*" {
-            return Ok(list.as_deref().unwrap_or_default().iter().any(|s| s == "*"));
+    /// The grant of a verified 1.0 access token: its Mercure
+    /// authorization details parsed, validated and compiled at once. One
+    /// bad detail refuses the whole token (draft-08: no partial acceptance).
+    fn access(claims: AccessClaims, limits: TokenLimits, base: &Url) -> Result<Grant, Refusal> {
+        let details = parse_details(claims.authorization_details.as_ref(), limits)
+            .map_err(Refusal::BadDetails)?;
+        let grant = Grant {
+            exp: claims.exp,
+            nbf: claims.nbf,
+            iss: claims.iss,
+            sub: claims.sub,
+            aud: Some(claims.aud.into_vec()),
+            details,
+            payload: None,
+            subscribe_claim: true,
+            limits,
+            base: base.clone(),
+        };
+        let mut compiled = 0usize;
+        for detail in &grant.details {
+            let matchers = detail.compiled(limits, base)?;
+            compiled += matchers.iter().map(Matcher::compiled_bytes).sum::<usize>();
         }
-        let matchers = self.compiled(&self.publish, list)?;
-        Ok(crate::topics::any_matches(matchers, topic))
+        let budget = limits.selector.max_subscribe_compiled_bytes;
+        if compiled > budget {
+            let e = crate::topics::SelectorError::TooMuchToCompile { max: budget };
+            return Err(Refusal::BadSelector(e.to_string()));
+        }
+        Ok(grant)
     }
 
-    /// Whether `mercure.subscribe` covers `topic`.
+    /// Whether it is a 1.0 access token's.
+    pub fn is_access_token(&self) -> bool {
+        self.aud.is_some()
+    }
+
+    /// Whether a grant for `action` covers `topic`. The topic `*` (a native
+    /// broadcast, or managing clients) is covered only by the matcher `*`.
+    fn covers(&self, wanted: fn(&Actions) -> bool, topic: &str) -> Result<bool, Refusal> {
+        for detail in self.details.iter().filter(|d| wanted(&d.actions)) {
+            let covered = if topic == "*" {
+                detail.specs.iter().any(|s| s.text == "*")
+            } else {
+                crate::topics::any_matches(detail.compiled(self.limits, &self.base)?, topic)
+            };
+            if covered {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether it may publish to `topic`.
     ///
     /// # Errors
-    /// A selector of the claim passes the hub's limits.
+    /// A matcher passes the hub's limits.
+    pub fn may_publish_to(&self, topic: &str) -> Result<bool, Refusal> {
+        self.covers(|a| a.publish, topic)
+    }
+
+    /// Whether it may receive private updates on `topic`.
+    ///
+    /// # Errors
+    /// A matcher passes the hub's limits.
     pub fn may_subscribe_to(&self, topic: &str) -> Result<bool, Refusal> {
-        let matchers = self.compiled(&self.subscribe, &self.claims.mercure.subscribe)?;
-        Ok(crate::topics::any_matches(matchers, topic))
+        self.covers(|a| a.subscribe, topic)
+    }
+
+    /// The matchers of the private updates it may receive (`None`: a 0.x
+    /// token without `mercure.subscribe`, as if it had none).
+    pub fn subscribe_specs(&self) -> Option<Vec<Spec>> {
+        if !self.subscribe_claim {
+            return None;
+        }
+        let specs = self
+            .details
+            .iter()
+            .filter(|d| d.actions.subscribe)
+            .flat_map(|d| d.specs.iter().cloned());
+        Some(specs.collect())
+    }
+
+    /// The payload shown with a subscription by `matcher` (draft-08
+    /// §Payloads: the first `subscribe` detail whose matchers match the
+    /// subscription's own matcher, read as a topic); a 0.x token's
+    /// `mercure.payload`.
+    pub fn payload_for(&self, matcher: &str) -> Option<serde_json::Value> {
+        if !self.is_access_token() {
+            return self.payload.clone();
+        }
+        let detail = self
+            .details
+            .iter()
+            .filter(|d| d.actions.subscribe)
+            .find(|d| {
+                d.compiled(self.limits, &self.base)
+                    .is_ok_and(|m| crate::topics::any_matches(m, matcher))
+            })?;
+        detail.payload.clone()
     }
 
     /// Who published with it, for idempotency keys: its issuer and subject
     /// when it has a subject, else the token itself (never shared by two
     /// publishers who cannot already impersonate each other).
     pub fn identity(&self, token: &str) -> String {
-        match (&self.claims.iss, &self.claims.sub) {
+        match (&self.iss, &self.sub) {
             (iss, Some(sub)) => format!("jwt\0{}\0{sub}", iss.as_deref().unwrap_or("")),
             _ => format!("token\0{token}"),
         }
@@ -244,14 +414,110 @@ impl Grant {
     /// The times still hold at `now` (seconds since the epoch), as when it
     /// was verified.
     fn current(&self, now: u64) -> Result<(), Refusal> {
-        if self.claims.exp.is_some_and(|exp| exp < now) {
+        if self.exp.is_some_and(|exp| exp < now) {
             return Err(Refusal::Expired);
         }
-        if self.claims.nbf.is_some_and(|nbf| nbf > now) {
+        if self.nbf.is_some_and(|nbf| nbf > now) {
             return Err(Refusal::NotYetValid);
         }
         Ok(())
     }
+
+    /// A 1.0 token names one of `audiences` (the hub's resource
+    /// identifiers) in its `aud`.
+    fn for_audience(&self, audiences: &[String]) -> Result<(), Refusal> {
+        match &self.aud {
+            Some(aud) if !aud.iter().any(|a| audiences.contains(a)) => {
+                Err(Refusal::WrongAudience {
+                    expected: audiences.first().cloned().unwrap_or_default(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The Mercure authorization details of a 1.0 token, validated: each
+/// detail of Mercure's type must have non-empty `actions` (strings; those
+/// the hub does not know grant nothing) and non-empty `topics` (objects
+/// with a `match` string and an optional known `match_type`), and an
+/// optional object `payload`. Details of other types are not the hub's.
+fn parse_details(
+    value: Option<&serde_json::Value>,
+    limits: TokenLimits,
+) -> Result<Vec<Detail>, String> {
+    use serde_json::Value;
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(entries) = value else {
+        return Err("authorization_details is not an array".into());
+    };
+    let mut details = Vec::new();
+    let mut matchers = 0usize;
+    for entry in entries {
+        let Value::Object(fields) = entry else {
+            return Err("an authorization detail is not an object".into());
+        };
+        match fields.get("type") {
+            Some(Value::String(t)) if t == DETAIL_TYPE => {}
+            Some(Value::String(_)) => continue,
+            _ => return Err("an authorization detail has no type string".into()),
+        }
+        let mut actions = Actions::default();
+        match fields.get("actions") {
+            Some(Value::Array(list)) if !list.is_empty() => {
+                for action in list {
+                    match action.as_str() {
+                        Some("publish") => actions.publish = true,
+                        Some("subscribe") => actions.subscribe = true,
+                        Some(_) => {}
+                        None => return Err("an action is not a string".into()),
+                    }
+                }
+            }
+            _ => return Err("a Mercure detail's actions is not a non-empty array".into()),
+        }
+        let Some(Value::Array(topics)) = fields
+            .get("topics")
+            .filter(|t| t.as_array().is_some_and(|a| !a.is_empty()))
+        else {
+            return Err("a Mercure detail's topics is not a non-empty array".into());
+        };
+        let mut specs = Vec::with_capacity(topics.len());
+        for topic in topics {
+            let Value::Object(matcher) = topic else {
+                return Err("a topic matcher is not an object".into());
+            };
+            let Some(Value::String(text)) = matcher.get("match") else {
+                return Err("a topic matcher has no match string".into());
+            };
+            let reading = match matcher.get("match_type") {
+                None => Reading::Exact,
+                Some(Value::String(name)) => Reading::of_match_type(name).ok_or_else(|| {
+                    format!(
+                        "the match_type {name:?} is not one the hub supports (exact, urlpattern)"
+                    )
+                })?,
+                Some(_) => return Err("a match_type is not a string".into()),
+            };
+            specs.push(Spec::new(reading, text.clone()));
+        }
+        matchers += specs.len();
+        if matchers > limits.max_selectors {
+            return Err(format!(
+                "the token's details hold more than {} topic matchers, the hub's limit (--max-token-selectors)",
+                limits.max_selectors
+            ));
+        }
+        let payload = match fields.get("payload") {
+            None => None,
+            Some(p @ Value::Object(_)) => Some(p.clone()),
+            Some(_) => return Err("a payload is not an object".into()),
+        };
+        details.push(Detail::new(actions, specs, payload));
+    }
+    Ok(details)
 }
 
 /// The bounds on what one token may make the hub compile.
@@ -299,6 +565,63 @@ impl TokenCache {
     }
 }
 
+/// How the hub reads tokens, whatever key verifies them.
+#[derive(Clone, Debug)]
+pub struct Trust {
+    /// The issuer whose 1.0 access tokens the keys verify (`--issuer`);
+    /// none: no 1.0 token is accepted.
+    pub issuer: Option<String>,
+    /// The hub's resource identifier (`--resource-identifier`); none: the
+    /// URL each request reached.
+    pub resource: Option<String>,
+    /// Whether 0.x tokens (a `mercure` claim) are accepted too.
+    pub compat: bool,
+    /// The cookie a browser's access token travels in.
+    pub cookie: String,
+    /// What relative URL Patterns in tokens resolve against.
+    pub base: Url,
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Trust {
+            issuer: None,
+            resource: None,
+            compat: true,
+            cookie: DEFAULT_COOKIE.to_owned(),
+            base: Url::parse(crate::topics::DEFAULT_BASE).expect("a URL"),
+        }
+    }
+}
+
+impl Trust {
+    /// The resource identifiers a token's `aud` may name for `req`: the
+    /// configured one, else the hub's URL as the request reached it (over
+    /// http, or https behind a proxy that ends TLS).
+    pub fn audiences(&self, req: &Request) -> Vec<String> {
+        if let Some(resource) = &self.resource {
+            return vec![resource.clone()];
+        }
+        let host = req.header("Host").unwrap_or("localhost");
+        vec![
+            format!("https://{host}{}", crate::subscription::PATH),
+            format!("http://{host}{}", crate::subscription::PATH),
+        ]
+    }
+}
+
+/// Whether `token`'s header says it is an OAuth 2.0 access token (RFC 9068:
+/// `typ` `at+jwt`, or `application/at+jwt`, in any case).
+fn is_access_token(token: &str) -> bool {
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
+        return false;
+    };
+    header.typ.is_some_and(|typ| {
+        let typ = typ.to_ascii_lowercase();
+        typ == "at+jwt" || typ == "application/at+jwt"
+    })
+}
+
 /// One verifier with the tokens it has verified.
 #[derive(Debug)]
 pub struct Issuer {
@@ -307,21 +630,47 @@ pub struct Issuer {
 }
 
 impl Issuer {
-    /// The grant of `token`: from the cache when seen before (its times
-    /// checked again), else verified and compiled, then kept.
+    /// The grant of `token` for a request whose hub URL gives `audiences`:
+    /// from the cache when seen before (its times and audience checked
+    /// again), else verified and compiled, then kept. A 1.0 access token
+    /// must come from `trust`'s issuer; a 0.x token passes only with
+    /// `trust.compat`.
     ///
     /// # Errors
     /// Why the token is refused.
-    pub fn grant(&mut self, token: &str, limits: TokenLimits) -> Result<Rc<Grant>, Refusal> {
+    pub fn grant(
+        &mut self,
+        token: &str,
+        limits: TokenLimits,
+        trust: &Trust,
+        audiences: &[String],
+    ) -> Result<Rc<Grant>, Refusal> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         if let Some(grant) = self.cache.get(token) {
             grant.current(now)?;
+            grant.for_audience(audiences)?;
             return Ok(grant);
         }
-        let grant = Rc::new(Grant::new(self.verifier.verify(token)?, limits)?);
+        let grant = if is_access_token(token) {
+            let claims = self.verifier.verify_access(token)?;
+            match (&trust.issuer, &claims.iss) {
+                (Some(trusted), Some(iss)) if trusted == iss => {}
+                (None, _) => return Err(Refusal::NoIssuer),
+                (Some(_), iss) => return Err(Refusal::WrongIssuer(iss.clone())),
+            }
+            Grant::access(claims, limits, &trust.base)?
+        } else if trust.compat {
+            Grant::legacy(self.verifier.verify(token)?, limits, &trust.base)?
+        } else {
+            // Its signature first: a forged token learns nothing more.
+            self.verifier.verify(token)?;
+            return Err(Refusal::NotAccessToken);
+        };
+        let grant = Rc::new(grant);
         self.cache.put(token, grant.clone());
+        grant.for_audience(audiences)?;
         Ok(grant)
     }
 }
@@ -337,6 +686,8 @@ pub struct Keys {
     pub subscriber: Option<Issuer>,
     /// What one token may make the hub compile.
     pub limits: TokenLimits,
+    /// How tokens are read.
+    pub trust: Trust,
 }
 
 /// A publisher let through, and who it is.
@@ -350,7 +701,8 @@ pub struct Publisher {
 
 impl Keys {
     /// Verifiers for `alg` with the publishers' and the subscribers' keys
-    /// (none: no JWT authorization on that side); tokens keep to `limits`.
+    /// (none: no JWT authorization on that side); tokens keep to `limits`
+    /// and are read as `trust` says.
     ///
     /// # Errors
     /// A one-line reason when a key does not fit the algorithm.
@@ -359,6 +711,7 @@ impl Keys {
         publisher: Option<&str>,
         subscriber: Option<&str>,
         limits: TokenLimits,
+        trust: Trust,
     ) -> Result<Self, String> {
         let make = |key: Option<&str>, which: &str| {
             key.map(|key| {
@@ -374,12 +727,13 @@ impl Keys {
             publisher: make(publisher, "publisher")?,
             subscriber: make(subscriber, "subscriber")?,
             limits,
+            trust,
         })
     }
 
     /// A publisher allowed to publish to every one of `topics`. The topic
     /// `*` (a native broadcast, or managing clients) is covered only by the
-    /// selector `*` itself. A token from the cookie also needs an
+    /// matcher `*` itself. A token from a cookie also needs an
     /// `Origin`/`Referer` among `origins` (CSRF).
     ///
     /// # Errors
@@ -391,8 +745,9 @@ impl Keys {
         origins: &[String],
     ) -> Result<Publisher, Refusal> {
         let issuer = self.publisher.as_mut().ok_or(Refusal::NoToken)?;
-        let (token, source) = token_of(req).ok_or(Refusal::NoToken)?;
-        let grant = issuer.grant(&token, self.limits)?;
+        let (token, source) = token_of(req, &self.trust).ok_or(Refusal::NoToken)?;
+        let audiences = self.trust.audiences(req);
+        let grant = issuer.grant(&token, self.limits, &self.trust, &audiences)?;
         if source == Source::Cookie && !origin_allowed(req, origins) {
             return Err(Refusal::Csrf);
         }
@@ -419,15 +774,20 @@ impl Keys {
         let Some(issuer) = &mut self.subscriber else {
             return Ok(None);
         };
-        match token_of(req) {
-            Some((token, _)) => issuer.grant(&token, self.limits).map(Some),
+        match token_of(req, &self.trust) {
+            Some((token, _)) => {
+                let audiences = self.trust.audiences(req);
+                issuer
+                    .grant(&token, self.limits, &self.trust, &audiences)
+                    .map(Some)
+            }
             None if anonymous => Ok(None),
             None => Err(Refusal::NoToken),
         }
     }
 }
 
-/// A token's claims.
+/// A 0.x token's claims.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Claims {
     /// The `mercure` claim.
@@ -445,6 +805,52 @@ pub struct Claims {
     /// Whom it was issued to.
     #[serde(default)]
     pub sub: Option<String>,
+}
+
+/// A 1.0 access token's claims (RFC 9068), as far as the hub reads them.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AccessClaims {
+    /// Who issued it (must be the trusted issuer).
+    #[serde(default)]
+    pub iss: Option<String>,
+    /// Whom it was issued to.
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// When it expires (required).
+    #[serde(default)]
+    pub exp: Option<u64>,
+    /// When it becomes valid.
+    #[serde(default)]
+    pub nbf: Option<u64>,
+    /// The resource identifiers it is for.
+    #[serde(default)]
+    pub aud: Audiences,
+    /// What it allows (RFC 9396).
+    #[serde(default)]
+    pub authorization_details: Option<serde_json::Value>,
+}
+
+/// A token's `aud`: one string or an array of them (RFC 7519).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(untagged)]
+pub enum Audiences {
+    /// None given.
+    #[default]
+    None,
+    /// One.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Audiences {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Audiences::None => Vec::new(),
+            Audiences::One(one) => vec![one],
+            Audiences::Many(many) => many,
+        }
+    }
 }
 
 /// The `mercure` claim: what the token may publish and subscribe to.
@@ -466,18 +872,24 @@ pub struct MercureClaim {
 pub enum Source {
     /// `Authorization: Bearer …`.
     Header,
-    /// The `authorization` query parameter.
+    /// The `authorization` query parameter (0.x only).
     Query,
-    /// The `mercureAuthorization` cookie (a `POST` then needs an allowed
-    /// `Origin` or `Referer`: CSRF).
+    /// The access token cookie, or 0.x's `mercureAuthorization` (a `POST`
+    /// then needs an allowed `Origin` or `Referer`: CSRF).
     Cookie,
 }
 
-/// The name of the cookie a browser's token travels in.
+/// The name of the cookie a 0.x browser's token travels in.
 pub const COOKIE: &str = "mercureAuthorization";
 
-/// The token a request carries, and where it came from.
-pub fn token_of(req: &Request) -> Option<(String, Source)> {
+/// The cookie draft-08 recommends for an access token.
+pub const DEFAULT_COOKIE: &str = "__Secure-mercure_access_token";
+
+/// The token a request carries, and where it came from: the
+/// `Authorization` header, which beats any cookie, else `trust`'s cookie.
+/// With 0.x accepted, also the `authorization` query parameter and the
+/// `mercureAuthorization` cookie; 1.0 never takes a token from the URL.
+pub fn token_of(req: &Request, trust: &Trust) -> Option<(String, Source)> {
     if let Some(value) = req.header("Authorization") {
         // RFC 9110 §11.1: the scheme is case-insensitive.
         if let Some((scheme, token)) = value.split_once(' ') {
@@ -486,16 +898,21 @@ pub fn token_of(req: &Request) -> Option<(String, Source)> {
             }
         }
     }
-    if let Some(token) = req.query("authorization").filter(|t| !t.is_empty()) {
-        return Some((token.to_owned(), Source::Query));
+    if trust.compat {
+        if let Some(token) = req.query("authorization").filter(|t| !t.is_empty()) {
+            return Some((token.to_owned(), Source::Query));
+        }
     }
-    req.headers()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
-        .filter_map(|(_, value)| std::str::from_utf8(value).ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, token)| (token.trim_matches('"').to_owned(), Source::Cookie))
+    let cookie = |wanted: &str| {
+        req.headers()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+            .filter_map(|(_, value)| std::str::from_utf8(value).ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == wanted)
+            .map(|(_, token)| (token.trim_matches('"').to_owned(), Source::Cookie))
+    };
+    cookie(&trust.cookie).or_else(|| cookie(COOKIE).filter(|_| trust.compat))
 }
 
 /// Why a token was refused, as `/metrics` counts it: one counter per
@@ -520,12 +937,16 @@ pub enum Reason {
     TokenTooLarge,
     /// A cookie-authorized publish from an origin not allowed.
     Csrf,
+    /// Not from the trusted issuer, or not for this hub (`iss`, `aud`).
+    WrongIssuerOrAudience,
+    /// Not a 1.0 access token, or one without `exp` or with bad details.
+    InvalidAccessToken,
 }
 
 impl Reason {
     /// Every reason, in the order `/metrics` shows them (each one's index
     /// is its place here).
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 11] = [
         Reason::NoToken,
         Reason::Malformed,
         Reason::BadSignature,
@@ -535,6 +956,8 @@ impl Reason {
         Reason::TopicNotCovered,
         Reason::TokenTooLarge,
         Reason::Csrf,
+        Reason::WrongIssuerOrAudience,
+        Reason::InvalidAccessToken,
     ];
 
     /// Its `reason` label in `/metrics`.
@@ -549,6 +972,8 @@ impl Reason {
             Reason::TopicNotCovered => "topic_not_covered",
             Reason::TokenTooLarge => "token_too_large",
             Reason::Csrf => "csrf",
+            Reason::WrongIssuerOrAudience => "wrong_issuer_or_audience",
+            Reason::InvalidAccessToken => "invalid_access_token",
         }
     }
 }
@@ -583,6 +1008,21 @@ pub enum Refusal {
     BadSelector(String),
     /// A cookie-authorized publish without an allowed `Origin`/`Referer`.
     Csrf,
+    /// A 1.0 access token, but the hub trusts no issuer (`--issuer`).
+    NoIssuer,
+    /// A 1.0 access token from another issuer than the trusted one.
+    WrongIssuer(Option<String>),
+    /// A 1.0 access token for another resource than this hub.
+    WrongAudience {
+        /// The resource identifier it should name.
+        expected: String,
+    },
+    /// A 1.0 access token without `exp`.
+    NoExpiry,
+    /// A token that is not a 1.0 access token, and 0.x is not accepted.
+    NotAccessToken,
+    /// Authorization details that do not parse or validate.
+    BadDetails(String),
 }
 
 impl Refusal {
@@ -591,7 +1031,6 @@ impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Refusal::TopicNotCovered(_) | Refusal::NotSubscribable(_) | Refusal::Csrf => 403,
-            Refusal::TooManySelectors { .. } | Refusal::BadSelector(_) => 400,
             _ => 401,
         }
     }
@@ -608,26 +1047,31 @@ impl Refusal {
             Refusal::TopicNotCovered(_) | Refusal::NotSubscribable(_) => Reason::TopicNotCovered,
             Refusal::TooManySelectors { .. } | Refusal::BadSelector(_) => Reason::TokenTooLarge,
             Refusal::Csrf => Reason::Csrf,
+            Refusal::NoIssuer | Refusal::WrongIssuer(_) | Refusal::WrongAudience { .. } => {
+                Reason::WrongIssuerOrAudience
+            }
+            Refusal::NoExpiry | Refusal::NotAccessToken | Refusal::BadDetails(_) => {
+                Reason::InvalidAccessToken
+            }
         }
     }
 
-    /// The answer: the status, the reason as the body and in
-    /// `WWW-Authenticate` (RFC 6750's `error_description`).
-    pub fn response(&self) -> Response {
+    /// The answer (RFC 6750 §3): the status, and a `Bearer` challenge
+    /// pointing at the hub's protected resource `metadata` (RFC 9728). No
+    /// token: the bare challenge; a bad one: `invalid_token`; a good one that
+    /// does not allow this: `insufficient_scope`. The reason is the body and
+    /// the challenge's `error_description`.
+    pub fn response(&self, metadata: &str) -> Response {
         let reason = self.to_string();
-        let error = match self.status() {
-            403 => "insufficient_scope",
-            400 => "invalid_token",
-            _ if *self == Refusal::NoToken => "invalid_request",
-            _ => "invalid_token",
-        };
         // Quotes and backslashes cannot appear in a quoted-string as they
         // are; the reason never needs them.
         let quoted = reason.replace(['"', '\\'], "'");
-        Response::text(self.status(), format!("{reason}\n")).header(
-            "WWW-Authenticate",
-            format!("Bearer error=\"{error}\", error_description=\"{quoted}\""),
-        )
+        let challenge = match self.status() {
+            _ if *self == Refusal::NoToken => format!("Bearer resource_metadata=\"{metadata}\""),
+            403 => format!("Bearer resource_metadata=\"{metadata}\", error=\"insufficient_scope\", error_description=\"{quoted}\""),
+            _ => format!("Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\", error_description=\"{quoted}\""),
+        };
+        Response::text(self.status(), format!("{reason}\n")).header("WWW-Authenticate", challenge)
     }
 }
 
@@ -635,7 +1079,7 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::NoToken => f.write_str(
-                "no token: send Authorization: Bearer, the authorization query parameter or the mercureAuthorization cookie",
+                "no token: send Authorization: Bearer or the access token cookie",
             ),
             Refusal::Malformed => f.write_str("the token is not a valid JWT with Mercure claims"),
             Refusal::BadSignature => f.write_str("the token's signature does not match the hub's key"),
@@ -650,10 +1094,10 @@ impl fmt::Display for Refusal {
             Refusal::Expired => f.write_str("the token has expired (exp)"),
             Refusal::NotYetValid => f.write_str("the token is not valid yet (nbf)"),
             Refusal::TopicNotCovered(topic) => {
-                write!(f, "the token's mercure.publish does not cover the topic {topic:?}")
+                write!(f, "the token grants no publish on the topic {topic:?} (mercure.publish, or a publish authorization detail)")
             }
             Refusal::NotSubscribable(url) => {
-                write!(f, "the token's mercure.subscribe does not cover {url:?}")
+                write!(f, "the token grants no subscribe on {url:?} (mercure.subscribe, or a subscribe authorization detail)")
             }
             Refusal::TooManySelectors { count, max } => write!(
                 f,
@@ -663,6 +1107,22 @@ impl fmt::Display for Refusal {
             Refusal::Csrf => f.write_str(
                 "a cookie-authorized publish needs an Origin or Referer among the allowed publish origins",
             ),
+            Refusal::NoIssuer => f.write_str(
+                "the token is an access token, but the hub trusts no issuer (--issuer)",
+            ),
+            Refusal::WrongIssuer(Some(iss)) => {
+                write!(f, "the token's issuer {iss:?} is not the one the hub trusts (--issuer)")
+            }
+            Refusal::WrongIssuer(None) => f.write_str("the token has no issuer (iss)"),
+            Refusal::WrongAudience { expected } => write!(
+                f,
+                "the token's aud does not name this hub ({expected}; --resource-identifier)"
+            ),
+            Refusal::NoExpiry => f.write_str("the access token has no exp"),
+            Refusal::NotAccessToken => f.write_str(
+                "the token is not an access token (typ at+jwt); tokens with a mercure claim need --mercure-compat 0.x",
+            ),
+            Refusal::BadDetails(why) => write!(f, "the token's authorization_details: {why}"),
         }
     }
 }
@@ -698,7 +1158,7 @@ mod tests {
 
     #[test]
     fn refusals_say_why_in_the_header_too() {
-        let r = Refusal::Expired.response();
+        let r = Refusal::Expired.response("/m");
         assert_eq!(r.status(), 401);
         assert_eq!(Refusal::TopicNotCovered("a".into()).status(), 403);
         assert_eq!(Refusal::Csrf.status(), 403);

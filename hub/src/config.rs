@@ -167,6 +167,48 @@ pub struct Config {
     #[arg(long, env = "SSELOOP_SUBSCRIPTIONS")]
     pub subscriptions: bool,
 
+    /// Also speak Mercure 0.x (draft-07) on /.well-known/mercure: `topic=`
+    /// subscriptions, tokens with a `mercure` claim (also from the
+    /// `authorization` query parameter and the `mercureAuthorization`
+    /// cookie), beside Mercure 1.0's.
+    #[arg(
+        long,
+        env = "SSELOOP_MERCURE_COMPAT",
+        value_name = "VERSION",
+        value_enum
+    )]
+    pub mercure_compat: Option<Compat>,
+
+    /// The trusted issuer: a Mercure 1.0 access token is accepted only when
+    /// its `iss` is exactly this, and is verified with the --jwt-key keys.
+    #[arg(long, env = "SSELOOP_ISSUER", value_name = "ISS", value_parser = non_empty)]
+    pub issuer: Option<String>,
+
+    /// The hub's OAuth resource identifier: the `aud` its access tokens
+    /// must carry, and the URL relative URL Patterns and topics resolve
+    /// against. Unset: the URL the request reached (http or https, its Host,
+    /// /.well-known/mercure).
+    #[arg(long, env = "SSELOOP_RESOURCE_IDENTIFIER", value_name = "URL",
+          value_parser = absolute_url)]
+    pub resource_identifier: Option<url::Url>,
+
+    /// The cookie a browser's access token travels in (a name without the
+    /// __Secure- prefix for plain-HTTP development: browsers keep those only
+    /// over HTTPS).
+    #[arg(long, env = "SSELOOP_COOKIE_NAME", value_name = "NAME",
+          default_value = "__Secure-mercure_access_token", value_parser = non_empty)]
+    pub cookie_name: String,
+
+    /// The longest a Mercure subscriber's stream lasts, in seconds, before
+    /// it must reconnect (and show its token again); 0: no limit.
+    #[arg(
+        long,
+        env = "SSELOOP_WRITE_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 600
+    )]
+    pub write_timeout: u64,
+
     /// Share one ordered log of updates, and their history, with every hub
     /// started with the same Redis (or Valkey) URL and prefix, e.g.
     /// redis://127.0.0.1:6379/0, rediss://… for TLS, or
@@ -212,6 +254,14 @@ pub struct Config {
     pub log_level: log::LevelFilter,
 }
 
+/// A Mercure protocol version the hub speaks beside 1.0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compat {
+    /// draft-07, as the reference hub 0.x speaks it.
+    #[value(name = "0.x")]
+    V0,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config::parse_from(["sseloop"])
@@ -219,6 +269,11 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Whether Mercure 0.x requests and tokens are accepted too.
+    pub fn compat_0x(&self) -> bool {
+        self.mercure_compat == Some(Compat::V0)
+    }
+
     /// The bounds on one selector.
     pub fn selector_limits(&self) -> crate::topics::Limits {
         crate::topics::Limits {
@@ -280,6 +335,12 @@ fn redis_url(value: &str) -> Result<String, String> {
             let why = e.split_once(": ").map_or(e.as_str(), |(_, why)| why);
             format!("{why} (redis://HOST:PORT/DB, rediss://… or redis+sentinel://HOST:PORT/MASTER)")
         })
+}
+
+fn absolute_url(value: &str) -> Result<url::Url, String> {
+    url::Url::parse(value).map_err(|e| {
+        format!("not an absolute URL ({e}): e.g. https://hub.example.com/.well-known/mercure")
+    })
 }
 
 fn non_empty(value: &str) -> Result<String, String> {

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 
 use sseloop::{Deferred, Response};
 
-use crate::topics::{Interning, Matching};
+use crate::topics::{Interning, Matching, Spec};
 use crate::update::Update;
 
 /// What one loop pass may spend matching updates: about the bytes of topic
@@ -72,8 +72,8 @@ pub(crate) struct Replaying {
 /// once they are all interned.
 pub(crate) struct Subscribing<Then, Request = Deferred> {
     /// Its selectors, and those its token allows private updates on.
-    pub selectors: Vec<String>,
-    pub allowed: Option<Vec<String>>,
+    pub selectors: Vec<Spec>,
+    pub allowed: Option<Vec<Spec>>,
     /// What is interned of each so far.
     pub interned: Interning,
     pub interned_allowed: Interning,

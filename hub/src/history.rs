@@ -20,8 +20,12 @@ pub const EARLIEST: &str = "earliest";
 pub struct History {
     capacity: usize,
     events: VecDeque<Stored>,
-    /// id → the sequence number of the latest event with that id.
+    /// id → the sequence number of the earliest event kept with that id
+    /// (draft-08: a reused id resolves to its earliest update).
     by_id: HashMap<String, u64>,
+    /// id → the later events with an id already in `by_id`, oldest first:
+    /// each takes its place when the one before is dropped.
+    reused: HashMap<String, VecDeque<u64>>,
     next_seq: u64,
 }
 
@@ -37,6 +41,7 @@ impl History {
             // full. Smaller, it would double itself once, mid-run (found as
             // a +18 % RSS step half-way through a soak).
             by_id: HashMap::with_capacity(capacity.saturating_mul(2)),
+            reused: HashMap::new(),
             next_seq: 0,
         }
     }
@@ -48,15 +53,44 @@ impl History {
         }
         if self.events.len() == self.capacity {
             if let Some(old) = self.events.pop_front() {
-                if self.by_id.get(&old.update.id) == Some(&old.seq) {
-                    self.by_id.remove(&old.update.id);
-                }
+                self.forget(&old);
             }
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_id.insert(update.id.clone(), seq);
+        match self.by_id.entry(update.id.clone()) {
+            std::collections::hash_map::Entry::Vacant(first) => {
+                first.insert(seq);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.reused
+                    .entry(update.id.clone())
+                    .or_default()
+                    .push_back(seq);
+            }
+        }
         self.events.push_back(Stored { seq, update });
+    }
+
+    /// Drops `old`, the oldest event, from the index: the next event with
+    /// its id, if one is kept, becomes the one its id resolves to.
+    fn forget(&mut self, old: &Stored) {
+        let id = &old.update.id;
+        if self.by_id.get(id) != Some(&old.seq) {
+            return;
+        }
+        let next = self.reused.get_mut(id).and_then(VecDeque::pop_front);
+        match next {
+            Some(seq) => {
+                self.by_id.insert(id.clone(), seq);
+                if self.reused.get(id).is_some_and(VecDeque::is_empty) {
+                    self.reused.remove(id);
+                }
+            }
+            None => {
+                self.by_id.remove(id);
+            }
+        }
     }
 
     /// Where what a subscriber missed after `last_id` starts: the sequence
@@ -98,6 +132,7 @@ impl History {
     pub fn clear(&mut self) {
         self.events.clear();
         self.by_id.clear();
+        self.reused.clear();
     }
 
     /// The id of the newest update kept, if any.
@@ -135,6 +170,21 @@ mod tests {
             Some(updates) => updates.map(|u| u.id.clone()).collect(),
             None => vec!["unknown".into()],
         }
+    }
+
+    #[test]
+    fn a_reused_id_resolves_to_its_earliest_update_while_kept() {
+        let mut h = History::new(4);
+        for id in ["x", "a", "x", "b"] {
+            h.push(update(id, Some("t")));
+        }
+        assert_eq!(ids(h.after("x")), ["a", "x", "b"], "the earliest x");
+        h.push(update("c", Some("t"))); // the first x is dropped
+        assert_eq!(ids(h.after("x")), ["b", "c"], "now the later x");
+        h.push(update("d", Some("t")));
+        h.push(update("e", Some("t"))); // both x are gone
+        assert_eq!(ids(h.after("x")), ["unknown"]);
+        assert!(h.reused.is_empty() && h.by_id.len() == 4);
     }
 
     #[test]

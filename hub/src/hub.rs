@@ -12,7 +12,7 @@ use std::rc::Rc;
 use sseloop::auth::bearer_matches;
 use sseloop::{Event, Frame, Reply, Request, Response, StreamError, Streams};
 
-use crate::auth::{Keys, Refusal};
+use crate::auth::{Keys, Refusal, Trust};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::cors::Cors;
@@ -24,7 +24,7 @@ use crate::inbox::{Incoming, Remote};
 use crate::metrics::HubCounters;
 use crate::subscribers::{Audience, Groups};
 use crate::subscription::Subscription;
-use crate::topics::{Interning, Reading, SelectorError, SelectorStore};
+use crate::topics::{Interning, SelectorError, SelectorStore, Spec};
 use crate::update::{event_of, Entry, Update};
 
 /// What the hub knows of one live stream.
@@ -118,6 +118,22 @@ impl Hub {
                 .encode()
                 .expect("retry-only frames are valid")
         });
+        let base = config.resource_identifier.clone().unwrap_or_else(|| {
+            url::Url::parse(crate::topics::DEFAULT_BASE).expect("the default base is a URL")
+        });
+        let keyed = config.jwt_key.is_some()
+            || config.publisher_jwt_key.is_some()
+            || config.subscriber_jwt_key.is_some();
+        if keyed && config.issuer.is_none() && !config.compat_0x() {
+            return Err("a JWT key verifies Mercure 1.0 access tokens of one trusted issuer: add --issuer ISS (the iss its tokens carry), or --mercure-compat 0.x for 0.x tokens".into());
+        }
+        let trust = Trust {
+            issuer: config.issuer.clone(),
+            resource: config.resource_identifier.as_ref().map(|u| u.to_string()),
+            compat: config.compat_0x(),
+            cookie: config.cookie_name.clone(),
+            base: base.clone(),
+        };
         Ok(Hub {
             keys: Keys::new(
                 config.jwt_alg,
@@ -130,10 +146,11 @@ impl Hub {
                     .as_deref()
                     .or(config.jwt_key.as_deref()),
                 config.token_limits(),
+                trust,
             )?,
             cors: Cors::new(config.cors_origin.clone()),
             history: History::new(config.history),
-            groups: Groups::new(SelectorStore::new(config.selector_limits())),
+            groups: Groups::new(SelectorStore::with_base(config.selector_limits(), base)),
             streams: HashMap::new(),
             config,
             next_id: first_id,
@@ -171,7 +188,10 @@ impl Hub {
                 log::info!("subscribers without a token are refused; --anonymous lets them receive public updates");
             }
         }
-        refusal.response()
+        refusal.response(&crate::metadata::url_for(
+            req,
+            self.keys.trust.resource.as_deref(),
+        ))
     }
 
     /// Opens a subscriber's stream: its head, then `first` (if any) and
@@ -386,8 +406,8 @@ impl Hub {
         &mut self,
         req: &Request,
         reply: &mut Reply<'_>,
-        selectors: Vec<String>,
-        allowed: Option<Vec<String>>,
+        selectors: Vec<Spec>,
+        allowed: Option<Vec<Spec>>,
         then: Then,
     ) {
         let mut subscribing = Subscribing {
@@ -440,14 +460,14 @@ impl Hub {
     ) -> Result<bool, SelectorError> {
         let store = &mut self.groups.store;
         let s = subscribing;
-        if !store.intern_some(&s.selectors, Reading::Selector, &mut s.interned, budget)? {
+        if !store.intern_some(&s.selectors, &mut s.interned, budget)? {
             return Ok(false);
         }
         let Some(allowed) = &s.allowed else {
             return Ok(true);
         };
         store
-            .intern_some(allowed, Reading::Selector, &mut s.interned_allowed, budget)
+            .intern_some(allowed, &mut s.interned_allowed, budget)
             .inspect_err(|_| store.abandon(std::mem::take(&mut s.interned)))
     }
 

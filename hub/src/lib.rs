@@ -9,6 +9,7 @@
 //!   stream, delivering and publishing an update, common answers);
 //! - [`routes`]: which request goes where, and the native routes;
 //! - [`mercure`]: the Mercure routes on `/.well-known/mercure`;
+//! - [`metadata`]: the hub's OAuth protected resource metadata (RFC 9728);
 //! - [`subscription`]: a Mercure subscription as the API shows it;
 //! - [`subscriptions`]: Mercure's subscriptions API and events;
 //! - [`paths`]: path segments, encoded and decoded;
@@ -37,6 +38,7 @@ pub mod hub;
 pub mod inbox;
 pub mod json;
 pub mod mercure;
+pub mod metadata;
 pub mod metrics;
 pub mod page;
 pub mod paths;

@@ -19,9 +19,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sseloop::{Reply, Request, Response};
 
 use crate::history::EARLIEST;
-use crate::hub::{allow, last_event_id, too_many_selectors, Answer, Hub, Routed, Then};
+use crate::hub::{allow, too_many_selectors, Answer, Hub, Routed, Then};
 use crate::subscribers::Audience;
 use crate::subscription::Subscription;
+use crate::topics::{Reading, Spec};
 use crate::update::Entry;
 
 pub use crate::subscription::PATH;
@@ -65,8 +66,93 @@ pub(crate) fn route(hub: &mut Hub, method: &str, req: &Request, reply: &mut Repl
     answer.give(reply);
 }
 
-/// `GET /.well-known/mercure?topic=…`: a Mercure subscriber's stream.
+/// Which protocol a subscribe speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Version {
+    /// Mercure 1.0 (draft-08): `match…` parameters.
+    V1,
+    /// Mercure 0.x (draft-07): `topic` parameters, with `--mercure-compat 0.x`.
+    V0,
+}
+
+/// The matchers a subscribe asks for, and in which protocol: 1.0's
+/// `match`, `match_exact` and `match_urlpattern`; 0.x's `topic` only with
+/// the compatibility flag.
+fn matchers_of(req: &Request, compat: bool) -> Result<(Version, Vec<Spec>), Response> {
+    let mut matchers = Vec::new();
+    for (name, value) in req.query_pairs() {
+        let reading = match name.as_str() {
+            "match" | "match_exact" => Reading::Exact,
+            "match_urlpattern" => Reading::UrlPattern,
+            // The whole `match` prefix is reserved (draft-08 §Subscription).
+            other
+                if other
+                    .get(..5)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("match")) =>
+            {
+                return Err(Response::text(
+                    400,
+                    format!("unknown topic matcher parameter {other:?}: the hub takes match, match_exact and match_urlpattern\n"),
+                ));
+            }
+            _ => continue,
+        };
+        if let Some(bad) = forbidden_char(value) {
+            return Err(Response::text(
+                400,
+                format!("a topic matcher holds the character U+{:04X}: control and format characters are refused\n", u32::from(bad)),
+            ));
+        }
+        matchers.push(Spec::new(reading, value.clone()));
+    }
+    if !matchers.is_empty() {
+        return Ok((Version::V1, matchers));
+    }
+    let topics: Vec<Spec> = req
+        .query_all("topic")
+        .map(|t| Spec::new(Reading::Selector, t))
+        .collect();
+    match (topics.is_empty(), compat) {
+        (false, true) => Ok((Version::V0, topics)),
+        (false, false) => Err(Response::text(
+            400,
+            "topic= is Mercure 0.x: subscribe with match= (or match_urlpattern=), or start the hub with --mercure-compat 0.x\n",
+        )),
+        (true, _) => Err(Response::text(400, "Missing \"match\" parameter.\n")),
+    }
+}
+
+/// The first character of `value` that draft-08 forbids in topics,
+/// matchers, ids and types: a C0 or C1 control, DEL, or a format
+/// character (Unicode category Cf).
+fn forbidden_char(value: &str) -> Option<char> {
+    value.chars().find(|&c| c.is_control() || is_format(c))
+}
+
+/// Whether `c` is a Unicode format character (general category Cf).
+fn is_format(c: char) -> bool {
+    matches!(u32::from(c),
+        0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x890..=0x891 | 0x8E2 | 0x180E
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+}
+
+/// `GET /.well-known/mercure?match=…` (or, with the compatibility flag,
+/// `?topic=…`): a Mercure subscriber's stream.
 fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
+    let (version, matchers) = match matchers_of(req, hub.config.compat_0x()) {
+        Ok(found) => found,
+        Err(refused) => {
+            let _ = reply.respond(refused);
+            return;
+        }
+    };
+    if matchers.len() > hub.config.max_selectors {
+        let answer = too_many_selectors(matchers.len(), hub.config.max_selectors);
+        let _ = reply.respond(answer);
+        return;
+    }
     let grant = match hub.keys.subscriber_grant(req, hub.config.anonymous) {
         Ok(grant) => grant,
         Err(refusal) => {
@@ -75,25 +161,46 @@ fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
             return;
         }
     };
-    let topics: Vec<String> = req.query_all("topic").map(str::to_owned).collect();
-    if topics.is_empty() {
-        let _ = reply.respond(Response::text(400, "Missing \"topic\" parameter.\n"));
-        return;
-    }
-    if topics.len() > hub.config.max_selectors {
-        let answer = too_many_selectors(topics.len(), hub.config.max_selectors);
-        let _ = reply.respond(answer);
-        return;
-    }
-    let claims = grant.as_ref().map(|g| &g.claims);
-    let allowed = claims.and_then(|c| c.mercure.subscribe.clone());
-    let exp = claims.and_then(|c| c.exp);
-    let payload = claims.and_then(|c| c.mercure.payload.clone());
-    let selectors = topics.clone();
+    let allowed = grant.as_ref().and_then(|g| g.subscribe_specs());
+    let exp = grant.as_ref().and_then(|g| g.exp);
+    let payloads: Vec<_> = matchers
+        .iter()
+        .map(|m| grant.as_ref().and_then(|g| g.payload_for(&m.text)))
+        .collect();
+    let selectors = matchers.clone();
     let then: Then = Box::new(move |hub, req, reply, audience| {
-        open_stream(hub, req, reply, audience, topics, exp, payload);
+        let opening = Opening {
+            version,
+            matchers,
+            exp,
+            payloads,
+        };
+        open_stream(hub, req, reply, audience, opening);
     });
     hub.subscribe_with(req, reply, selectors, allowed, then);
+}
+
+/// What a Mercure stream opens with, once its selectors are interned.
+struct Opening {
+    version: Version,
+    matchers: Vec<Spec>,
+    exp: Option<u64>,
+    /// The token's payload for each matcher.
+    payloads: Vec<Option<serde_json::Value>>,
+}
+
+/// The id a reconnecting subscriber sends: the `Last-Event-ID` header,
+/// which beats the query's `last_event_id` (0.x: `lastEventID`).
+fn last_event_id(req: &Request, version: Version) -> Option<&str> {
+    let query = match version {
+        Version::V1 => req.query("last_event_id"),
+        Version::V0 => req
+            .query("lastEventID")
+            .or_else(|| req.query("lastEventId")),
+    };
+    req.header("Last-Event-ID")
+        .or(query)
+        .filter(|id| !id.is_empty())
 }
 
 /// Opens a Mercure subscriber's stream once its selectors are interned in
@@ -103,11 +210,18 @@ fn open_stream(
     req: &Request,
     reply: &mut Reply<'_>,
     audience: Audience,
-    topics: Vec<String>,
-    exp: Option<u64>,
-    payload: Option<serde_json::Value>,
+    opening: Opening,
 ) {
-    let last_id = last_event_id(req);
+    let Opening {
+        version,
+        matchers,
+        exp,
+        payloads,
+    } = opening;
+    let asked = last_event_id(req, version);
+    // Where the replay starts: after the asked id while it is kept (a
+    // reused id: its earliest update), else nowhere.
+    let known = asked.filter(|id| *id != EARLIEST && hub.history.start_after(id).is_some());
     hub.cors.apply(req, reply);
     // The reference hub's headers: no cache anywhere, no proxy buffering
     // (the library's stream head already says `X-Accel-Buffering: no`).
@@ -117,10 +231,14 @@ fn open_stream(
     );
     let _ = reply.header("Pragma", "no-cache");
     let _ = reply.header("Expires", "0");
-    if last_id.is_some() {
-        // The id the stream is now at: the newest update kept.
-        let at = hub.history.last_id().unwrap_or(EARLIEST).to_owned();
-        let _ = reply.header("Last-Event-ID", &at);
+    if asked.is_some() {
+        // The id of the event before the first one sent: the one asked
+        // for, when it is kept; else `earliest` (draft-07 and draft-08).
+        let header = match version {
+            Version::V1 => "Mercure-Last-Event-ID",
+            Version::V0 => "Last-Event-ID",
+        };
+        let _ = reply.header(header, known.unwrap_or(EARLIEST));
     }
     // A comment at once, so `EventSource.onopen` fires before any update.
     let comment = hub.open_comment.clone();
@@ -128,21 +246,97 @@ fn open_stream(
         hub.groups.discard(audience);
         return;
     };
-    hub.attach(reply, &seid, audience, last_id);
-    if let Some(exp) = exp {
-        // The token was valid just now, so `exp` is still ahead.
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let left = Duration::from_secs(exp).saturating_sub(now);
+    // 0.x streams hear `reset` for an id the hub no longer keeps; 1.0's
+    // `Mercure-Last-Event-ID` says so instead.
+    let replay_from = match version {
+        Version::V1 => known.or(asked.filter(|id| *id == EARLIEST)),
+        Version::V0 => asked,
+    };
+    hub.attach(reply, &seid, audience, replay_from);
+    // The stream ends by the token's `exp` and by the hub's longest
+    // lifetime, whichever comes first: then the client shows its token again.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let until_exp = exp.map(|exp| Duration::from_secs(exp).saturating_sub(now));
+    let lifetime = Some(hub.config.write_timeout)
+        .filter(|&secs| secs > 0)
+        .map(Duration::from_secs);
+    if let Some(left) = until_exp.into_iter().chain(lifetime).min() {
         let _ = reply.end_after(left);
     }
-    let subscription = Subscription {
-        subscriber: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
-        topics,
-        payload,
+    let subscription = match version {
+        Version::V1 => Subscription {
+            subscriber: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            match_types: matchers
+                .iter()
+                .map(|m| m.reading.match_type().unwrap_or("exact").to_owned())
+                .collect(),
+            topics: matchers.into_iter().map(|m| m.text).collect(),
+            payload: None,
+            payloads,
+        },
+        Version::V0 => Subscription {
+            subscriber: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            match_types: Vec::new(),
+            topics: matchers.into_iter().map(|m| m.text).collect(),
+            payload: payloads.into_iter().next().flatten(),
+            payloads: Vec::new(),
+        },
     };
     crate::subscriptions::connected(hub, reply, &seid, subscription);
+}
+
+/// Why a publish's topic is refused whatever the token (draft-08
+/// §Publication): `*` is the wildcard, and the hub's own namespace (its
+/// URL's path and below, once resolved against it, dot-segments removed and
+/// unreserved characters decoded) is for the events it makes.
+fn reserved_topic(topic: &str, base: &url::Url) -> Option<String> {
+    if topic == "*" {
+        return Some("the topic \"*\" is reserved: it is the wildcard matcher".into());
+    }
+    let url = url::Url::options().base_url(Some(base)).parse(topic).ok()?;
+    let path = normalize_path(url.path());
+    let hub = PATH;
+    let inside = path == hub
+        || path
+            .strip_prefix(hub)
+            .is_some_and(|rest| rest.starts_with('/'));
+    inside.then(|| format!("the topic {topic:?} is in the hub's reserved namespace ({hub}/…)"))
+}
+
+/// `path` with its percent-encoded unreserved characters decoded and its
+/// dot-segments removed (RFC 3986 §6.2.2.2 and §5.2.4).
+fn normalize_path(path: &str) -> String {
+    let mut decoded = String::with_capacity(path.len());
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                let c = (h * 16 + l) as u8;
+                if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+                    decoded.push(c as char);
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        decoded.push(bytes[i] as char);
+        i += 1;
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for segment in decoded.split('/').skip(1) {
+        match segment {
+            "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
 }
 
 /// `POST /.well-known/mercure`: publish an update from a form.
@@ -154,7 +348,7 @@ fn publish(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) -> Routed {
     }
     if topics.len() > hub.config.max_publish_topics {
         return Err(Response::text(
-            400,
+            413,
             format!(
                 "{} topics; the hub takes at most {} per publish (--max-publish-topics)\n",
                 topics.len(),
@@ -162,6 +356,44 @@ fn publish(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) -> Routed {
             ),
         ));
     }
+    let bad = |what: &str| Response::text(400, format!("{what}\n"));
+    let base = hub.groups.store.base();
+    for topic in &topics {
+        if forbidden_char(topic).is_some() {
+            return Err(bad("a topic must not hold control or format characters"));
+        }
+        if let Some(why) = reserved_topic(topic, base) {
+            return Err(bad(&why));
+        }
+    }
+    let given = form.first("id").filter(|id| !id.is_empty());
+    if given.is_some_and(|id| forbidden_char(id).is_some()) {
+        return Err(bad("the id must not hold control or format characters"));
+    }
+    if given.is_some_and(|id| id.starts_with('#')) {
+        return Err(bad("an id must not start with #: those are the hub's own"));
+    }
+    if given == Some(EARLIEST) {
+        return Err(bad(
+            "the id \"earliest\" is reserved: it asks a hub for every update it keeps",
+        ));
+    }
+    let event = form.first("type").filter(|t| !t.is_empty());
+    if event.is_some_and(|t| forbidden_char(t).is_some()) {
+        return Err(bad("the type must not hold control or format characters"));
+    }
+    if event == Some("mercure") {
+        return Err(bad(
+            "the type \"mercure\" is reserved for the hub's subscription events",
+        ));
+    }
+    let retry = match form.first("retry") {
+        Some(retry) if !retry.is_empty() && retry.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(retry.parse().map_err(|_| bad("retry is too large"))?)
+        }
+        Some(_) => return Err(bad("retry must be a number of milliseconds (ASCII digits)")),
+        None => None,
+    };
     hub.cors.apply(req, reply);
     let wanted: Vec<&str> = topics.iter().map(String::as_str).collect();
     let publisher = if hub.keys.publisher.is_some() {
@@ -174,28 +406,6 @@ fn publish(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) -> Routed {
         }
     } else {
         hub.authorize_without_jwt(req)?
-    };
-    let bad = |what: &str| Response::text(400, format!("{what}\n"));
-    let given = form.first("id").filter(|id| !id.is_empty());
-    if given.is_some_and(|id| id.contains(['\r', '\n', '\0'])) {
-        return Err(bad("id must not contain CR, LF or NUL"));
-    }
-    if given == Some(EARLIEST) {
-        return Err(bad(
-            "the id \"earliest\" is reserved: it asks a hub for every update it keeps",
-        ));
-    }
-    let event = form.first("type").filter(|t| !t.is_empty());
-    if event.is_some_and(|t| t.contains(['\r', '\n'])) {
-        return Err(bad("type must not contain CR or LF"));
-    }
-    let retry = match form.first("retry") {
-        Some(retry) => Some(
-            retry
-                .parse()
-                .map_err(|_| bad("retry must be a number of milliseconds"))?,
-        ),
-        None => None,
     };
     let entry = Entry {
         // Mercure updates always carry an id: the publisher's, or a new one.

@@ -206,6 +206,19 @@ impl Handler for Hub {
             (_, path) if path == crate::mercure::PATH || path.starts_with(crate::mercure::PATH) => {
                 return crate::mercure::route(self, method, req, reply);
             }
+            ("GET", crate::metadata::PATH) => {
+                let features = crate::metadata::Features {
+                    resource: self.keys.trust.resource.as_deref(),
+                    cookie: &self.keys.trust.cookie,
+                    subscriptions: self.config.subscriptions,
+                };
+                let mut answer = crate::metadata::document(req, &features);
+                for (name, value) in self.cors.headers(req) {
+                    answer = answer.header(name, value);
+                }
+                now(answer)
+            }
+            (_, crate::metadata::PATH) => Err(allow("GET, HEAD")),
             ("GET", "/health") => now(Response::text(200, "ok\n")),
             ("GET", "/ready") => now(self.ready()),
             ("GET", "/metrics") => now(self.metrics(reply)),

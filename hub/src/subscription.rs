@@ -14,10 +14,51 @@ pub const PATH: &str = "/.well-known/mercure";
 pub struct Subscription {
     /// The subscriber's id (`urn:uuid:…`).
     pub subscriber: String,
-    /// The topic selectors it subscribed with.
+    /// The topic selectors (0.x) or matchers (1.0) it subscribed with.
     pub topics: Vec<String>,
-    /// Its token's `mercure.payload`.
+    /// Mercure 1.0: each matcher's type (`exact`, `urlpattern`); empty for
+    /// a 0.x subscriber.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_types: Vec<String>,
+    /// Its 0.x token's `mercure.payload`.
     pub payload: Option<serde_json::Value>,
+    /// Mercure 1.0: the payload its token gives each matcher.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payloads: Vec<Option<serde_json::Value>>,
+}
+
+impl Subscription {
+    /// Whether it was made with Mercure 1.0's matchers.
+    pub fn is_v1(&self) -> bool {
+        !self.match_types.is_empty()
+    }
+}
+
+/// The JSON of one Mercure 1.0 subscription (draft-08 §Subscription
+/// Events), as the subscriptions API and the subscription events show it.
+#[derive(Serialize)]
+pub(crate) struct MatchJson<'a> {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub match_type: &'a str,
+    #[serde(rename = "match")]
+    pub matcher: &'a str,
+    pub subscriber: &'a str,
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<&'a serde_json::Value>,
+}
+
+/// The topic (and API path) of a 1.0 subscription: the hub's path, then
+/// `/subscriptions/{match_type}/{match}/{subscriber}`, each variable
+/// percent-encoded once as a whole.
+pub(crate) fn match_path(match_type: &str, matcher: &str, subscriber: &str) -> String {
+    format!(
+        "{PATH}/subscriptions/{match_type}/{}/{}",
+        encode_segment(matcher),
+        encode_segment(subscriber)
+    )
 }
 
 /// The JSON-LD of one subscription, as the subscriptions API and the

@@ -10,7 +10,9 @@ use sseloop::{Reply, Request, Response, Streams};
 use crate::auth::Refusal;
 use crate::hub::{Answer, Hub};
 use crate::page::Page;
-use crate::subscription::{subscription_filter, subscription_path, Subscription, SubscriptionJson};
+use crate::subscription::{
+    match_path, subscription_filter, subscription_path, MatchJson, Subscription, SubscriptionJson,
+};
 use crate::update::{Entry, Update};
 
 /// The JSON-LD context of every document here.
@@ -45,8 +47,24 @@ pub(crate) fn announce(hub: &mut Hub, streams: &mut Streams<'_>, sub: &Subscript
     }
 }
 
-/// The subscription events of `sub`: one private update per topic.
+/// The subscription events of `sub`: one private update per topic (0.x)
+/// or matcher (1.0, of the reserved type `mercure`).
 fn events(sub: &Subscription, active: bool) -> Vec<Entry> {
+    if sub.is_v1() {
+        return (0..sub.topics.len())
+            .map(|i| {
+                let (path, json) = match_json(sub, i, active);
+                Entry {
+                    id: Some(format!("urn:uuid:{}", uuid::Uuid::new_v4())),
+                    topics: vec![path],
+                    private: true,
+                    event: Some("mercure".to_owned()),
+                    data: json.to_string(),
+                    ..Entry::default()
+                }
+            })
+            .collect();
+    }
     sub.topics
         .iter()
         .map(|topic| Entry {
@@ -63,6 +81,23 @@ fn events(sub: &Subscription, active: bool) -> Vec<Entry> {
 fn update_of(entry: Entry) -> Option<Update> {
     let id = entry.id.clone()?;
     Update::new(id, entry).ok()
+}
+
+/// The path and JSON document of `sub`'s `i`th 1.0 subscription.
+fn match_json(sub: &Subscription, i: usize, active: bool) -> (String, serde_json::Value) {
+    let match_type = sub.match_types.get(i).map_or("exact", String::as_str);
+    let matcher = &sub.topics[i];
+    let path = match_path(match_type, matcher, &sub.subscriber);
+    let doc = MatchJson {
+        id: path.clone(),
+        kind: "subscription",
+        match_type,
+        matcher,
+        subscriber: &sub.subscriber,
+        active,
+        payload: sub.payloads.get(i).and_then(Option::as_ref),
+    };
+    (path, serde_json::to_value(doc).unwrap_or_default())
 }
 
 fn json_of(sub: &Subscription, topic: &str, active: bool, context: bool) -> String {
@@ -109,13 +144,23 @@ pub(crate) fn answer(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>, rest: 
         }
         Err(refusal) => return Answer::Now(hub.refuse(req, &refusal)),
     }
-    let Some(filter) = subscription_filter(rest) else {
+    let v1 = grant.is_access_token();
+    let filter = if v1 {
+        match_filter(rest)
+    } else {
+        subscription_filter(rest).map(|(topic, subscriber)| Filter {
+            match_type: None,
+            matcher: topic,
+            subscriber,
+        })
+    };
+    let Some(filter) = filter else {
         return Answer::Now(Response::text(404, "not found\n"));
     };
     // A list is paged by subscriber (a page holds up to `limit`
     // subscribers' subscriptions); one subscription is looked for on every
     // page.
-    let page = match filter.1 {
+    let page = match filter.subscriber {
         Some(_) => None,
         None => match Page::of(req) {
             Ok(page) => Some(page),
@@ -142,6 +187,7 @@ pub(crate) fn answer(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>, rest: 
                 path: &path,
                 filter: &filter,
                 last_event_id: &last_event_id,
+                v1,
             };
             listing.document(&subs, wanted.as_ref().zip(next.as_deref()))
         };
@@ -152,6 +198,7 @@ pub(crate) fn answer(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>, rest: 
         path: &path,
         filter: &filter,
         last_event_id: &last_event_id,
+        v1,
     };
     let held = hub
         .streams
@@ -169,12 +216,49 @@ pub(crate) fn answer(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>, rest: 
     Answer::Now(listing.document(&subs, page.as_ref().zip(next.as_deref())))
 }
 
+/// Which subscriptions a request to the API asked for.
+struct Filter {
+    /// 1.0: the matcher type in the URL.
+    match_type: Option<String>,
+    /// The topic (0.x) or matcher (1.0) in the URL.
+    matcher: Option<String>,
+    /// The subscriber in the URL.
+    subscriber: Option<String>,
+}
+
+/// The 1.0 path segments after `/subscriptions` (`""`,
+/// `/{match_type}/{match}` or `/{match_type}/{match}/{subscriber}`),
+/// decoded; `None` for any other shape or an unknown matcher type.
+fn match_filter(rest: &str) -> Option<Filter> {
+    let parts: Vec<&str> = rest.split('/').skip(1).collect();
+    let known = |t: &str| crate::topics::Reading::of_match_type(t).is_some();
+    match parts.as_slice() {
+        [] => Some(Filter {
+            match_type: None,
+            matcher: None,
+            subscriber: None,
+        }),
+        [t, m] if known(t) => Some(Filter {
+            match_type: Some((*t).to_owned()),
+            matcher: Some(crate::paths::decode_segment(m)?),
+            subscriber: None,
+        }),
+        [t, m, s] if known(t) => Some(Filter {
+            match_type: Some((*t).to_owned()),
+            matcher: Some(crate::paths::decode_segment(m)?),
+            subscriber: Some(crate::paths::decode_segment(s)?),
+        }),
+        _ => None,
+    }
+}
+
 /// What a subscriptions request asked for.
 struct Listing<'a> {
     path: &'a str,
-    /// The topic and subscriber in the URL, if any.
-    filter: &'a (Option<String>, Option<String>),
+    filter: &'a Filter,
     last_event_id: &'a str,
+    /// Whether to answer in Mercure 1.0's shape (else 0.x's JSON-LD).
+    v1: bool,
 }
 
 impl Listing<'_> {
@@ -182,9 +266,13 @@ impl Listing<'_> {
     /// (with a subscriber in the filter), or the list, with a `Link` to
     /// the page after it when `next` names one.
     fn document(&self, subs: &[Subscription], next: Option<(&Page, &str)>) -> Response {
-        let (topic, subscriber) = self.filter;
+        if self.v1 {
+            return self.document_v1(subs, next);
+        }
+        let (topic, subscriber) = (&self.filter.matcher, &self.filter.subscriber);
         let mut found: Vec<(&Subscription, &str)> = subs
             .iter()
+            .filter(|sub| !sub.is_v1())
             .flat_map(|sub| sub.topics.iter().map(move |t| (sub, t.as_str())))
             .filter(|(sub, t)| {
                 topic.as_deref().is_none_or(|want| want == *t)
@@ -216,6 +304,57 @@ impl Listing<'_> {
         let answer = Response::new(200)
             .header("Content-Type", "application/ld+json")
             .body(body);
+        match next {
+            Some((page, cursor)) => answer.header("Link", page.link(self.path, cursor)),
+            None => answer,
+        }
+    }
+
+    /// The document in Mercure 1.0's shape (draft-08 §Subscription API):
+    /// JSON, the reconciliation cursor on the `rel="mercure"` link.
+    fn document_v1(&self, subs: &[Subscription], next: Option<(&Page, &str)>) -> Response {
+        let f = self.filter;
+        let mut found: Vec<(&Subscription, usize)> = subs
+            .iter()
+            .filter(|sub| sub.is_v1())
+            .flat_map(|sub| (0..sub.topics.len()).map(move |i| (sub, i)))
+            .filter(|(sub, i)| {
+                f.match_type
+                    .as_deref()
+                    .is_none_or(|t| sub.match_types.get(*i).is_some_and(|m| m == t))
+                    && f.matcher.as_deref().is_none_or(|m| sub.topics[*i] == m)
+                    && f.subscriber.as_deref().is_none_or(|s| s == sub.subscriber)
+            })
+            .collect();
+        found.sort_by(|a, b| (&a.0.subscriber, a.1).cmp(&(&b.0.subscriber, b.1)));
+        let body = if f.subscriber.is_some() {
+            let Some((sub, i)) = found.first() else {
+                return Response::text(404, "no such subscription\n");
+            };
+            match_json(sub, *i, true).1
+        } else {
+            let list: Vec<serde_json::Value> = found
+                .iter()
+                .map(|(sub, i)| match_json(sub, *i, true).1)
+                .collect();
+            serde_json::json!({
+                "id": self.path,
+                "type": "subscriptions",
+                "subscriptions": list,
+            })
+        };
+        let cursor = self.last_event_id.replace(['"', '\\'], "");
+        let answer = Response::new(200)
+            .header("Content-Type", "application/json")
+            .header(
+                "Link",
+                format!(
+                    "<{}>; rel=\"mercure\"; last-event-id=\"{cursor}\"; type=\"mercure\"; content-type=\"application/json\"",
+                    crate::subscription::PATH
+                ),
+            )
+            .header("Cache-Control", "must-revalidate")
+            .body(body.to_string());
         match next {
             Some((page, cursor)) => answer.header("Link", page.link(self.path, cursor)),
             None => answer,

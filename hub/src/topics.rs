@@ -28,6 +28,7 @@ use std::fmt;
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::{nfa::thompson, Anchored, Input};
 use slab::Slab;
+use url::Url;
 
 /// The bounds on one selector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +83,13 @@ pub enum SelectorError {
         /// The limit.
         max: usize,
     },
+    /// A `urlpattern` matcher that is not a URL Pattern.
+    NotUrlPattern {
+        /// The matcher as given.
+        pattern: String,
+        /// What the URL Pattern parser said.
+        why: String,
+    },
 }
 
 impl SelectorError {
@@ -112,8 +120,11 @@ impl fmt::Display for SelectorError {
             ),
             SelectorError::Full { max } => write!(
                 f,
-                "the hub holds {max} distinct URI templates, its limit (--max-templates); retry later"
+                "the hub holds {max} distinct URI templates and URL patterns, its limit (--max-templates); retry later"
             ),
+            SelectorError::NotUrlPattern { pattern, why } => {
+                write!(f, "{pattern:?} is not a URL Pattern: {why}")
+            }
         }
     }
 }
@@ -145,6 +156,69 @@ enum Kind {
     /// A template with a syntax error: it selects nothing (and is not taken
     /// for an exact topic, which its braces show it was not meant to be).
     Invalid,
+    /// A WHATWG URL Pattern (Mercure 1.0's `urlpattern` matcher type).
+    UrlPattern(Box<UrlPat>),
+}
+
+/// A compiled URL Pattern and the base its relative topics resolve against.
+struct UrlPat {
+    pattern: urlpattern::UrlPattern<Bounded>,
+    base: Url,
+}
+
+impl fmt::Debug for UrlPat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "UrlPat({}{})",
+            self.pattern.hostname(),
+            self.pattern.pathname()
+        )
+    }
+}
+
+/// What building one regular expression of a URL Pattern (one per URL
+/// component) may take: the `regex` crate's program and lazy DFA limits, so
+/// a crafted pattern is refused rather than compiled large. The engine
+/// matches in linear time, so no pattern backtracks (draft-08 §URL Pattern).
+const URLPATTERN_REGEX_BYTES: usize = 64 * 1024;
+
+/// What one URL Pattern is charged against a subscribe's compile budget,
+/// beyond its length: eight small regular expressions.
+const URLPATTERN_COST: usize = 2 * 1024;
+
+/// The `regex` crate as URL Pattern's engine, with size limits.
+#[derive(Debug)]
+struct Bounded(regex::Regex);
+
+impl urlpattern::regexp::RegExp for Bounded {
+    fn syntax() -> urlpattern::RegexSyntax {
+        urlpattern::RegexSyntax::Rust
+    }
+
+    fn parse(pattern: &str, _flags: &str, _force_eval: bool) -> Result<Self, ()> {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(URLPATTERN_REGEX_BYTES)
+            .dfa_size_limit(URLPATTERN_REGEX_BYTES)
+            .build()
+            .map(Bounded)
+            .map_err(|_| ())
+    }
+
+    fn matches<'a>(&self, text: &'a str) -> Option<Vec<Option<&'a str>>> {
+        let captures = self.0.captures(text)?;
+        Some(
+            captures
+                .iter()
+                .skip(1)
+                .map(|c| c.map(|m| m.as_str()))
+                .collect(),
+        )
+    }
+
+    fn pattern_string(&self) -> &str {
+        self.0.as_str()
+    }
 }
 
 impl Matcher {
@@ -192,6 +266,63 @@ impl Matcher {
         Ok(Matcher { kind })
     }
 
+    /// A Mercure 1.0 `urlpattern` matcher: `*`, or a URL Pattern, relative
+    /// ones resolved against `base` (the hub's URL). Case-sensitive (the
+    /// draft forbids `ignoreCase`), host names aside, as URLs have them.
+    ///
+    /// # Errors
+    /// When it passes `limits`, or is not a URL Pattern.
+    pub fn url_pattern(text: &str, base: &Url, limits: Limits) -> Result<Matcher, SelectorError> {
+        if text.len() > limits.max_selector_bytes {
+            return Err(SelectorError::TooLong {
+                len: text.len(),
+                max: limits.max_selector_bytes,
+            });
+        }
+        if text == "*" {
+            return Ok(Matcher { kind: Kind::Any });
+        }
+        let bad = |e: urlpattern::Error| SelectorError::NotUrlPattern {
+            pattern: text.to_owned(),
+            why: e.to_string(),
+        };
+        let init = urlpattern::UrlPatternInit::parse_constructor_string::<Bounded>(
+            text,
+            Some(base.clone()),
+        )
+        .map_err(bad)?;
+        let pattern =
+            urlpattern::UrlPattern::<Bounded>::parse(init, Default::default()).map_err(bad)?;
+        Ok(Matcher {
+            kind: Kind::UrlPattern(Box::new(UrlPat {
+                pattern,
+                base: base.clone(),
+            })),
+        })
+    }
+
+    /// A Mercure 1.0 `exact` matcher: `*`, else the text byte for byte.
+    pub fn exact(text: &str) -> Matcher {
+        if text == "*" {
+            return Matcher { kind: Kind::Any };
+        }
+        Matcher::literal(text)
+    }
+
+    /// The matcher `spec` describes (relative URL Patterns resolved
+    /// against `base`).
+    ///
+    /// # Errors
+    /// As [`selector`](Self::selector) and [`url_pattern`](Self::url_pattern).
+    pub fn of(spec: &Spec, base: &Url, limits: Limits) -> Result<Matcher, SelectorError> {
+        match spec.reading {
+            Reading::Selector => Matcher::selector(&spec.text, limits),
+            Reading::Literal => Ok(Matcher::literal(&spec.text)),
+            Reading::Exact => Ok(Matcher::exact(&spec.text)),
+            Reading::UrlPattern => Matcher::url_pattern(&spec.text, base, limits),
+        }
+    }
+
     /// A native topic: matches itself only, braces and `*` included.
     pub fn literal(text: &str) -> Matcher {
         Matcher {
@@ -204,6 +335,10 @@ impl Matcher {
     pub fn compiled_bytes(&self) -> usize {
         match &self.kind {
             Kind::Template(t) => t.dfa.memory_usage(),
+            // The regex crate does not tell its size: charged by estimate.
+            Kind::UrlPattern(u) => {
+                URLPATTERN_COST + 16 * (u.pattern.pathname().len() + u.pattern.hostname().len())
+            }
             _ => 0,
         }
     }
@@ -221,6 +356,16 @@ impl Matcher {
                     .is_ok_and(|found| found.is_some())
             }),
             Kind::Invalid => false,
+            // A topic that is no URL reference against the base matches no
+            // URL Pattern (draft-08 §URL Pattern).
+            Kind::UrlPattern(u) => Url::options()
+                .base_url(Some(&u.base))
+                .parse(topic)
+                .is_ok_and(|url| {
+                    u.pattern
+                        .test(urlpattern::UrlPatternMatchInput::Url(url))
+                        .unwrap_or(false)
+                }),
         }
     }
 }
@@ -332,12 +477,57 @@ pub fn any_matches(matchers: &[Matcher], topic: &str) -> bool {
 pub type SelectorId = usize;
 
 /// How a selector's text is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reading {
-    /// A Mercure selector: `*`, an exact topic or a URI template.
+    /// A Mercure 0.x selector: `*`, an exact topic or a URI template.
     Selector,
     /// A native topic: the text itself, whatever it holds.
     Literal,
+    /// A Mercure 1.0 `exact` matcher: `*`, else the text byte for byte.
+    Exact,
+    /// A Mercure 1.0 `urlpattern` matcher: `*`, else a URL Pattern.
+    UrlPattern,
+}
+
+impl Reading {
+    /// Its Mercure 1.0 matcher type name (`match_type`), for the two that
+    /// have one.
+    pub fn match_type(self) -> Option<&'static str> {
+        match self {
+            Reading::Exact => Some("exact"),
+            Reading::UrlPattern => Some("urlpattern"),
+            _ => None,
+        }
+    }
+
+    /// The Mercure 1.0 matcher type named `name` (case-sensitive).
+    pub fn of_match_type(name: &str) -> Option<Reading> {
+        match name {
+            "exact" => Some(Reading::Exact),
+            "urlpattern" => Some(Reading::UrlPattern),
+            _ => None,
+        }
+    }
+}
+
+/// A selector as a request or a token gives it: its text, and how to read
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Spec {
+    /// How to read it.
+    pub reading: Reading,
+    /// Its text.
+    pub text: String,
+}
+
+impl Spec {
+    /// `text` read as `reading`.
+    pub fn new(reading: Reading, text: impl Into<String>) -> Spec {
+        Spec {
+            reading,
+            text: text.into(),
+        }
+    }
 }
 
 struct Slot {
@@ -392,6 +582,14 @@ pub struct SelectorStore {
     exact: HashMap<Box<str>, SelectorId>,
     /// `*` and URI templates (valid or not) by their text.
     patterns: HashMap<Box<str>, SelectorId>,
+    /// URL Patterns by their text.
+    url_patterns: HashMap<Box<str>, SelectorId>,
+    /// The live URL Patterns: a topic is canonicalized as a URL before they
+    /// match it, so no prefix of its text indexes them; each publish tries
+    /// them all (a slice at a time, as templates).
+    unindexed: Vec<SelectorId>,
+    /// What relative URL Patterns and topics resolve against: the hub's URL.
+    base: Url,
     /// The selector `*`, while someone holds it.
     any: Option<SelectorId>,
     /// Valid templates by their literal prefix.
@@ -422,14 +620,36 @@ impl Default for SelectorStore {
     }
 }
 
+/// The hub URL relative URL Patterns resolve against when none is given.
+pub const DEFAULT_BASE: &str = "http://localhost/.well-known/mercure";
+
+/// Which index of the store a selector lives in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Index {
+    Exact,
+    Patterns,
+    UrlPatterns,
+}
+
 impl SelectorStore {
-    /// An empty store whose selectors keep to `limits`.
+    /// An empty store whose selectors keep to `limits` (relative URL
+    /// Patterns resolved against [`DEFAULT_BASE`]).
     pub fn new(limits: Limits) -> Self {
+        let base = Url::parse(DEFAULT_BASE).expect("the default base is a URL");
+        SelectorStore::with_base(limits, base)
+    }
+
+    /// An empty store whose selectors keep to `limits`, and whose relative
+    /// URL Patterns resolve against `base`.
+    pub fn with_base(limits: Limits, base: Url) -> Self {
         SelectorStore {
             limits,
             slots: Slab::new(),
             exact: HashMap::new(),
             patterns: HashMap::new(),
+            url_patterns: HashMap::new(),
+            unindexed: Vec::new(),
+            base,
             any: None,
             by_prefix: HashMap::new(),
             prefix_lengths: BTreeMap::new(),
@@ -446,13 +666,23 @@ impl SelectorStore {
     /// # Errors
     /// When the selector passes the store's limits (nothing is kept).
     pub fn intern(&mut self, text: &str, reading: Reading) -> Result<SelectorId, SelectorError> {
-        let exact = reading == Reading::Literal || (text != "*" && !is_template(text));
-        let map = if exact { &self.exact } else { &self.patterns };
-        if let Some(&id) = map.get(text) {
+        // `*` is every topic's wildcard in each Mercure reading, and an
+        // exact matcher is a native topic: one slot serves them alike.
+        let reading = match reading {
+            Reading::Exact | Reading::UrlPattern if text == "*" => Reading::Selector,
+            Reading::Exact => Reading::Literal,
+            other => other,
+        };
+        let index = match reading {
+            Reading::Selector if text == "*" || is_template(text) => Index::Patterns,
+            Reading::UrlPattern => Index::UrlPatterns,
+            _ => Index::Exact,
+        };
+        if let Some(&id) = self.index(index).get(text) {
             self.slots[id].refs += 1;
             return Ok(id);
         }
-        if reading == Reading::Selector && !exact && self.templates >= self.limits.max_templates {
+        if index != Index::Exact && self.templates >= self.limits.max_templates {
             return Err(SelectorError::Full {
                 max: self.limits.max_templates,
             });
@@ -464,8 +694,9 @@ impl SelectorStore {
                     max: self.limits.max_selector_bytes,
                 })
             }
-            Reading::Literal => Matcher::literal(text),
+            Reading::Literal | Reading::Exact => Matcher::literal(text),
             Reading::Selector => Matcher::selector(text, self.limits)?,
+            Reading::UrlPattern => Matcher::url_pattern(text, &self.base, self.limits)?,
         };
         self.generation += 1;
         let id = self.slots.insert(Slot {
@@ -502,8 +733,28 @@ impl SelectorStore {
             Kind::Invalid => {
                 self.patterns.insert(text.into(), id);
             }
+            Kind::UrlPattern(_) => {
+                self.url_patterns.insert(text.into(), id);
+                self.unindexed.push(id);
+                if self.in_flight > 0 {
+                    self.recent.push(id);
+                }
+            }
         }
         Ok(id)
+    }
+
+    fn index(&self, index: Index) -> &HashMap<Box<str>, SelectorId> {
+        match index {
+            Index::Exact => &self.exact,
+            Index::Patterns => &self.patterns,
+            Index::UrlPatterns => &self.url_patterns,
+        }
+    }
+
+    /// The URL relative URL Patterns resolve against.
+    pub fn base(&self) -> &Url {
+        &self.base
     }
 
     /// References to every selector of `list` read as `reading`, sorted,
@@ -520,13 +771,13 @@ impl SelectorStore {
         list: impl IntoIterator<Item = &'a str>,
         reading: Reading,
     ) -> Result<Vec<SelectorId>, SelectorError> {
-        let list: Vec<&str> = list.into_iter().collect();
+        let list: Vec<Spec> = list.into_iter().map(|t| Spec::new(reading, t)).collect();
         let (mut interning, mut unbounded) = (Interning::default(), usize::MAX);
-        self.intern_some(&list, reading, &mut interning, &mut unbounded)?;
+        self.intern_some(&list, &mut interning, &mut unbounded)?;
         Ok(self.interned(interning))
     }
 
-    /// Goes on interning `list` (read as `reading`) where `interning` left
+    /// Goes on interning `list` (each read as it says) where `interning` left
     /// off, until `budget` (about the bytes compiled) is spent; answers
     /// whether all of it is interned. A request whose selectors take long
     /// to compile is so interned over several loop passes. On an error,
@@ -534,18 +785,17 @@ impl SelectorStore {
     ///
     /// # Errors
     /// As [`intern_all`](Self::intern_all).
-    pub fn intern_some<S: AsRef<str>>(
+    pub fn intern_some(
         &mut self,
-        list: &[S],
-        reading: Reading,
+        list: &[Spec],
         interning: &mut Interning,
         budget: &mut usize,
     ) -> Result<bool, SelectorError> {
-        while let Some(text) = list.get(interning.ids.len()) {
+        while let Some(spec) = list.get(interning.ids.len()) {
             if *budget == 0 {
                 return Ok(false);
             }
-            let interned = self.intern(text.as_ref(), reading).and_then(|id| {
+            let interned = self.intern(&spec.text, spec.reading).and_then(|id| {
                 interning.ids.push(id);
                 let slot = &self.slots[id];
                 let compiled = if slot.refs == 1 {
@@ -635,6 +885,10 @@ impl SelectorStore {
             Kind::Invalid => {
                 self.patterns.remove(&slot.text);
             }
+            Kind::UrlPattern(_) => {
+                self.url_patterns.remove(&slot.text);
+                self.unindexed.retain(|&other| other != id);
+            }
         }
     }
 
@@ -699,6 +953,7 @@ impl SelectorStore {
                 })
             })
             .map(|&(id, _)| id)
+            .chain(self.unindexed.iter().copied())
             .collect();
         Matching {
             candidates,
@@ -846,6 +1101,65 @@ fn expression_regex(expression: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_patterns_match_as_the_standard_says_relative_ones_against_the_base() {
+        let mut store = SelectorStore::default();
+        let books = store
+            .intern("https://example.com/books/:id", Reading::UrlPattern)
+            .unwrap();
+        let relative = store.intern("/books/:id", Reading::UrlPattern).unwrap();
+        let found = |store: &mut SelectorStore, topic: &str| store.matching(&[topic.to_owned()]);
+        assert_eq!(found(&mut store, "https://example.com/books/1"), [books]);
+        assert_eq!(
+            found(&mut store, "https://EXAMPLE.com/books/1"),
+            [books],
+            "hosts in any case"
+        );
+        assert!(
+            found(&mut store, "https://example.com/Books/1").is_empty(),
+            "paths in one"
+        );
+        assert!(found(&mut store, "https://example.com/books/1/x").is_empty());
+        assert_eq!(
+            found(&mut store, "/books/7"),
+            [relative],
+            "relative to the hub's URL"
+        );
+        assert_eq!(found(&mut store, "http://localhost/books/7"), [relative]);
+        assert!(
+            found(&mut store, "http://[::1").is_empty(),
+            "no URL: no match"
+        );
+        // `*` is every topic's wildcard in 1.0's readings; an exact matcher
+        // is the text byte for byte.
+        let any = store.intern("*", Reading::UrlPattern).unwrap();
+        assert_eq!(store.intern("*", Reading::Exact).unwrap(), any);
+        let exact = store.intern("/books/:id", Reading::Exact).unwrap();
+        assert_ne!(exact, relative);
+        assert_eq!(found(&mut store, "/books/:id"), [relative, any, exact]);
+        for id in [books, relative, any, any, exact] {
+            store.release(id);
+        }
+        assert!(store.is_empty() && store.unindexed.is_empty() && store.url_patterns.is_empty());
+    }
+
+    #[test]
+    fn a_bad_or_costly_url_pattern_is_refused_with_why() {
+        let mut store = SelectorStore::default();
+        for bad in [
+            "https://example.com/(",
+            "https://example.com/:id(\\d{1000}){1000}",
+        ] {
+            let e = store.intern(bad, Reading::UrlPattern).unwrap_err();
+            assert!(
+                matches!(e, SelectorError::NotUrlPattern { .. }),
+                "{bad}: {e}"
+            );
+            assert_eq!(e.status(), 400);
+        }
+        assert!(store.is_empty());
+    }
 
     fn check(selector: &str, topic: &str) -> bool {
         let mut store = SelectorStore::default();

@@ -127,7 +127,7 @@ fn selectors_are_freed_with_the_last_subscriber_that_holds_them() {
     // curl can make the hub keep.
     const CONNS: usize = 1024;
     const PER: usize = 8;
-    let hub = HubProcess::start(&["--jwt-key", jwt::SECRET, "--anonymous"]);
+    let hub = HubProcess::start_0x(&["--jwt-key", jwt::SECRET, "--anonymous"]);
     let pad = "p".repeat(840);
     // The same crowd with exact topics of the same length first: what the
     // library keeps of 1 024 connections once they are gone (its slab of
@@ -175,7 +175,7 @@ fn publisher(selectors: &[&str]) -> String {
 
 #[test]
 fn each_limit_is_a_clear_answer_that_names_its_flag() {
-    let hub = HubProcess::start(&[
+    let hub = HubProcess::start_0x(&[
         "--jwt-key",
         jwt::SECRET,
         "--anonymous",
@@ -295,14 +295,17 @@ fn each_limit_is_a_clear_answer_that_names_its_flag() {
         ("topic", "/3"),
         ("topic", "/4"),
     ];
+    // draft-08 §Publication: a publish past a limit is `413`.
     let (head, body) = publish(&hub, &four, &[("Authorization", &auth)]);
-    assert_eq!(head.status, 400, "{body}");
+    assert_eq!(head.status, 413, "{body}");
     assert!(body.contains("--max-publish-topics"), "{body}");
     let (head, body) = publish(&hub, &four[..3], &[("Authorization", &auth)]);
     assert_eq!(head.status, 200, "{body}");
     let greedy = bearer(&publisher(&["/1", "/2", "/3"]));
+    // draft-08 §Authorization Details: a token past a limit is an
+    // invalid token, `401`.
     let (head, body) = publish(&hub, &four[..1], &[("Authorization", &greedy)]);
-    assert_eq!(head.status, 400, "{body}");
+    assert_eq!(head.status, 401, "{body}");
     assert!(body.contains("--max-token-selectors"), "{body}");
     let greedy = jwt::dev(&json!({ "mercure": { "subscribe": ["/1", "/2", "/3"] } }));
     let (status, body, _) = get(
@@ -310,12 +313,12 @@ fn each_limit_is_a_clear_answer_that_names_its_flag() {
         &format!("{HUB}{}", topics_query(&topics(1))),
         &[("Authorization", &bearer(&greedy))],
     );
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 401, "{body}");
     assert!(body.contains("--max-token-selectors"), "{body}");
     // A publisher's claim is compiled within the same budget as a subscribe.
     let costly = bearer(&publisher(&["/x/{a}y{b}", "/y/{a}y{b}"]));
     let (head, body) = publish(&hub, &four[..1], &[("Authorization", &costly)]);
-    assert_eq!(head.status, 400, "{body}");
+    assert_eq!(head.status, 401, "{body}");
     assert!(body.contains("--max-subscribe-compiled-bytes"), "{body}");
 }
 
@@ -332,7 +335,7 @@ fn the_worst_publish_the_limits_allow_keeps_health_fast() {
     // with the most selectors (--max-token-selectors, 64).
     const TEMPLATES: usize = 8_192;
     const PER: usize = 8;
-    let hub = HubProcess::start(&["--jwt-key", jwt::SECRET, "--anonymous"]);
+    let hub = HubProcess::start_0x(&["--jwt-key", jwt::SECRET, "--anonymous"]);
     let template = |n: usize| format!("https://example.com/{{a{n}}}yy{{b}}zz");
     let _crowd = flood(&hub, TEMPLATES / PER, PER, |c, k| template(c * PER + k));
     assert_eq!(metric(&hub, "sseloop_selectors"), TEMPLATES as u64);
@@ -450,7 +453,7 @@ fn the_worst_publish_the_limits_allow_keeps_health_fast() {
 
 #[test]
 fn cors_any_origin_is_a_star_without_credentials_and_listed_origins_get_the_publish_answer() {
-    let hub = HubProcess::start(&["--cors-origin", "*"]);
+    let hub = HubProcess::start_0x(&["--cors-origin", "*"]);
     let mut stream = send_get(&hub, "/events", &[("Origin", "https://evil.example")]);
     let head = stream.read_head();
     assert_eq!(head.header("access-control-allow-origin"), Some("*"));
@@ -459,7 +462,7 @@ fn cors_any_origin_is_a_star_without_credentials_and_listed_origins_get_the_publ
         None,
         "credentials with any origin let every site read cookie-authorized streams"
     );
-    let listed = HubProcess::start(&["--cors-origin", "https://app.example,*"]);
+    let listed = HubProcess::start_0x(&["--cors-origin", "https://app.example,*"]);
     let origin = [("Origin", "https://app.example")];
     let head = send_get(&listed, "/events", &origin).read_head();
     assert_eq!(
@@ -497,7 +500,7 @@ fn cors_any_origin_is_a_star_without_credentials_and_listed_origins_get_the_publ
 
 #[test]
 fn the_smaller_findings_of_a_hostile_read() {
-    let hub = HubProcess::start(&[
+    let hub = HubProcess::start_0x(&[
         "--jwt-key",
         jwt::SECRET,
         "--publish-origin",
@@ -546,7 +549,7 @@ fn the_smaller_findings_of_a_hostile_read() {
 fn a_pem_key_is_taken_as_the_argument_after_its_flag() {
     let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/es256.pub"))
         .unwrap();
-    let hub = HubProcess::start(&["--jwt-alg", "ES256", "--jwt-key", pem.as_str()]);
+    let hub = HubProcess::start_0x(&["--jwt-alg", "ES256", "--jwt-key", pem.as_str()]);
     let private =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/es256.key"))
             .unwrap();
@@ -562,7 +565,7 @@ fn a_pem_key_is_taken_as_the_argument_after_its_flag() {
 #[test]
 fn a_flood_of_bad_tokens_is_counted_exactly_and_logged_a_few_times_a_second() {
     const BAD: u64 = 300;
-    let hub = HubProcess::start(&["--jwt-key", jwt::SECRET]);
+    let hub = HubProcess::start_0x(&["--jwt-key", jwt::SECRET]);
     // Past the start-up lines.
     while hub.stderr_line(Duration::from_millis(0)).is_some() {}
     let mut client = hub.connect();
@@ -611,7 +614,7 @@ fn a_flood_of_bad_tokens_is_counted_exactly_and_logged_a_few_times_a_second() {
 
 #[test]
 fn subscription_events_never_push_an_update_out_of_the_history() {
-    let hub = HubProcess::start(&[
+    let hub = HubProcess::start_0x(&[
         "--jwt-key",
         jwt::SECRET,
         "--anonymous",
@@ -662,7 +665,7 @@ fn subscription_events_never_push_an_update_out_of_the_history() {
 
 #[test]
 fn clients_are_listed_a_page_at_a_time_with_a_link_to_the_next() {
-    let hub = HubProcess::start(&[]);
+    let hub = HubProcess::start_0x(&[]);
     let mut streams = Vec::new();
     let mut seids = Vec::new();
     for _ in 0..5 {
@@ -701,7 +704,7 @@ fn the_worst_replay_the_limits_allow_is_sent_a_slice_at_a_time() {
     // of ~1 KiB), then a subscriber from the earliest with the most
     // selectors (64): one that matches every update, and 63 templates that
     // read each topic far before they fail.
-    let hub = HubProcess::start(&["--heartbeat", "0"]);
+    let hub = HubProcess::start_0x(&["--heartbeat", "0"]);
     let topics: Vec<String> = (0..16)
         .map(|i| {
             format!(
@@ -766,7 +769,7 @@ fn the_worst_replay_the_limits_allow_is_sent_a_slice_at_a_time() {
 fn a_subscribe_with_costly_templates_is_compiled_a_slice_at_a_time() {
     // 64 templates each compiling to a large DFA (a literal `%4` before each
     // expression), with room to compile them all.
-    let hub = HubProcess::start(&["--anonymous", "--max-subscribe-compiled-bytes", "4194304"]);
+    let hub = HubProcess::start_0x(&["--anonymous", "--max-subscribe-compiled-bytes", "4194304"]);
     let templates: Vec<String> = (0..64)
         .map(|i| format!("https://example.com/{i}/{}{{z}}", "{a}%4".repeat(6)))
         .collect();

@@ -249,7 +249,7 @@ fn a_browser_eventsource_gets_public_mercure_updates_and_never_private_ones() {
     }
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let secret = "!ChangeThisMercureHubJWTSecretKey!";
-    let hub = HubProcess::start(&["--jwt-key", secret, "--anonymous"]);
+    let hub = HubProcess::start_0x(&["--jwt-key", secret, "--anonymous"]);
     // Signed by the tests' own JWT code, as in every other test.
     let token = hs256_publish_all(secret);
     let driver = Driver::start();
@@ -295,7 +295,7 @@ fn demo_page_shows_published_events_live() {
         return;
     }
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let hub = HubProcess::start(&[]);
+    let hub = HubProcess::start_0x(&[]);
     let driver = Driver::start();
     let session = Session::new(&driver);
     session.call(

@@ -46,7 +46,7 @@ fn publish_ok(hub: &HubProcess, fields: &[(&str, &str)]) -> String {
 fn dev_hub(extra: &[&str]) -> HubProcess {
     let mut args = vec!["--jwt-key", jwt::SECRET];
     args.extend_from_slice(extra);
-    HubProcess::start(&args)
+    HubProcess::start_0x(&args)
 }
 
 fn metric(hub: &HubProcess, line_start: &str) -> u64 {
@@ -430,7 +430,8 @@ fn rs256_and_es256_with_pem_public_keys() {
         } else {
             include_str!("keys/es256.key")
         };
-        let hub = HubProcess::start_with_env(&["--jwt-alg", alg], &[("SSELOOP_JWT_KEY", public)]);
+        let hub =
+            HubProcess::start_0x_with_env(&["--jwt-alg", alg], &[("SSELOOP_JWT_KEY", public)]);
         let sub_token = sign(private, &json!({ "mercure": { "subscribe": ["*"] } }));
         let mut sub = subscribe(&hub, &["t"], &[("Authorization", &bearer(&sub_token))]);
         let pub_token = sign(private, &json!({ "mercure": { "publish": ["t"] } }));

@@ -27,7 +27,7 @@ fn hub(redis: &RedisServer, extra: &[&str]) -> HubProcess {
     let url = redis.url();
     let mut args = vec!["--redis", url.as_str()];
     args.extend_from_slice(extra);
-    HubProcess::start(&args)
+    HubProcess::start_0x(&args)
 }
 
 /// The next `n` events' (id, data).
@@ -298,7 +298,7 @@ fn a_sentinel_failover_is_followed_and_publishing_resumes_on_the_new_master() {
     let replica = RedisServer::replica_of(&master);
     let sentinel = RedisServer::sentinel_for(&master, "mymaster");
     let url = format!("redis+sentinel://127.0.0.1:{}/mymaster", sentinel.port);
-    let a = HubProcess::start(&["--redis", &url]);
+    let a = HubProcess::start_0x(&["--redis", &url]);
     let (mut on_a, _) = a.subscribe("/events?topic=t");
     assert_eq!(a.publish("?topic=t", "before").0, 200);
     assert_eq!(on_a.next().data, "before");
@@ -345,7 +345,7 @@ fn rediss_with_a_certificate_the_hub_trusts_and_not_with_one_it_does_not() {
     let url = format!("rediss://127.0.0.1:{}/0", redis.port);
     let ca = ca.to_string_lossy().into_owned();
     // The test's CA, as a system's trust store would hold it.
-    let trusting = HubProcess::start_with_env(&["--redis", &url], &[("SSL_CERT_FILE", &ca)]);
+    let trusting = HubProcess::start_0x_with_env(&["--redis", &url], &[("SSL_CERT_FILE", &ca)]);
     until_status(&trusting, "/ready", 200, DEADLINE);
     let (mut stream, _) = trusting.subscribe("/events?topic=t");
     let (status, body) = trusting.publish("?topic=t", "over TLS");
@@ -354,7 +354,7 @@ fn rediss_with_a_certificate_the_hub_trusts_and_not_with_one_it_does_not() {
     // Without the CA the certificate is not trusted: nothing is published.
     let empty = std::env::temp_dir().join(format!("sseloop-no-ca-{}.pem", redis.port));
     std::fs::write(&empty, "").unwrap();
-    let doubting = HubProcess::start_with_env(
+    let doubting = HubProcess::start_0x_with_env(
         &["--redis", &url],
         &[("SSL_CERT_FILE", &empty.to_string_lossy())],
     );
@@ -378,7 +378,7 @@ fn a_wrong_redis_password_is_logged_as_one() {
     };
     assert_eq!(redis.command("CONFIG SET requirepass right"), "+OK");
     let url = format!("redis://:wrong@127.0.0.1:{}/0", redis.port);
-    let a = HubProcess::start(&["--redis", &url]);
+    let a = HubProcess::start_0x(&["--redis", &url]);
     let (status, _) = a.publish("?topic=t", "x");
     assert_eq!(status, 503);
     let said = std::iter::from_fn(|| a.stderr_line(DEADLINE))

@@ -23,6 +23,19 @@ impl HubProcess {
         Self::start_with_env(args, &[])
     }
 
+    /// The hub speaking Mercure 0.x beside 1.0 (`--mercure-compat 0.x`):
+    /// the suites written for 0.x run against it.
+    pub fn start_0x(args: &[&str]) -> Self {
+        Self::start_0x_with_env(args, &[])
+    }
+
+    /// As [`start_0x`](Self::start_0x), with environment variables.
+    pub fn start_0x_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut all = vec!["--mercure-compat", "0.x"];
+        all.extend_from_slice(args);
+        Self::start_with_env(&all, env)
+    }
+
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sseloop"))
