@@ -244,11 +244,21 @@ fn every_refusal_says_why() {
         let (got, body, challenge) = refused(&hub, &target, &headers);
         assert_eq!(got, *status, "{what}: {body}");
         assert!(body.contains(reason), "{what}: {body}");
+        // RFC 6750 §3 with RFC 9728's pointer: no token, a bare
+        // challenge; a bad one, `invalid_token` and why.
         assert!(
-            challenge.starts_with("Bearer error="),
+            challenge.starts_with("Bearer resource_metadata=\"http://"),
             "{what}: {challenge}"
         );
-        assert!(challenge.contains(reason), "{what}: {challenge}");
+        if *what == "no token" {
+            assert!(!challenge.contains("error"), "{what}: {challenge}");
+        } else {
+            assert!(
+                challenge.contains("error=\"invalid_token\""),
+                "{what}: {challenge}"
+            );
+            assert!(challenge.contains(reason), "{what}: {challenge}");
+        }
     }
     // A good token that does not cover the topic it publishes to: 403.
     let narrow = jwt::dev(&json!({ "mercure": { "publish": ["https://example.com/own/{id}"] } }));
@@ -354,7 +364,10 @@ fn replay_by_header_query_and_earliest() {
     let last = publish_ok(&hub, &[("topic", "t"), ("data", "3"), ("private", "on")]);
 
     let mut by_header = subscribe(&hub, &["t"], &[("Last-Event-ID", &first)]);
-    assert_eq!(by_header.head.header("last-event-id"), Some(last.as_str()));
+    // draft-07 §Re-Connection: the id of the event before the first one
+    // sent, the one asked for while kept (it was the newest id kept).
+    assert_eq!(by_header.head.header("last-event-id"), Some(first.as_str()));
+    assert_ne!(first, last);
     let target = format!("{HUB}{}", query(&["t"], &[("lastEventID", &first)]));
     let mut by_query = EventStream::from_client(send_get(&hub, &target, &[]));
     let target = format!("{HUB}{}", query(&["t"], &[("lastEventID", "earliest")]));
