@@ -16,7 +16,12 @@ fn b64(bytes: &[u8]) -> String {
 
 /// `header.claims.signature`, with `sign` over `header.claims`.
 fn token(alg: &str, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
-    let header = json!({ "alg": alg, "typ": "JWT" });
+    typed(alg, "JWT", claims, sign)
+}
+
+/// As [`token`], with the header's `typ`.
+fn typed(alg: &str, typ: &str, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
+    let header = json!({ "alg": alg, "typ": typ });
     let input = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),
@@ -33,6 +38,67 @@ pub fn hs256(secret: &str, claims: &Value) -> String {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         mac.update(input);
         mac.finalize().into_bytes().to_vec()
+    })
+}
+
+/// An HS256 token with header `typ` for `claims` with `secret`.
+pub fn hs256_typed(secret: &str, typ: &str, claims: &Value) -> String {
+    use hmac::{KeyInit, Mac};
+    typed("HS256", typ, claims, |input| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(input);
+        mac.finalize().into_bytes().to_vec()
+    })
+}
+
+/// An ES256 token with header `typ` (RFC 9068's `at+jwt`, say).
+pub fn es256_typed(private_pem: &str, typ: &str, claims: &Value) -> String {
+    use p256::ecdsa::signature::Signer;
+    use p256::pkcs8::DecodePrivateKey;
+    let key = p256::ecdsa::SigningKey::from_pkcs8_pem(private_pem).unwrap();
+    typed("ES256", typ, claims, |input| {
+        let signature: p256::ecdsa::Signature = key.sign(input);
+        signature.to_bytes().to_vec()
+    })
+}
+
+/// A Mercure 1.0 access token (RFC 9068: `typ` `at+jwt`, every claim it
+/// asks issuers for) from `iss` for `aud`, lasting an hour, granting
+/// `details`; signed with the development key.
+pub fn access(iss: &str, aud: &str, details: Value) -> String {
+    let claims = access_claims(iss, aud, details);
+    hs256_typed(SECRET, "at+jwt", &claims)
+}
+
+/// The claims of [`access`], to alter before signing.
+pub fn access_claims(iss: &str, aud: &str, details: Value) -> Value {
+    let now = now();
+    json!({
+        "iss": iss,
+        "aud": aud,
+        "sub": "urn:uuid:bb3de268-05b0-4c65-b44e-8f9acefc29d6",
+        "client_id": iss,
+        "iat": now,
+        "exp": now + 3600,
+        "jti": format!("urn:uuid:{now}-{}", std::process::id()),
+        "authorization_details": details,
+    })
+}
+
+/// One Mercure authorization detail: `actions` on `topics` (each a
+/// `(match, match_type)`, `None` for the default `exact`).
+pub fn detail(actions: &[&str], topics: &[(&str, Option<&str>)]) -> Value {
+    let topics: Vec<Value> = topics
+        .iter()
+        .map(|(m, t)| match t {
+            Some(t) => json!({ "match": m, "match_type": t }),
+            None => json!({ "match": m }),
+        })
+        .collect();
+    json!({
+        "type": "https://mercure.rocks/authorization-detail",
+        "actions": actions,
+        "topics": topics,
     })
 }
 
