@@ -316,10 +316,18 @@ impl Conn {
     }
 
     /// The handler deferred its answer; it comes later as deferral `id`.
+    /// A deferred answer may defer again (its work is not done yet): the
+    /// request then waits under the new id, and its answer timeout still
+    /// counts from the first deferral, so waiting cannot be made endless.
     pub(crate) fn on_defer(&mut self, id: u64, request: Request, now: u64) {
-        debug_assert!(matches!(self.state, State::Reading));
         let request = Some(Box::new(request));
-        self.enter(State::Deferred { id, request }, now);
+        match self.state {
+            State::Deferred { .. } => self.state = State::Deferred { id, request },
+            _ => {
+                debug_assert!(matches!(self.state, State::Reading));
+                self.enter(State::Deferred { id, request }, now);
+            }
+        }
     }
 
     /// Takes the request of deferral `id` to answer it, if that deferral is
@@ -602,6 +610,24 @@ mod tests {
         assert_eq!(c.on_response(60), Step::ResumeReading);
         assert_eq!(c.input(), Input::Parse);
         assert_eq!(c.deferred_id(), None);
+    }
+
+    #[test]
+    fn a_deferred_answer_may_defer_again_within_the_first_timeout() {
+        let mut c = conn();
+        c.on_request(&request(GET_11), 1);
+        c.on_defer(7, request(GET_11), 1);
+        let taken = c.take_deferred(7).unwrap();
+        c.on_defer(8, *taken, 30);
+        assert_eq!(c.deferred_id(), Some(8));
+        assert!(c.take_deferred(7).is_none(), "the old id is spent");
+        assert_eq!(
+            c.on_timeout(50, &T),
+            Due::Later(51),
+            "from the first deferral"
+        );
+        assert_eq!(c.on_timeout(51, &T), Due::AnswerTimeout);
+        assert!(c.take_deferred(8).is_some());
     }
 
     #[test]

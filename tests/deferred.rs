@@ -423,3 +423,51 @@ fn a_deferred_request_is_answered_on_the_loop_with_the_handlers_state() {
         );
     }
 }
+
+/// Defers every request, and on its first wake defers it again from its
+/// own deferred answer (its work is not done); answers on the second.
+struct DefersTwice {
+    first: Vec<Deferred>,
+    second: Vec<Deferred>,
+}
+
+impl sseloop::Handler for DefersTwice {
+    fn on_request(&mut self, _req: &Request, reply: &mut Reply<'_>) {
+        self.first.push(reply.defer().unwrap());
+        let _ = reply.handle().wake();
+    }
+
+    fn on_wake(&mut self, streams: &mut sseloop::Streams<'_>) {
+        for deferred in std::mem::take(&mut self.second) {
+            let _ = deferred.answer_here(streams, |req, reply| {
+                let _ = reply.respond(Response::text(200, format!("{} at last", req.path())));
+            });
+        }
+        for deferred in std::mem::take(&mut self.first) {
+            let second = &mut self.second;
+            let _ = deferred.answer_here(streams, |_req, reply| {
+                second.push(reply.defer().unwrap());
+                let _ = reply.handle().wake();
+            });
+        }
+    }
+}
+
+#[test]
+fn a_deferred_answer_may_defer_again() {
+    let server = TestServer::start(|b| {
+        b.build(DefersTwice {
+            first: Vec::new(),
+            second: Vec::new(),
+        })
+    });
+    // Twice on one connection: the second request waits its turn, and the
+    // connection serves it once the first is answered.
+    let mut client = server.connect();
+    client.send(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n");
+    for path in ["/a", "/b"] {
+        let (head, body) = client.read_response();
+        assert_eq!(head.status, 200);
+        assert_eq!(String::from_utf8(body).unwrap(), format!("{path} at last"));
+    }
+}
