@@ -24,6 +24,7 @@ use sseloop::{Request, Response};
 
 use url::Url;
 
+use crate::jwks;
 use crate::topics::{Limits, Matcher, Reading, Spec};
 
 /// The signing algorithms the hub accepts (one at a time, as configured).
@@ -50,17 +51,30 @@ impl Alg {
     }
 }
 
-/// Verifies tokens signed with one key and one algorithm.
+/// Where a verifier's keys come from.
+#[derive(Clone)]
+enum KeySource {
+    /// One configured key, for one algorithm.
+    Static { key: DecodingKey, alg: Alg },
+    /// A trusted issuer's JWK Set (its index in [`jwks::Sets`]).
+    Set(usize),
+}
+
+/// Verifies tokens: signed with one configured key and algorithm, or with
+/// a key of an issuer's JWK Set (chosen by `kid`, for an allowed algorithm
+/// the key fits).
 #[derive(Clone)]
 pub struct Verifier {
-    key: DecodingKey,
+    source: KeySource,
     validation: Validation,
-    alg: Alg,
 }
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Verifier({:?}, key hidden)", self.alg)
+        match &self.source {
+            KeySource::Static { alg, .. } => write!(f, "Verifier({alg:?}, key hidden)"),
+            KeySource::Set(set) => write!(f, "Verifier(JWK Set {set})"),
+        }
     }
 }
 
@@ -80,62 +94,111 @@ impl Verifier {
             Alg::Es256 => DecodingKey::from_ec_pem(key.as_bytes())
                 .map_err(|e| format!("not an EC public key in PEM: {e}"))?,
         };
-        let mut validation = Validation::new(alg.jwt());
-        // Mercure tokens need no `exp`, `aud` or `sub`; `exp` and `nbf` are
-        // checked when present, to the second.
-        validation.required_spec_claims.clear();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.validate_aud = false;
-        validation.leeway = 0;
         Ok(Verifier {
-            key: decoding,
-            validation,
-            alg,
+            source: KeySource::Static { key: decoding, alg },
+            validation: validation_for(alg.jwt()),
         })
     }
 
-    /// The claims of `token`, once its signature, algorithm and times check.
+    /// A verifier with the keys of JWK Set `set`.
+    pub fn of_set(set: usize) -> Self {
+        Verifier {
+            source: KeySource::Set(set),
+            validation: validation_for(Algorithm::RS256),
+        }
+    }
+
+    /// The claims of a 0.x `token`, once its signature, algorithm and times
+    /// check.
     ///
     /// # Errors
     /// The [`Refusal`] that says why not.
-    pub fn verify(&self, token: &str) -> Result<Claims, Refusal> {
-        match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) => Err(match e.kind() {
-                ErrorKind::ExpiredSignature => Refusal::Expired,
-                ErrorKind::ImmatureSignature => Refusal::NotYetValid,
-                ErrorKind::InvalidSignature => Refusal::BadSignature,
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                    Refusal::WrongAlgorithm(self.alg)
-                }
-                // An `alg` this library does not know, `none` among them,
-                // fails while the header is read.
-                ErrorKind::Json(_) if header_alg_unknown(token) => {
-                    Refusal::WrongAlgorithm(self.alg)
-                }
-                _ => Refusal::Malformed,
-            }),
-        }
+    pub fn verify(&self, token: &str, sets: &jwks::Sets) -> Result<Claims, Refusal> {
+        self.decode(token, sets, false)
     }
-}
 
-impl Verifier {
     /// The claims of a 1.0 access token, once its signature, algorithm and
     /// times check; `exp` is required (RFC 9068). Its issuer and audience
     /// are the caller's to check.
     ///
     /// # Errors
     /// The [`Refusal`] that says why not.
-    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, Refusal> {
+    pub fn verify_access(&self, token: &str, sets: &jwks::Sets) -> Result<AccessClaims, Refusal> {
+        self.decode(token, sets, true)
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        sets: &jwks::Sets,
+        exp_required: bool,
+    ) -> Result<T, Refusal> {
         let mut validation = self.validation.clone();
-        validation.set_required_spec_claims(&["exp"]);
-        match jsonwebtoken::decode::<AccessClaims>(token, &self.key, &validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) if matches!(e.kind(), ErrorKind::MissingRequiredClaim(_)) => {
-                Err(Refusal::NoExpiry)
+        if exp_required {
+            validation.set_required_spec_claims(&["exp"]);
+        }
+        let refusal = |e: jsonwebtoken::errors::Error, allowed: &'static str| match e.kind() {
+            ErrorKind::ExpiredSignature => Refusal::Expired,
+            ErrorKind::ImmatureSignature => Refusal::NotYetValid,
+            ErrorKind::InvalidSignature => Refusal::BadSignature,
+            ErrorKind::MissingRequiredClaim(_) => Refusal::NoExpiry,
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                Refusal::WrongAlgorithm(allowed)
             }
-            Err(_) => Err(self.verify(token).err().unwrap_or(Refusal::Malformed)),
+            // An `alg` this library does not know, `none` among them,
+            // fails while the header is read.
+            ErrorKind::Json(_) if header_alg_unknown(token) => Refusal::WrongAlgorithm(allowed),
+            _ => Refusal::Malformed,
+        };
+        match &self.source {
+            KeySource::Static { key, alg } => jsonwebtoken::decode::<T>(token, key, &validation)
+                .map(|data| data.claims)
+                .map_err(|e| refusal(e, alg.name())),
+            KeySource::Set(index) => {
+                const ALLOWED: &str =
+                    "an algorithm the issuer's key is for (ES256, RS256, PS256, EdDSA…)";
+                let header = jsonwebtoken::decode_header(token).map_err(|e| refusal(e, ALLOWED))?;
+                let set = sets.get(*index);
+                if let Some(why) = set.unavailable() {
+                    return Err(Refusal::KeysUnavailable(format!("{}: {why}", set.url)));
+                }
+                let candidates = set.candidates(header.kid.as_deref(), header.alg);
+                if candidates.is_empty() {
+                    return Err(Refusal::UnknownKey(header.kid));
+                }
+                validation.algorithms = vec![header.alg];
+                let mut last = Refusal::BadSignature;
+                for candidate in candidates {
+                    match jsonwebtoken::decode::<T>(token, &candidate.key, &validation) {
+                        Ok(data) => return Ok(data.claims),
+                        Err(e) => last = refusal(e, ALLOWED),
+                    }
+                }
+                Err(last)
+            }
+        }
+    }
+}
+
+/// What every token is held to: `exp` and `nbf` when present, to the
+/// second; `aud` and `iss` are checked by the hub itself (with reasons).
+fn validation_for(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    validation
+}
+
+impl Alg {
+    /// Its name, as tokens give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::Hs256 => "HS256",
+            Alg::Rs256 => "RS256",
+            Alg::Es256 => "ES256",
         }
     }
 }
@@ -622,11 +685,29 @@ fn is_access_token(token: &str) -> bool {
     })
 }
 
-/// One verifier with the tokens it has verified.
+/// One verifier with the tokens it has verified, for one issuer.
 #[derive(Debug)]
 pub struct Issuer {
+    /// The `iss` its 1.0 access tokens must carry (none: it verifies no
+    /// access token).
+    iss: Option<String>,
     verifier: Verifier,
     cache: TokenCache,
+    /// The version of its JWK Set its cached grants were verified with.
+    seen: u64,
+}
+
+impl Issuer {
+    /// Forgets the tokens it verified with keys its set no longer has.
+    fn follow(&mut self, sets: &jwks::Sets) {
+        if let KeySource::Set(index) = self.verifier.source {
+            let version = sets.get(index).version;
+            if version != self.seen {
+                self.cache = TokenCache::default();
+                self.seen = version;
+            }
+        }
+    }
 }
 
 impl Issuer {
@@ -644,6 +725,7 @@ impl Issuer {
         limits: TokenLimits,
         trust: &Trust,
         audiences: &[String],
+        sets: &jwks::Sets,
     ) -> Result<Rc<Grant>, Refusal> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -654,18 +736,18 @@ impl Issuer {
             return Ok(grant);
         }
         let grant = if is_access_token(token) {
-            let claims = self.verifier.verify_access(token)?;
-            match (&trust.issuer, &claims.iss) {
+            let claims = self.verifier.verify_access(token, sets)?;
+            match (&self.iss, &claims.iss) {
                 (Some(trusted), Some(iss)) if trusted == iss => {}
                 (None, _) => return Err(Refusal::NoIssuer),
                 (Some(_), iss) => return Err(Refusal::WrongIssuer(iss.clone())),
             }
             Grant::access(claims, limits, &trust.base)?
         } else if trust.compat {
-            Grant::legacy(self.verifier.verify(token)?, limits, &trust.base)?
+            Grant::legacy(self.verifier.verify(token, sets)?, limits, &trust.base)?
         } else {
             // Its signature first: a forged token learns nothing more.
-            self.verifier.verify(token)?;
+            self.verifier.verify(token, sets)?;
             return Err(Refusal::NotAccessToken);
         };
         let grant = Rc::new(grant);
@@ -675,19 +757,63 @@ impl Issuer {
     }
 }
 
-/// The hub's keys: one verifier for publishers and one for subscribers
-/// (the same key for both unless configured apart). No key: no JWT
-/// authorization (see each route for what then applies).
-#[derive(Debug, Default)]
+/// The hub's keys: the configured keys of `--issuer` (one verifier for
+/// publishers and one for subscribers, the same key for both unless
+/// configured apart), and the issuers whose keys are a JWK Set, each with
+/// its own (a token is verified only with the keys of the issuer it names).
+/// No key at all: no JWT authorization (see each route for what then
+/// applies).
+#[derive(Debug)]
 pub struct Keys {
-    /// Verifies publishers' tokens.
+    /// Verifies publishers' tokens with a configured key.
     pub publisher: Option<Issuer>,
-    /// Verifies subscribers' tokens.
+    /// Verifies subscribers' tokens with a configured key.
     pub subscriber: Option<Issuer>,
+    /// The issuers whose keys are a JWK Set, for either role.
+    pub trusted: Vec<Issuer>,
+    /// Their sets.
+    pub sets: jwks::Sets,
     /// What one token may make the hub compile.
     pub limits: TokenLimits,
     /// How tokens are read.
     pub trust: Trust,
+}
+
+/// Which side of the hub a token is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Publisher,
+    Subscriber,
+}
+
+/// The issuer whose keys verify `token`: the one its `iss` names among
+/// the JWK Set issuers, else the `configured` keys; a 0.x token (no `iss`
+/// to go by) the configured keys, else the first set.
+fn issuer_for<'a>(
+    trusted: &'a mut [Issuer],
+    configured: Option<&'a mut Issuer>,
+    token: &str,
+) -> Option<&'a mut Issuer> {
+    let iss = unverified_iss(token);
+    match trusted.iter().position(|t| iss.is_some() && t.iss == iss) {
+        Some(i) => trusted.get_mut(i),
+        None => configured.or(trusted.first_mut()),
+    }
+}
+
+/// The `iss` claim of `token`, read without verifying it: only to choose
+/// whose keys verify it (draft-08: never a pooled set across issuers).
+fn unverified_iss(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    #[derive(Deserialize)]
+    struct Iss {
+        iss: Option<String>,
+    }
+    serde_json::from_slice::<Iss>(&json).ok()?.iss
 }
 
 /// A publisher let through, and who it is.
@@ -713,22 +839,118 @@ impl Keys {
         limits: TokenLimits,
         trust: Trust,
     ) -> Result<Self, String> {
+        Keys::with_sets(alg, publisher, subscriber, limits, trust, Vec::new())
+    }
+
+    /// As [`new`](Self::new), also trusting each `(iss, url)` of `sets`:
+    /// tokens from `iss` are verified with the keys of the JWK Set at
+    /// `url`, fetched by a thread of the hub's.
+    ///
+    /// # Errors
+    /// A one-line reason when a key does not fit the algorithm, or the
+    /// fetching thread cannot start.
+    pub fn with_sets(
+        alg: Alg,
+        publisher: Option<&str>,
+        subscriber: Option<&str>,
+        limits: TokenLimits,
+        trust: Trust,
+        sets: Vec<(String, String)>,
+    ) -> Result<Self, String> {
         let make = |key: Option<&str>, which: &str| {
             key.map(|key| {
                 Verifier::new(alg, key).map(|verifier| Issuer {
+                    iss: trust.issuer.clone(),
                     verifier,
                     cache: TokenCache::default(),
+                    seen: 0,
                 })
             })
             .transpose()
             .map_err(|e| format!("the {which} JWT key: {e}"))
         };
+        let trusted = sets
+            .iter()
+            .enumerate()
+            .map(|(i, (iss, _))| Issuer {
+                iss: Some(iss.clone()),
+                verifier: Verifier::of_set(i),
+                cache: TokenCache::default(),
+                seen: 0,
+            })
+            .collect();
+        let urls = sets.into_iter().map(|(_, url)| url).collect();
         Ok(Keys {
             publisher: make(publisher, "publisher")?,
             subscriber: make(subscriber, "subscriber")?,
+            trusted,
+            sets: jwks::Sets::start(urls)
+                .map_err(|e| format!("cannot start fetching the JWK Sets: {e}"))?,
             limits,
             trust,
         })
+    }
+
+    /// Whether publishers' tokens are verified (a key or a set is
+    /// configured).
+    pub fn verifies_publishers(&self) -> bool {
+        self.publisher.is_some() || !self.trusted.is_empty()
+    }
+
+    /// Whether subscribers' tokens are verified.
+    pub fn verifies_subscribers(&self) -> bool {
+        self.subscriber.is_some() || !self.trusted.is_empty()
+    }
+
+    /// Whether `req`'s token can be decided now, or waits for its issuer's
+    /// JWK Set (the first fetch, or one asked for an unknown key id).
+    pub fn readiness(&mut self, req: &Request) -> jwks::Readiness {
+        if self.trusted.is_empty() {
+            return jwks::Readiness::Ready;
+        }
+        let Some((token, _)) = token_of(req, &self.trust) else {
+            return jwks::Readiness::Ready;
+        };
+        let iss = unverified_iss(&token);
+        let Some(set) = self
+            .trusted
+            .iter()
+            .position(|t| iss.is_some() && t.iss == iss)
+        else {
+            return jwks::Readiness::Ready;
+        };
+        self.sets.take_fetched();
+        self.trusted[set].follow(&self.sets);
+        if self.trusted[set].cache.get(&token).is_some() {
+            return jwks::Readiness::Ready;
+        }
+        let kid = jsonwebtoken::decode_header(&token).ok().and_then(|h| h.kid);
+        self.sets.readiness(set, kid.as_deref())
+    }
+
+    /// The grant of `token` for `role` and `req`.
+    fn grant(&mut self, req: &Request, token: &str, role: Role) -> Result<Rc<Grant>, Refusal> {
+        let audiences = self.trust.audiences(req);
+        self.sets.take_fetched();
+        let Keys {
+            publisher,
+            subscriber,
+            trusted,
+            sets,
+            limits,
+            trust,
+        } = self;
+        let configured = match role {
+            Role::Publisher => publisher.as_mut(),
+            Role::Subscriber => subscriber.as_mut(),
+        };
+        match issuer_for(trusted, configured, token) {
+            Some(issuer) => {
+                issuer.follow(sets);
+                issuer.grant(token, *limits, trust, &audiences, sets)
+            }
+            None => Err(Refusal::NoToken),
+        }
     }
 
     /// A publisher allowed to publish to every one of `topics`. The topic
@@ -744,10 +966,8 @@ impl Keys {
         topics: &[&str],
         origins: &[String],
     ) -> Result<Publisher, Refusal> {
-        let issuer = self.publisher.as_mut().ok_or(Refusal::NoToken)?;
         let (token, source) = token_of(req, &self.trust).ok_or(Refusal::NoToken)?;
-        let audiences = self.trust.audiences(req);
-        let grant = issuer.grant(&token, self.limits, &self.trust, &audiences)?;
+        let grant = self.grant(req, &token, Role::Publisher)?;
         if source == Source::Cookie && !origin_allowed(req, origins) {
             return Err(Refusal::Csrf);
         }
@@ -771,16 +991,11 @@ impl Keys {
         req: &Request,
         anonymous: bool,
     ) -> Result<Option<Rc<Grant>>, Refusal> {
-        let Some(issuer) = &mut self.subscriber else {
+        if !self.verifies_subscribers() {
             return Ok(None);
-        };
+        }
         match token_of(req, &self.trust) {
-            Some((token, _)) => {
-                let audiences = self.trust.audiences(req);
-                issuer
-                    .grant(&token, self.limits, &self.trust, &audiences)
-                    .map(Some)
-            }
+            Some((token, _)) => self.grant(req, &token, Role::Subscriber).map(Some),
             None if anonymous => Ok(None),
             None => Err(Refusal::NoToken),
         }
@@ -941,12 +1156,14 @@ pub enum Reason {
     WrongIssuerOrAudience,
     /// Not a 1.0 access token, or one without `exp` or with bad details.
     InvalidAccessToken,
+    /// The issuer's keys could not be fetched.
+    KeysUnavailable,
 }
 
 impl Reason {
     /// Every reason, in the order `/metrics` shows them (each one's index
     /// is its place here).
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::NoToken,
         Reason::Malformed,
         Reason::BadSignature,
@@ -958,6 +1175,7 @@ impl Reason {
         Reason::Csrf,
         Reason::WrongIssuerOrAudience,
         Reason::InvalidAccessToken,
+        Reason::KeysUnavailable,
     ];
 
     /// Its `reason` label in `/metrics`.
@@ -974,6 +1192,7 @@ impl Reason {
             Reason::Csrf => "csrf",
             Reason::WrongIssuerOrAudience => "wrong_issuer_or_audience",
             Reason::InvalidAccessToken => "invalid_access_token",
+            Reason::KeysUnavailable => "keys_unavailable",
         }
     }
 }
@@ -987,8 +1206,13 @@ pub enum Refusal {
     Malformed,
     /// The signature does not verify with the configured key.
     BadSignature,
-    /// The token's `alg` is not the configured one (`none` never is).
-    WrongAlgorithm(Alg),
+    /// The token's `alg` is not one the hub accepts (`none` never is);
+    /// what it accepts.
+    WrongAlgorithm(&'static str),
+    /// The token names a key its issuer's set lacks (once fetched again).
+    UnknownKey(Option<String>),
+    /// The issuer's keys could not be fetched, ever: why.
+    KeysUnavailable(String),
     /// The token's `exp` has passed.
     Expired,
     /// The token's `nbf` has not come yet.
@@ -1031,6 +1255,8 @@ impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Refusal::TopicNotCovered(_) | Refusal::NotSubscribable(_) | Refusal::Csrf => 403,
+            // The hub's trouble, not the token's.
+            Refusal::KeysUnavailable(_) => 503,
             _ => 401,
         }
     }
@@ -1042,6 +1268,8 @@ impl Refusal {
             Refusal::Malformed => Reason::Malformed,
             Refusal::BadSignature => Reason::BadSignature,
             Refusal::WrongAlgorithm(_) => Reason::WrongAlgorithm,
+            Refusal::UnknownKey(_) => Reason::BadSignature,
+            Refusal::KeysUnavailable(_) => Reason::KeysUnavailable,
             Refusal::Expired => Reason::Expired,
             Refusal::NotYetValid => Reason::NotYetValid,
             Refusal::TopicNotCovered(_) | Refusal::NotSubscribable(_) => Reason::TopicNotCovered,
@@ -1071,7 +1299,12 @@ impl Refusal {
             403 => format!("Bearer resource_metadata=\"{metadata}\", error=\"insufficient_scope\", error_description=\"{quoted}\""),
             _ => format!("Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\", error_description=\"{quoted}\""),
         };
-        Response::text(self.status(), format!("{reason}\n")).header("WWW-Authenticate", challenge)
+        let answer = Response::text(self.status(), format!("{reason}\n"));
+        if self.status() == 503 {
+            // Not the token's fault: no challenge, a hint when to retry.
+            return answer.header("Retry-After", "5");
+        }
+        answer.header("WWW-Authenticate", challenge)
     }
 }
 
@@ -1083,13 +1316,18 @@ impl fmt::Display for Refusal {
             ),
             Refusal::Malformed => f.write_str("the token is not a valid JWT with Mercure claims"),
             Refusal::BadSignature => f.write_str("the token's signature does not match the hub's key"),
-            Refusal::WrongAlgorithm(alg) => {
-                let name = match alg {
-                    Alg::Hs256 => "HS256",
-                    Alg::Rs256 => "RS256",
-                    Alg::Es256 => "ES256",
-                };
-                write!(f, "the token's algorithm is not the hub's ({name}; alg none is never accepted)")
+            Refusal::WrongAlgorithm(allowed) => {
+                write!(f, "the token's algorithm is not the hub's ({allowed}; alg none is never accepted)")
+            }
+            Refusal::UnknownKey(Some(kid)) => write!(
+                f,
+                "the token's kid {kid:?} is not among its issuer's keys (fetched again at most once a second)"
+            ),
+            Refusal::UnknownKey(None) => {
+                f.write_str("no key of the token's issuer fits its algorithm")
+            }
+            Refusal::KeysUnavailable(why) => {
+                write!(f, "the issuer's keys cannot be fetched yet ({why}); retry later")
             }
             Refusal::Expired => f.write_str("the token has expired (exp)"),
             Refusal::NotYetValid => f.write_str("the token is not valid yet (nbf)"),
@@ -1180,17 +1418,18 @@ mod tests {
     #[test]
     fn garbage_is_malformed_and_an_unknown_alg_is_the_wrong_algorithm() {
         let v = Verifier::new(Alg::Hs256, "secret").unwrap();
+        let sets = jwks::Sets::start(Vec::new()).unwrap();
         // `{}`, `{"alg":7}` and `["alg"]` as headers: JSON, but no `alg` string.
         let no_alg = ["e30.e30.e30", "eyJhbGciOjd9.e30.e30", "WyJhbGciXQ.e30.e30"];
         let garbage = ["", "a", "a.b", "a.b.c", "....", "a.b.c.d", "!!.e30.e30"];
         for token in garbage.into_iter().chain(no_alg) {
-            let refusal = v.verify(token).unwrap_err();
+            let refusal = v.verify(token, &sets).unwrap_err();
             assert_eq!(refusal, Refusal::Malformed, "{token}");
         }
         // `{"alg":"none"}` and `{"alg":"XX999"}`: an algorithm, not ours.
         for token in ["eyJhbGciOiJub25lIn0.e30.", "eyJhbGciOiJYWDk5OSJ9.e30.e30"] {
-            let refusal = v.verify(token).unwrap_err();
-            assert_eq!(refusal, Refusal::WrongAlgorithm(Alg::Hs256), "{token}");
+            let refusal = v.verify(token, &sets).unwrap_err();
+            assert_eq!(refusal, Refusal::WrongAlgorithm("HS256"), "{token}");
         }
     }
 }

@@ -184,6 +184,21 @@ pub struct Config {
     #[arg(long, env = "SSELOOP_ISSUER", value_name = "ISS", value_parser = non_empty)]
     pub issuer: Option<String>,
 
+    /// The JWK Set of the --issuer (an OAuth authorization server's
+    /// `jwks_uri`): its keys verify that issuer's tokens, fetched off the
+    /// loop, cached, refreshed every 5 minutes and at once on an unknown
+    /// key id. https://, http:// (tests) or file://.
+    #[arg(long, env = "SSELOOP_JWKS_URL", value_name = "URL", value_parser = jwks_url,
+          requires = "issuer")]
+    pub jwks_url: Option<String>,
+
+    /// Trust another issuer, with the keys of its JWK Set: ISS=URL (repeat
+    /// the flag, or separate with spaces in the variable). Each issuer's
+    /// tokens are verified with its own keys only.
+    #[arg(long = "trusted-issuer", env = "SSELOOP_TRUSTED_ISSUERS", value_name = "ISS=URL",
+          value_parser = trusted_issuer, value_delimiter = ' ')]
+    pub trusted_issuers: Vec<(String, String)>,
+
     /// The hub's OAuth resource identifier: the `aud` its access tokens
     /// must carry, and the URL relative URL Patterns and topics resolve
     /// against. Unset: the URL the request reached (http or https, its Host,
@@ -335,6 +350,21 @@ fn redis_url(value: &str) -> Result<String, String> {
             let why = e.split_once(": ").map_or(e.as_str(), |(_, why)| why);
             format!("{why} (redis://HOST:PORT/DB, rediss://… or redis+sentinel://HOST:PORT/MASTER)")
         })
+}
+
+fn jwks_url(value: &str) -> Result<String, String> {
+    match value.split_once("://") {
+        Some(("https" | "http" | "file", rest)) if !rest.is_empty() => Ok(value.to_owned()),
+        _ => Err("a JWK Set URL is https://…, http://… or file:///path".into()),
+    }
+}
+
+fn trusted_issuer(value: &str) -> Result<(String, String), String> {
+    let (iss, url) = value
+        .split_once('=')
+        .filter(|(iss, _)| !iss.is_empty())
+        .ok_or("ISS=URL: the issuer, =, then its JWK Set's URL")?;
+    Ok((iss.to_owned(), jwks_url(url)?))
 }
 
 fn absolute_url(value: &str) -> Result<url::Url, String> {

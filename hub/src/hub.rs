@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 use sseloop::auth::bearer_matches;
-use sseloop::{Event, Frame, Reply, Request, Response, StreamError, Streams};
+use sseloop::{Deferred, Event, Frame, Reply, Request, Response, StreamError, Streams};
 
 use crate::auth::{Keys, Refusal, Trust};
 use crate::broker::Broker;
@@ -64,7 +64,13 @@ pub struct Hub {
     pub(crate) deliveries: Deliveries<Then>,
     /// How many refusals the log may still take this second.
     refusal_log: RateLimit,
+    /// Requests whose token waits for its issuer's keys (a JWK Set being
+    /// fetched), with how many fetches had ended when they came.
+    pub(crate) waiting_for_keys: Vec<(Deferred, u64)>,
 }
+
+/// The most requests that may wait for JWK Sets at once; more are `503`.
+pub const MAX_WAITING_FOR_KEYS: usize = 4096;
 
 /// Lets through a few events a second and counts the rest.
 #[derive(Debug)]
@@ -124,6 +130,9 @@ impl Hub {
         let keyed = config.jwt_key.is_some()
             || config.publisher_jwt_key.is_some()
             || config.subscriber_jwt_key.is_some();
+        if keyed && config.jwks_url.is_some() {
+            return Err("--jwks-url and a JWT key both give the --issuer's keys: keep one (another issuer: --trusted-issuer ISS=URL)".into());
+        }
         if keyed && config.issuer.is_none() && !config.compat_0x() {
             return Err("a JWT key verifies Mercure 1.0 access tokens of one trusted issuer: add --issuer ISS (the iss its tokens carry), or --mercure-compat 0.x for 0.x tokens".into());
         }
@@ -134,8 +143,12 @@ impl Hub {
             cookie: config.cookie_name.clone(),
             base: base.clone(),
         };
+        let mut sets = config.trusted_issuers.clone();
+        if let (Some(iss), Some(url)) = (&config.issuer, &config.jwks_url) {
+            sets.insert(0, (iss.clone(), url.clone()));
+        }
         Ok(Hub {
-            keys: Keys::new(
+            keys: Keys::with_sets(
                 config.jwt_alg,
                 config
                     .publisher_jwt_key
@@ -147,7 +160,9 @@ impl Hub {
                     .or(config.jwt_key.as_deref()),
                 config.token_limits(),
                 trust,
+                sets,
             )?,
+            waiting_for_keys: Vec::new(),
             cors: Cors::new(config.cors_origin.clone()),
             history: History::new(config.history),
             groups: Groups::new(SelectorStore::with_base(config.selector_limits(), base)),
@@ -161,6 +176,43 @@ impl Hub {
             deliveries: Deliveries::default(),
             refusal_log: RateLimit::new(10),
         })
+    }
+
+    /// Defers `req` until a JWK Set fetch ends (then it is routed again),
+    /// or refuses it when too many wait already.
+    pub(crate) fn wait_for_keys(&mut self, reply: &mut Reply<'_>) {
+        if self.waiting_for_keys.len() >= MAX_WAITING_FOR_KEYS {
+            let busy = Response::text(503, "too many requests wait for the issuers' keys; retry\n")
+                .header("Retry-After", "1");
+            let _ = reply.respond(busy);
+            return;
+        }
+        if self.keys.sets.waker.set(reply.handle()).is_ok() {
+            // A fetch that ended before the fetcher could wake the loop is
+            // taken in on this wake.
+            let _ = reply.handle().wake();
+        }
+        if let Ok(later) = reply.defer() {
+            self.waiting_for_keys.push((later, self.keys.sets.ended));
+        }
+    }
+
+    /// Routes again each request that waited for a fetch that has ended.
+    pub(crate) fn keys_fetched(&mut self, streams: &mut Streams<'_>) {
+        self.keys.sets.take_fetched();
+        let ended = self.keys.sets.ended;
+        if self.waiting_for_keys.iter().all(|(_, seen)| *seen == ended) {
+            return;
+        }
+        let (ready, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting_for_keys)
+            .into_iter()
+            .partition(|(_, seen)| *seen != ended);
+        self.waiting_for_keys = still;
+        for (later, _) in ready {
+            let _ = later.answer_here(streams, |req, reply| {
+                sseloop::Handler::on_request(self, req, reply);
+            });
+        }
     }
 
     /// The shared log, with `--redis`.

@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: flags and environment variables;
 //! - [`auth`]: JWT authorization: tokens, claims, refusals that say why;
+//! - [`jwks`]: trusted issuers' keys from their JWK Sets, fetched off the loop;
 //! - [`update`]: the update every protocol decodes into;
 //! - [`subscribers`]: who receives an update, grouped by selectors;
 //! - [`hub`]: the hub's state and what every route shares (opening a
@@ -37,6 +38,7 @@ pub mod history;
 pub mod hub;
 pub mod inbox;
 pub mod json;
+pub mod jwks;
 pub mod mercure;
 pub mod metadata;
 pub mod metrics;

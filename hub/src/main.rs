@@ -43,6 +43,9 @@ fn main() {
     };
     env_logger::Builder::new()
         .filter_level(config.log_level)
+        // The HTTP client's own debug lines are about its internals.
+        .filter_module("ureq", log::LevelFilter::Warn)
+        .filter_module("ureq_proto", log::LevelFilter::Warn)
         .format_target(false)
         .init();
     if let Err(e) = run(config) {

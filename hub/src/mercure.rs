@@ -396,7 +396,7 @@ fn publish(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) -> Routed {
     };
     hub.cors.apply(req, reply);
     let wanted: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let publisher = if hub.keys.publisher.is_some() {
+    let publisher = if hub.keys.verifies_publishers() {
         match hub
             .keys
             .may_publish(req, &wanted, &hub.config.publish_origin)

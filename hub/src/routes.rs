@@ -49,7 +49,7 @@ impl Hub {
     /// `--publish-token`, or a JWT covering them when a publisher key is
     /// set; without either, loopback peers only.
     fn authorize(&mut self, req: &Request, topics: &[&str]) -> Result<String, Response> {
-        if self.keys.publisher.is_none() {
+        if !self.keys.verifies_publishers() {
             return self.authorize_without_jwt(req);
         }
         if let Some(token) = &self.config.publish_token {
@@ -185,6 +185,10 @@ impl Handler for Hub {
             "HEAD" => "GET",
             method => method,
         };
+        // A token whose issuer's keys are being fetched waits for them.
+        if self.keys.readiness(req) == crate::jwks::Readiness::Wait {
+            return self.wait_for_keys(reply);
+        }
         let now = |response: Response| Ok(Answer::Now(response));
         let routed: Routed = match (method, req.path()) {
             ("GET", "/") => now(Response::new(200)
@@ -229,6 +233,7 @@ impl Handler for Hub {
     }
 
     fn on_wake(&mut self, streams: &mut Streams<'_>) {
+        self.keys_fetched(streams);
         self.go_on(streams, true);
         // What Redis brought stays in its bounded channel while work waits
         // here (its readers wait in turn); it is taken once the queue is

@@ -230,6 +230,12 @@ impl Client {
     /// Reads a whole plain response; answers its head and body.
     pub fn read_response(&mut self) -> (Head, Vec<u8>) {
         let head = self.read_head();
+        let body = self.read_body(&head);
+        (head, body)
+    }
+
+    /// Reads the body of a plain response whose `head` was read.
+    pub fn read_body(&mut self, head: &Head) -> Vec<u8> {
         if matches!(head.status, 100..=199 | 204 | 304) {
             // These end with their head, and must not claim a length.
             assert_eq!(
@@ -238,17 +244,16 @@ impl Client {
                 "a {} with a length",
                 head.status
             );
-            return (head, Vec::new());
+            return Vec::new();
         }
         let len: usize = head
             .header("content-length")
             .expect("content-length")
             .parse()
             .unwrap();
-        let body = self.read_until("a body", |buf| {
+        self.read_until("a body", |buf| {
             (buf.len() >= len).then(|| (buf[..len].to_vec(), len))
-        });
-        (head, body)
+        })
     }
 
     /// Reads one HTTP/1.1 chunk; `None` for the last chunk. Strict: the

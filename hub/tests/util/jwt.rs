@@ -21,7 +21,11 @@ fn token(alg: &str, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> Stri
 
 /// As [`token`], with the header's `typ`.
 fn typed(alg: &str, typ: &str, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
-    let header = json!({ "alg": alg, "typ": typ });
+    with_header(&json!({ "alg": alg, "typ": typ }), claims, sign)
+}
+
+/// As [`token`], with the whole header.
+fn with_header(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
     let input = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),
@@ -59,6 +63,30 @@ pub fn es256_typed(private_pem: &str, typ: &str, claims: &Value) -> String {
     typed("ES256", typ, claims, |input| {
         let signature: p256::ecdsa::Signature = key.sign(input);
         signature.to_bytes().to_vec()
+    })
+}
+
+/// An ES256 access token (`typ` `at+jwt`) whose header names key `kid`.
+pub fn es256_kid(private_pem: &str, kid: &str, claims: &Value) -> String {
+    use p256::ecdsa::signature::Signer;
+    use p256::pkcs8::DecodePrivateKey;
+    let key = p256::ecdsa::SigningKey::from_pkcs8_pem(private_pem).unwrap();
+    let header = json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid });
+    with_header(&header, claims, |input| {
+        let signature: p256::ecdsa::Signature = key.sign(input);
+        signature.to_bytes().to_vec()
+    })
+}
+
+/// The public JWK (RFC 7517, RFC 7518 §6.2) of a P-256 private key, as an
+/// issuer's JWK Set lists it under `kid`.
+pub fn es256_jwk(private_pem: &str, kid: &str) -> Value {
+    use p256::pkcs8::DecodePrivateKey;
+    let key = p256::ecdsa::SigningKey::from_pkcs8_pem(private_pem).unwrap();
+    let point = key.verifying_key().to_sec1_point(false);
+    json!({
+        "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+        "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()),
     })
 }
 
