@@ -3,7 +3,10 @@
 //! test publishes over HTTP and reads the event off the page, then publishes
 //! from the page's own form and receives it on a test stream. And the
 //! Mercure interface from a page: an `EventSource` receives public updates
-//! the page posts as forms, and never a private one.
+//! the page posts as forms, and never a private one; and, in Mercure 1.0,
+//! an `EventSource` authorized by the access token cookie (set through
+//! WebDriver, `--cookie-name` over plain HTTP) receives the private update
+//! its grant allows and no other.
 //!
 //! Without chromedriver the test says it was skipped and why; under CI
 //! (`CI=true`) a missing browser is a failure, never a skip.
@@ -280,6 +283,101 @@ fn a_browser_eventsource_gets_public_mercure_updates_and_never_private_ones() {
         got,
         json!(["public update", "second public"]),
         "the private update never arrives"
+    );
+}
+
+/// In the page: an `EventSource` (with credentials) on the Mercure 1.0 hub
+/// for the URL Pattern `arguments[0]`, every message's data kept in
+/// `window.got`; resolves once open, or with the error.
+const MERCURE_1_LISTEN: &str = r#"
+const [pattern, done] = [arguments[0], arguments[arguments.length - 1]];
+window.got = [];
+const url = '/.well-known/mercure?match_urlpattern=' + encodeURIComponent(pattern);
+const source = new EventSource(url, { withCredentials: true });
+source.onmessage = (e) => window.got.push(e.data);
+source.onopen = () => done('open');
+source.onerror = () => { source.close(); done('error'); };
+"#;
+
+#[test]
+fn a_browser_eventsource_authorized_by_the_access_token_cookie_gets_its_private_updates() {
+    if !have_browser(
+        "a_browser_eventsource_authorized_by_the_access_token_cookie_gets_its_private_updates",
+    ) {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let (iss, aud) = (
+        "https://issuer.test",
+        "https://hub.test/.well-known/mercure",
+    );
+    // Plain HTTP: a cookie name without the __Secure- prefix.
+    let hub = HubProcess::start(&[
+        "--jwt-key",
+        jwt::SECRET,
+        "--issuer",
+        iss,
+        "--resource-identifier",
+        aud,
+        "--cookie-name",
+        "mercure_access_token",
+    ]);
+    let reader = jwt::access(
+        iss,
+        aud,
+        json!([jwt::detail(
+            &["subscribe"],
+            &[("https://example.com/books/1", None)]
+        )]),
+    );
+    let publisher = jwt::access(iss, aud, json!([jwt::detail(&["publish"], &[("*", None)])]));
+    let driver = Driver::start();
+    let session = Session::new(&driver);
+    session.call(
+        "POST",
+        "url",
+        json!({ "url": format!("http://{}/", hub.addr) }),
+    );
+    let pattern = "https://example.com/books/:id";
+    // No cookie yet: no token, and no anonymous subscribers here.
+    assert_eq!(
+        session.wait_for(MERCURE_1_LISTEN, json!([pattern])),
+        json!("error")
+    );
+    session.call(
+        "POST",
+        "cookie",
+        json!({ "cookie": {
+            "name": "mercure_access_token", "value": reader,
+            "path": "/.well-known/mercure", "httpOnly": true, "sameSite": "Strict",
+        }}),
+    );
+    assert_eq!(
+        session.wait_for(MERCURE_1_LISTEN, json!([pattern])),
+        json!("open")
+    );
+    let auth = format!("Bearer {publisher}");
+    for fields in [
+        "topic=https%3A%2F%2Fexample.com%2Fbooks%2F2&data=not%20yours&private=on",
+        "topic=https%3A%2F%2Fexample.com%2Fbooks%2F1&data=book%201%20for%20you&private=on",
+        "topic=https%3A%2F%2Fexample.com%2Fbooks%2F3&data=public%203",
+    ] {
+        let (head, body) = hub.request(
+            "POST",
+            "/.well-known/mercure",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            fields.as_bytes(),
+        );
+        assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    let got = session.wait_for(MERCURE_GOT, json!([2]));
+    assert_eq!(
+        got,
+        json!(["book 1 for you", "public 3"]),
+        "its grant's private update, and no other"
     );
 }
 
