@@ -8,6 +8,11 @@
 
 use sseloop::{Reply, Request, Response};
 
+/// The response headers a page on another origin may read: the
+/// reconciliation cursors (draft-08 asks for `Link` on the subscriptions
+/// API) and the challenge of a refusal.
+const EXPOSED: &str = "Link, Mercure-Last-Event-ID, Last-Event-ID, WWW-Authenticate";
+
 /// The origins allowed to read the hub from a browser.
 #[derive(Clone, Debug, Default)]
 pub struct Cors {
@@ -44,10 +49,14 @@ impl Cors {
     pub fn headers(&self, req: &Request) -> Vec<(&'static str, String)> {
         match self.allowed(req) {
             None => Vec::new(),
-            Some(Allowed::Any) => vec![("Access-Control-Allow-Origin", "*".to_owned())],
+            Some(Allowed::Any) => vec![
+                ("Access-Control-Allow-Origin", "*".to_owned()),
+                ("Access-Control-Expose-Headers", EXPOSED.to_owned()),
+            ],
             Some(Allowed::Credentials(origin)) => vec![
                 ("Access-Control-Allow-Origin", origin),
                 ("Access-Control-Allow-Credentials", "true".to_owned()),
+                ("Access-Control-Expose-Headers", EXPOSED.to_owned()),
                 ("Vary", "Origin".to_owned()),
             ],
         }

@@ -54,6 +54,7 @@ pub(crate) fn route(hub: &mut Hub, method: &str, req: &Request, reply: &mut Repl
         .filter(|rest| rest.is_empty() || rest.starts_with('/'));
     let answer = match (subscriptions, method) {
         (Some(rest), "GET") if hub.config.subscriptions => {
+            hub.cors.apply(req, reply);
             crate::subscriptions::answer(hub, req, reply, rest)
         }
         (Some(_), "GET") => Answer::Now(Response::text(

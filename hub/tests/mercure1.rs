@@ -847,3 +847,59 @@ fn a_key_without_an_issuer_is_refused_at_start_with_what_to_add() {
         "{err}"
     );
 }
+
+/// draft-08 §Subscription (CORS) and §Subscription API: a credentialed
+/// cross-origin read is allowed only to a listed origin, never `*` nor an
+/// echo of any origin, and the `Link` cursor is exposed to it.
+#[test]
+fn subscription_cors_for_credentialed_pages() {
+    let hub = hub_with(&["--subscriptions", "--cors-origin", "https://app.test"]);
+    let watcher = bearer(&token(&["subscribe"], &[("*", None)]));
+    let path = "/.well-known/mercure/subscriptions";
+    let (head, _) = hub.request(
+        "GET",
+        path,
+        &[("Authorization", &watcher), ("Origin", "https://app.test")],
+        b"",
+    );
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("access-control-allow-origin"),
+        Some("https://app.test")
+    );
+    assert_eq!(
+        head.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    let exposed = head
+        .header("access-control-expose-headers")
+        .unwrap_or_default();
+    assert!(
+        exposed.contains("Link") && exposed.contains("Mercure-Last-Event-ID"),
+        "{exposed}"
+    );
+    let (head, _) = hub.request(
+        "GET",
+        path,
+        &[("Authorization", &watcher), ("Origin", "https://evil.test")],
+        b"",
+    );
+    assert_eq!(head.header("access-control-allow-origin"), None);
+    let reader = token(&["subscribe"], &[("t", None)]);
+    let stream = subscribe(
+        &hub,
+        &[("match", "t"), ("last_event_id", "earliest")],
+        &[
+            ("Authorization", &bearer(&reader)),
+            ("Origin", "https://app.test"),
+        ],
+    );
+    assert_eq!(
+        stream.head.header("access-control-allow-origin"),
+        Some("https://app.test")
+    );
+    assert_eq!(
+        stream.head.header("access-control-allow-credentials"),
+        Some("true")
+    );
+}
