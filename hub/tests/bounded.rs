@@ -1,7 +1,8 @@
 //! The hub's costs follow live state, never what clients send (issue 21):
 //! selectors freed with the last subscriber that holds them, each limit a
 //! clear answer that names its flag, the worst publish the limits allow
-//! measured against `/health`, idempotency scoped to its publisher, CORS
+//! measured against `/health` (against URI templates and against URL
+//! Patterns), idempotency scoped to its publisher, CORS
 //! with `*`, and the smaller findings of a hostile read. Over real sockets
 //! against the real binary; tokens signed by `util/jwt.rs`.
 
@@ -92,9 +93,23 @@ fn flood(
     per: usize,
     selector: impl Fn(usize, usize) -> String,
 ) -> Crowd {
+    flood_as(hub, conns, per, "topic", selector)
+}
+
+/// As [`flood`], each selector given as the query parameter `param`
+/// (`match_urlpattern`, say).
+fn flood_as(
+    hub: &HubProcess,
+    conns: usize,
+    per: usize,
+    param: &str,
+    selector: impl Fn(usize, usize) -> String,
+) -> Crowd {
     let requests = (0..conns).map(|c| {
-        let topics: Vec<String> = (0..per).map(|k| selector(c, k)).collect();
-        get_request(&format!("{HUB}{}", topics_query(&topics)), &[])
+        let pairs: Vec<String> = (0..per)
+            .map(|k| format!("{param}={}", enc(&selector(c, k))))
+            .collect();
+        get_request(&format!("{HUB}?{}", pairs.join("&")), &[])
     });
     let mut crowd = Crowd::new();
     crowd.connect_each(hub.addr, requests);
@@ -449,6 +464,85 @@ fn the_worst_publish_the_limits_allow_keeps_health_fast() {
     let mut marker = send_publish(&[("topic", &topics[0]), ("data", "marker")]);
     assert_eq!(marker.read_response().0.status, 200);
     assert_eq!(late.next().data, "marker", "nothing twice");
+}
+
+#[test]
+fn the_worst_publish_against_url_patterns_keeps_health_fast() {
+    // The most URL Patterns the hub holds (--max-templates counts them),
+    // each sharing the topics' host and path start so that the index lets
+    // every one be tried, and each reading a whole 1 KiB path with its
+    // regular expression before it fails; a publish of 16 such topics.
+    const PATTERNS: usize = 8_192;
+    const PER: usize = 8;
+    let (iss, aud) = (
+        "https://issuer.test",
+        "https://hub.test/.well-known/mercure",
+    );
+    let hub = HubProcess::start(&[
+        "--jwt-key",
+        jwt::SECRET,
+        "--issuer",
+        iss,
+        "--resource-identifier",
+        aud,
+        "--anonymous",
+    ]);
+    let pattern = |n: usize| format!("https://example.com/x/:a{n}([a-y]+)zz");
+    let _crowd = flood_as(&hub, PATTERNS / PER, PER, "match_urlpattern", |c, k| {
+        pattern(c * PER + k)
+    });
+    assert_eq!(metric(&hub, "sseloop_selectors"), PATTERNS as u64);
+    let (status, body, _) = get(
+        &hub,
+        &format!("{HUB}?match_urlpattern={}", enc("/one/:more")),
+        &[],
+    );
+    assert_eq!(status, 503, "the cap holds: {body}");
+
+    let token = jwt::access(iss, aud, json!([jwt::detail(&["publish"], &[("*", None)])]));
+    let auth = bearer(&token);
+    let topics: Vec<String> = (0..16)
+        .map(|i| format!("https://example.com/x/{}q{i}zz", "y".repeat(1000)))
+        .collect();
+    let mut fields: Vec<(&str, &str)> = topics.iter().map(|t| ("topic", t.as_str())).collect();
+    fields.push(("data", "worst"));
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .collect();
+    let body = body.join("&");
+    let mut worst_health = Duration::ZERO;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut publisher = hub.connect();
+        publisher.send(
+            format!(
+                "POST {HUB} HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: {auth}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        let asked = Instant::now();
+        let (head, _) = hub.request("GET", "/health", &[], b"");
+        assert_eq!(head.status, 200);
+        let health = asked.elapsed();
+        worst_health = worst_health.max(health);
+        assert!(
+            publisher.quiet_for(Duration::from_millis(1)),
+            "the publish was answered before /health: the loop held /health behind it"
+        );
+        let (head, body) = publisher.read_response();
+        assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&body));
+        eprintln!(
+            "one publish: {:?}, /health within {health:?}",
+            started.elapsed()
+        );
+    }
+    eprintln!("worst publish: {PATTERNS} URL Patterns × 16 topics of 1 KiB: /health within {worst_health:?}");
+    assert!(
+        worst_health < Duration::from_millis(250),
+        "/health took {worst_health:?} during the worst publish"
+    );
 }
 
 #[test]
