@@ -891,6 +891,11 @@ impl Keys {
         })
     }
 
+    /// The issuers whose keys come from a JWK Set.
+    pub fn set_issuers(&self) -> Vec<String> {
+        self.trusted.iter().filter_map(|t| t.iss.clone()).collect()
+    }
+
     /// Whether publishers' tokens are verified (a key or a set is
     /// configured).
     pub fn verifies_publishers(&self) -> bool {

@@ -424,10 +424,14 @@ fn one_line(e: &clap::Error, given: impl Iterator<Item = std::ffi::OsString>) ->
         .unwrap_or("bad arguments")
         .trim_start_matches("error: ")
         .to_owned();
+    let lists = line.ends_with(':');
     for more in lines {
         if let Some(tip) = more.strip_prefix("tip: ") {
             line.push_str(&format!("; {tip}"));
         } else if more.starts_with("[possible values:") {
+            line.push_str(&format!(" {more}"));
+        } else if lists && more.starts_with("--") {
+            // What the first line announces (the required flags missing).
             line.push_str(&format!(" {more}"));
         }
     }
@@ -493,6 +497,43 @@ mod tests {
             assert!(!e.contains('\n'), "{e}");
             let flag = case.split([' ', '=']).next().unwrap();
             assert!(e.contains(flag), "{case}: {e}");
+        }
+    }
+
+    #[test]
+    fn mercure_1_flags_and_their_checks() {
+        let c = parse("").unwrap().unwrap();
+        assert_eq!(c.cookie_name, "__Secure-mercure_access_token");
+        assert_eq!((c.write_timeout, c.compat_0x()), (600, false));
+        let c = parse(
+            "--mercure-compat 0.x --issuer https://as.test --jwks-url file:///k.json \
+             --trusted-issuer https://b.test=https://b.test/jwks --trusted-issuer c=http://127.0.0.1:1/k \
+             --resource-identifier https://hub.test/.well-known/mercure --cookie-name dev --write-timeout 0",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(c.compat_0x());
+        assert_eq!(c.jwks_url.as_deref(), Some("file:///k.json"));
+        assert_eq!(
+            c.trusted_issuers,
+            [
+                (
+                    "https://b.test".to_owned(),
+                    "https://b.test/jwks".to_owned()
+                ),
+                ("c".to_owned(), "http://127.0.0.1:1/k".to_owned())
+            ]
+        );
+        assert_eq!((c.cookie_name.as_str(), c.write_timeout), ("dev", 0));
+        for (args, says) in [
+            ("--mercure-compat 1.x", "0.x"),
+            ("--jwks-url ftp://x", "https://"),
+            ("--jwks-url https://as.test/jwks", "--issuer"),
+            ("--trusted-issuer nourl", "ISS=URL"),
+            ("--resource-identifier /relative", "absolute URL"),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert!(e.contains(says), "{args}: {e}");
         }
     }
 

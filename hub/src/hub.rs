@@ -750,6 +750,7 @@ impl Hub {
         counters.selectors = self.groups.store.len() as u64;
         counters.groups = self.groups.len() as u64;
         counters.deliveries_waiting = self.deliveries.len() as u64;
+        counters.waiting_for_keys = self.waiting_for_keys.len() as u64;
         if let Some(broker) = &self.broker {
             use std::sync::atomic::Ordering::Relaxed;
             let c = &broker.counters;

@@ -50,6 +50,10 @@ pub struct Features<'a> {
     pub cookie: &'a str,
     /// Whether it serves the subscriptions API and events.
     pub subscriptions: bool,
+    /// The issuers whose keys it takes from their JWK Sets: authorization
+    /// servers (a self-issuing publisher's issuer, with a configured key, is
+    /// not listed).
+    pub authorization_servers: Vec<String>,
 }
 
 /// The metadata document (RFC 9728 §2, with draft-08's Mercure members).
@@ -61,6 +65,9 @@ pub fn document(req: &Request, features: &Features<'_>) -> Response {
         "mercure_cookie": features.cookie,
         "mercure_matcher_types_supported": ["exact", "urlpattern"],
     });
+    if !features.authorization_servers.is_empty() {
+        doc["authorization_servers"] = serde_json::json!(features.authorization_servers);
+    }
     if features.subscriptions {
         doc["mercure_subscriptions"] = serde_json::Value::Bool(true);
     }

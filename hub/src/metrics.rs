@@ -27,6 +27,8 @@ pub struct HubCounters {
     pub groups: u64,
     /// Updates waiting for a long matching to finish (gauge).
     pub deliveries_waiting: u64,
+    /// Requests waiting for an issuer's JWK Set to be fetched (gauge).
+    pub waiting_for_keys: u64,
     /// Redis: the last write's round trip (µs), reconnects, updates read
     /// from the log, logs found lost, publishes refused (`503`).
     pub redis: [u64; 6],
@@ -50,7 +52,7 @@ type MetricRow<'a> = (
 /// The exposition of `s` and `hub`, as a `200` response.
 pub fn render(s: &Stats, hub: &HubCounters) -> Response {
     // (name, type, help, [(labels, value)]), in exposition order.
-    let rows: [MetricRow<'_>; 29] = [
+    let rows: [MetricRow<'_>; 30] = [
         (
             "clients",
             "gauge",
@@ -228,6 +230,12 @@ pub fn render(s: &Stats, hub: &HubCounters) -> Response {
             "gauge",
             "Updates waiting for the loop's next passes: one whose matching outlasted its pass, and those behind it.",
             &[("", hub.deliveries_waiting)],
+        ),
+        (
+            "waiting_for_keys",
+            "gauge",
+            "Requests waiting for a trusted issuer's JWK Set being fetched (the first fetch, or one for an unknown key id).",
+            &[("", hub.waiting_for_keys)],
         ),
     ];
     let mut out = String::new();

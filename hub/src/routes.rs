@@ -215,6 +215,7 @@ impl Handler for Hub {
                     resource: self.keys.trust.resource.as_deref(),
                     cookie: &self.keys.trust.cookie,
                     subscriptions: self.config.subscriptions,
+                    authorization_servers: self.keys.set_issuers(),
                 };
                 let mut answer = crate::metadata::document(req, &features);
                 for (name, value) in self.cors.headers(req) {

@@ -229,6 +229,15 @@ fn token_validation_keeps_each_issuer_to_its_own_keys() {
         AUD,
     ]);
     assert_eq!(status_of(&hub, &token(ISS, KEY_A, "k", 0)).0, 200);
+    // Both are authorization servers, as the metadata says.
+    let (_, body) = hub.request(
+        "GET",
+        "/.well-known/oauth-protected-resource/.well-known/mercure",
+        &[],
+        b"",
+    );
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["authorization_servers"], json!([ISS, other]));
     assert_eq!(status_of(&hub, &token(other, KEY_B, "k", 1)).0, 200);
     // The same kid, signed by the other issuer's key: refused.
     let (status, body) = status_of(&hub, &token(ISS, KEY_B, "k", 2));
