@@ -2,7 +2,8 @@
 //! authorization server publishes them.
 //!
 //! The loop never waits on an issuer: one thread of the hub's fetches every
-//! set (`https://` with rustls, `http://`, or `file://`) with a well-kept
+//! set (`https://` with rustls against the system's roots, `http://`, or
+//! `file://`) with a well-kept
 //! HTTP client and a deadline, at start, every [`REFRESH`], and at once when
 //! a token names a key id its set lacks, at most once a [`COOLDOWN`] (so a
 //! flood of forged key ids costs the issuer one request a second at most).
@@ -255,11 +256,16 @@ fn fetch_forever(
     done: &mpsc::Sender<Fetched>,
     waker: &OnceLock<Handle>,
 ) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(FETCH_TIMEOUT))
-        .user_agent("sseloop")
-        .build()
-        .into();
+        .user_agent("sseloop");
+    if let Some(roots) = system_roots() {
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+            .build();
+        config = config.tls_config(tls);
+    }
+    let agent: ureq::Agent = config.build().into();
     let mut due = vec![Instant::now(); urls.len()];
     loop {
         let now = Instant::now();
@@ -287,6 +293,19 @@ fn fetch_forever(
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// The roots `https://` sets are checked against: the system's (and
+/// `SSL_CERT_FILE`'s, when set), as for Redis over TLS; `None` when none
+/// load, and then Mozilla's, which ureq carries.
+fn system_roots() -> Option<Vec<ureq::tls::Certificate<'static>>> {
+    let found = rustls_native_certs::load_native_certs();
+    let roots: Vec<_> = found
+        .certs
+        .iter()
+        .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    (!roots.is_empty()).then_some(roots)
 }
 
 /// The usable keys of the set at `url`.

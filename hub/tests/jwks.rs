@@ -4,7 +4,9 @@
 //! answered once it ends, `/health` meanwhile at once), follows a key
 //! rotation within seconds, stops accepting a removed key, does not flood
 //! the server when tokens name forged key ids, keeps its keys while the
-//! server is down, and verifies each issuer's tokens with its own keys.
+//! server is down, verifies each issuer's tokens with its own keys, and
+//! fetches over real TLS (a certificate made in the test) only from a
+//! server its roots trust.
 
 #[path = "util/hub_process.rs"]
 mod hub_process;
@@ -46,8 +48,47 @@ struct KeyServer {
     hits: Arc<AtomicUsize>,
 }
 
+/// A connection to the key server, plain or TLS.
+trait Io: Read + Write {}
+impl<T: Read + Write> Io for T {}
+
 impl KeyServer {
     fn start(keys: &[Value], first_delay: Duration) -> Self {
+        Self::start_with(keys, first_delay, None)
+    }
+
+    /// The server over TLS, with a certificate for `localhost` made here
+    /// and signed by a CA made here; answers it and the CA's PEM.
+    fn start_tls(keys: &[Value]) -> (Self, String) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        let server = Self::start_with(keys, Duration::ZERO, Some(Arc::new(config)));
+        (server, ca.pem())
+    }
+
+    fn start_with(
+        keys: &[Value],
+        first_delay: Duration,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let served = Arc::new(Mutex::new(Served {
@@ -59,8 +100,15 @@ impl KeyServer {
         let (s, h) = (served.clone(), hits.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(DEADLINE));
+                let Ok(tcp) = conn else { continue };
+                let _ = tcp.set_read_timeout(Some(DEADLINE));
+                let mut conn: Box<dyn Io> = match &tls {
+                    None => Box::new(tcp),
+                    Some(config) => {
+                        let session = rustls::ServerConnection::new(config.clone()).unwrap();
+                        Box::new(rustls::StreamOwned::new(session, tcp))
+                    }
+                };
                 let mut head = Vec::new();
                 let mut byte = [0u8; 1];
                 while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
@@ -87,6 +135,10 @@ impl KeyServer {
 
     fn url(&self) -> String {
         format!("http://{}/jwks", self.addr)
+    }
+
+    fn https_url(&self) -> String {
+        format!("https://localhost:{}/jwks", self.addr.port())
     }
 
     fn serve(&self, keys: &[Value]) {
@@ -269,4 +321,33 @@ fn an_issuer_never_reached_is_a_503_that_says_so() {
         "{body}"
     );
     assert!(down.hits() >= 1);
+}
+
+#[test]
+fn a_jwk_set_over_https_is_trusted_by_the_system_roots_only() {
+    let (server, ca) = KeyServer::start_tls(&[jwt::es256_jwk(KEY_A, "a")]);
+    let ca_file = std::env::temp_dir().join(format!("sseloop-jwks-ca-{}.pem", server.addr.port()));
+    std::fs::write(&ca_file, ca).unwrap();
+    let args = [
+        "--issuer",
+        ISS,
+        "--jwks-url",
+        &server.https_url(),
+        "--resource-identifier",
+        AUD,
+    ];
+    // The CA among the roots (as SSL_CERT_FILE sets them): its keys come.
+    let trusting =
+        HubProcess::start_with_env(&args, &[("SSL_CERT_FILE", ca_file.to_str().unwrap())]);
+    let (status, body) = status_of(&trusting, &token(ISS, KEY_A, "a", 0));
+    assert_eq!(status, 200, "{body}");
+    // Without it, the certificate is refused, and so are the tokens.
+    let empty = std::env::temp_dir().join(format!("sseloop-jwks-no-ca-{}.pem", server.addr.port()));
+    std::fs::write(&empty, "").unwrap();
+    let doubting = HubProcess::start_with_env(&args, &[("SSL_CERT_FILE", empty.to_str().unwrap())]);
+    let (status, body) = status_of(&doubting, &token(ISS, KEY_A, "a", 1));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("cannot be fetched"), "{body}");
+    let _ = std::fs::remove_file(ca_file);
+    let _ = std::fs::remove_file(empty);
 }
