@@ -474,19 +474,8 @@ fn the_worst_publish_against_url_patterns_keeps_health_fast() {
     // regular expression before it fails; a publish of 16 such topics.
     const PATTERNS: usize = 8_192;
     const PER: usize = 8;
-    let (iss, aud) = (
-        "https://issuer.test",
-        "https://hub.test/.well-known/mercure",
-    );
-    let hub = HubProcess::start(&[
-        "--jwt-key",
-        jwt::SECRET,
-        "--issuer",
-        iss,
-        "--resource-identifier",
-        aud,
-        "--anonymous",
-    ]);
+    let (iss, aud) = (jwt::ISS, jwt::AUD);
+    let hub = HubProcess::start(&jwt::hub_args(&["--anonymous"]));
     let pattern = |n: usize| format!("https://example.com/x/:a{n}([a-y]+)zz");
     let _crowd = flood_as(&hub, PATTERNS / PER, PER, "match_urlpattern", |c, k| {
         pattern(c * PER + k)

@@ -307,21 +307,9 @@ fn a_browser_eventsource_authorized_by_the_access_token_cookie_gets_its_private_
         return;
     }
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let (iss, aud) = (
-        "https://issuer.test",
-        "https://hub.test/.well-known/mercure",
-    );
+    let (iss, aud) = (jwt::ISS, jwt::AUD);
     // Plain HTTP: a cookie name without the __Secure- prefix.
-    let hub = HubProcess::start(&[
-        "--jwt-key",
-        jwt::SECRET,
-        "--issuer",
-        iss,
-        "--resource-identifier",
-        aud,
-        "--cookie-name",
-        "mercure_access_token",
-    ]);
+    let hub = HubProcess::start(&jwt::hub_args(&["--cookie-name", "mercure_access_token"]));
     let reader = jwt::access(
         iss,
         aud,

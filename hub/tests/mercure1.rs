@@ -15,28 +15,16 @@ mod util;
 use std::time::{Duration, Instant};
 
 use hub_process::HubProcess;
+use jwt::{AUD, ISS};
 use mercure::{bearer, enc, publish, send_get, HUB};
 use serde_json::{json, Value};
 use util::{EventStream, DEADLINE};
 
-/// The issuer the test hubs trust.
-const ISS: &str = "https://issuer.test";
-/// The test hubs' resource identifier.
-const AUD: &str = "https://hub.test/.well-known/mercure";
 /// Where their metadata is.
 const METADATA: &str = "https://hub.test/.well-known/oauth-protected-resource/.well-known/mercure";
 
 fn hub_with(extra: &[&str]) -> HubProcess {
-    let mut args = vec![
-        "--jwt-key",
-        jwt::SECRET,
-        "--issuer",
-        ISS,
-        "--resource-identifier",
-        AUD,
-    ];
-    args.extend_from_slice(extra);
-    HubProcess::start(&args)
+    HubProcess::start(&jwt::hub_args(extra))
 }
 
 /// A token granting `actions` on `topics` (`(match, match_type)`).

@@ -10,6 +10,26 @@ use serde_json::{json, Value};
 /// The reference hub's well-known development key.
 pub const SECRET: &str = "!ChangeThisMercureHubJWTSecretKey!";
 
+/// The issuer the Mercure 1.0 test hubs trust.
+pub const ISS: &str = "https://issuer.test";
+/// Their resource identifier (the `aud` of their tokens).
+pub const AUD: &str = "https://hub.test/.well-known/mercure";
+
+/// A Mercure 1.0 hub's flags, with `extra`: the development key bound to
+/// [`ISS`], for [`AUD`].
+pub fn hub_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--jwt-key",
+        SECRET,
+        "--issuer",
+        ISS,
+        "--resource-identifier",
+        AUD,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
