@@ -1237,6 +1237,8 @@ pub enum Refusal {
     BadSelector(String),
     /// A cookie-authorized publish without an allowed `Origin`/`Referer`.
     Csrf,
+    /// Neither the `--publish-token` nor a JWT.
+    WrongStaticToken,
     /// A 1.0 access token, but the hub trusts no issuer (`--issuer`).
     NoIssuer,
     /// A 1.0 access token from another issuer than the trusted one.
@@ -1280,6 +1282,7 @@ impl Refusal {
             Refusal::TopicNotCovered(_) | Refusal::NotSubscribable(_) => Reason::TopicNotCovered,
             Refusal::TooManySelectors { .. } | Refusal::BadSelector(_) => Reason::TokenTooLarge,
             Refusal::Csrf => Reason::Csrf,
+            Refusal::WrongStaticToken => Reason::Malformed,
             Refusal::NoIssuer | Refusal::WrongIssuer(_) | Refusal::WrongAudience { .. } => {
                 Reason::WrongIssuerOrAudience
             }
@@ -1349,6 +1352,9 @@ impl fmt::Display for Refusal {
             Refusal::BadSelector(why) => write!(f, "the token's claims: {why}"),
             Refusal::Csrf => f.write_str(
                 "a cookie-authorized publish needs an Origin or Referer among the allowed publish origins",
+            ),
+            Refusal::WrongStaticToken => f.write_str(
+                "the bearer token is not the --publish-token (nor a JWT, which a publisher key would take)",
             ),
             Refusal::NoIssuer => f.write_str(
                 "the token is an access token, but the hub trusts no issuer (--issuer)",

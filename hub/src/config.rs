@@ -267,6 +267,26 @@ pub struct Config {
         value_parser = log_level
     )]
     pub log_level: log::LevelFilter,
+
+    /// How log lines are written: text for people, or json (one object a
+    /// line: timestamp, level, message and each field) for log pipelines.
+    #[arg(
+        long,
+        env = "SSELOOP_LOG_FORMAT",
+        value_name = "FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How the hub writes its log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `[timestamp LEVEL] message key=value…`.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// A Mercure protocol version the hub speaks beside 1.0.

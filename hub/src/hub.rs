@@ -278,10 +278,18 @@ impl Hub {
     pub(crate) fn attach(
         &mut self,
         reply: &mut Reply<'_>,
+        peer: std::net::SocketAddr,
         seid: &str,
         audience: Audience,
         last_id: Option<&str>,
     ) -> &mut Stream {
+        log::debug!(
+            seid,
+            peer:% = peer,
+            matchers:serde = audience.describe(&self.groups.store),
+            last_event_id:serde = last_id;
+            "subscriber arrived"
+        );
         if let Some(broker) = &self.broker {
             let topics = audience.describe(&self.groups.store);
             let topics = topics.into_iter().map(str::to_owned).collect();
@@ -585,7 +593,13 @@ impl Hub {
         }
         if kind == Kind::Published {
             self.counters.published += 1;
-            log::debug!("published {} to {reached} streams", update.id);
+            log::debug!(
+                id = update.id.as_str(),
+                topics:serde = update.topics,
+                private = update.private,
+                streams = reached;
+                "published"
+            );
             self.history.push(Rc::new(update));
         }
         if let Some((publisher, response)) = answer {

@@ -41,20 +41,71 @@ fn main() {
             std::process::exit(2);
         }
     };
-    env_logger::Builder::new()
+    let json = config.log_format == config::LogFormat::Json;
+    let mut logger = env_logger::Builder::new();
+    logger
         .filter_level(config.log_level)
         // The HTTP client's own debug lines are about its internals.
         .filter_module("ureq", log::LevelFilter::Warn)
         .filter_module("ureq_proto", log::LevelFilter::Warn)
-        .format_target(false)
-        .init();
-    if let Err(e) = run(config) {
-        eprintln!("sseloop: {e}");
+        // Where to connect, and a clean shutdown: said at any level.
+        .filter_module(LIFECYCLE, log::LevelFilter::Info)
+        .format_target(false);
+    if json {
+        logger.format(json_line);
+    }
+    logger.init();
+    if let Err(e) = run(config, json) {
+        if json {
+            log::error!("{e}");
+        } else {
+            eprintln!("sseloop: {e}");
+        }
         std::process::exit(1);
     }
 }
 
-fn run(config: Config) -> std::io::Result<()> {
+/// The log target of the lines said at any level (with `--log-format
+/// json`, where the others are log records too).
+const LIFECYCLE: &str = "sseloop::lifecycle";
+
+/// One log record as one JSON object on one line: `timestamp` (RFC 3339,
+/// UTC), `level`, `message`, then each of its fields by name (as text).
+fn json_line(
+    out: &mut env_logger::fmt::Formatter,
+    record: &log::Record<'_>,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    struct Fields(serde_json::Map<String, serde_json::Value>);
+    impl<'kvs> log::kv::VisitSource<'kvs> for Fields {
+        fn visit_pair(
+            &mut self,
+            key: log::kv::Key<'kvs>,
+            value: log::kv::Value<'kvs>,
+        ) -> Result<(), log::kv::Error> {
+            let mut name = key.as_str().to_owned();
+            if matches!(name.as_str(), "timestamp" | "level" | "message") {
+                name.insert_str(0, "field.");
+            }
+            // Numbers, booleans and lists as JSON has them; anything else
+            // as its text.
+            let value = serde_json::to_value(&value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            self.0.insert(name, value);
+            Ok(())
+        }
+    }
+    let mut line = serde_json::Map::new();
+    line.insert("timestamp".into(), out.timestamp().to_string().into());
+    line.insert("level".into(), record.level().as_str().into());
+    line.insert("message".into(), record.args().to_string().into());
+    let mut fields = Fields(serde_json::Map::new());
+    let _ = record.key_values().visit(&mut fields);
+    line.extend(fields.0);
+    writeln!(out, "{}", serde_json::Value::Object(line))
+}
+
+fn run(config: Config, json: bool) -> std::io::Result<()> {
     let first_id = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_micros() as u64);
@@ -111,10 +162,19 @@ fn run(config: Config) -> std::io::Result<()> {
         let _ = handle.shutdown();
     })?;
     // The first line on stderr, always: where to connect.
-    eprintln!("sseloop: listening on http://{}", server.local_addr());
+    let addr = server.local_addr();
+    if json {
+        log::info!(target: LIFECYCLE, addr:% = addr; "sseloop: listening on http://{addr}");
+    } else {
+        eprintln!("sseloop: listening on http://{addr}");
+    }
     log::info!("config: {summary}");
     server.run()?;
-    eprintln!("sseloop: shut down cleanly");
+    if json {
+        log::info!(target: LIFECYCLE, "sseloop: shut down cleanly");
+    } else {
+        eprintln!("sseloop: shut down cleanly");
+    }
     Ok(())
 }
 

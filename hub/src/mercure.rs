@@ -253,7 +253,7 @@ fn open_stream(
         Version::V1 => known.or(asked.filter(|id| *id == EARLIEST)),
         Version::V0 => asked,
     };
-    hub.attach(reply, &seid, audience, replay_from);
+    hub.attach(reply, req.peer(), &seid, audience, replay_from);
     // The stream ends by the token's `exp` and by the hub's longest
     // lifetime, whichever comes first: then the client shows its token again.
     let now = SystemTime::now()

@@ -5,6 +5,7 @@
 use sseloop::auth::bearer_matches;
 use sseloop::{CloseReason, Event, Handler, Reply, Request, Response, SendError, Streams};
 
+use crate::auth::Refusal;
 use crate::hub::{
     allow, last_event_id, selector_refused, too_many_selectors, Answer, Hub, Routed, STATIC_TOKEN,
 };
@@ -41,7 +42,7 @@ impl Hub {
         };
         // No id: the seid event must not move the client's last event id.
         let _ = reply.send(Event::new(seid.as_str()).event("seid"));
-        self.attach(reply, &seid, audience, last_id);
+        self.attach(reply, req.peer(), &seid, audience, last_id);
     }
 
     /// Who the request publishes as, when it may publish to `topics`
@@ -63,6 +64,11 @@ impl Hub {
             .may_publish(req, wanted, &self.config.publish_origin)
         {
             Ok(publisher) => Ok(publisher.identity),
+            // Not a JWT at all, where a static token is also taken: it was
+            // meant for the static token, and is not it.
+            Err(Refusal::Malformed) if self.config.publish_token.is_some() => {
+                Err(self.refuse(req, &Refusal::WrongStaticToken))
+            }
             Err(refusal) => Err(self.refuse(req, &refusal)),
         }
     }
@@ -244,10 +250,11 @@ impl Handler for Hub {
         }
     }
 
-    fn on_close(&mut self, seid: &str, _reason: CloseReason, streams: &mut Streams<'_>) {
+    fn on_close(&mut self, seid: &str, reason: CloseReason, streams: &mut Streams<'_>) {
         let Some(stream) = self.streams.remove(seid) else {
             return;
         };
+        log::debug!(seid, reason:? = reason; "subscriber left");
         if let Some(broker) = &self.broker {
             broker.presence.left(seid);
         }

@@ -595,3 +595,92 @@ fn idle_streams_time_out_and_heartbeats_can_be_turned_off() {
 
 /// A heartbeat as the hub's chunked stream carries it.
 const HEARTBEAT: &[u8] = b"3\r\n:\n\n\r\n";
+
+/// The hub's next stderr lines until one contains `needle` (a read with a
+/// deadline), answering that one.
+fn log_line_with(hub: &HubProcess, needle: &str) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = hub
+            .stderr_line(left)
+            .unwrap_or_else(|| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn debug_logs_say_who_arrives_and_leaves_and_what_is_published() {
+    let hub = HubProcess::start(&["--log-level", "debug"]);
+    let mut client = hub.connect();
+    client.send(b"GET /events?topic=news&topic=sport HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = client.read_head();
+    assert_eq!(head.status, 200);
+    let arrived = log_line_with(&hub, "subscriber arrived");
+    let peer = client.stream.local_addr().unwrap().to_string();
+    assert!(arrived.contains(&format!("peer={peer}")), "{arrived}");
+    assert!(
+        arrived.contains("seid=") && arrived.contains("news") && arrived.contains("sport"),
+        "{arrived}"
+    );
+    let (status, _) = hub.publish("?topic=news", "hi");
+    assert_eq!(status, 200);
+    let published = log_line_with(&hub, "published");
+    assert!(
+        published.contains("news") && published.contains("streams=1"),
+        "{published}"
+    );
+    drop(client);
+    let left = log_line_with(&hub, "subscriber left");
+    assert!(left.contains("seid=") && left.contains("reason="), "{left}");
+}
+
+#[test]
+fn json_logs_are_one_object_a_line_with_their_fields() {
+    let hub = HubProcess::start(&["--log-level", "debug", "--log-format", "json"]);
+    let mut client = hub.connect();
+    client.send(b"GET /events?topic=news HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.read_head().status, 200);
+    let (status, id) = hub.publish("?topic=news", "hi");
+    assert_eq!(status, 200);
+    drop(client);
+    // Every line up to the departure is one JSON object.
+    let deadline = Instant::now() + DEADLINE;
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &serde_json::Value| l["message"] == "subscriber left")
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = hub.stderr_line(left).expect("the departure is logged");
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            json["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{line}"
+        );
+        assert!(
+            json["level"].is_string() && json["message"].is_string(),
+            "{line}"
+        );
+        seen.push(json);
+    }
+    let find = |message: &str| {
+        seen.iter()
+            .find(|l| l["message"] == message)
+            .unwrap()
+            .clone()
+    };
+    let arrived = find("subscriber arrived");
+    assert_eq!(arrived["matchers"], serde_json::json!(["news"]));
+    assert_eq!(arrived["level"], "DEBUG");
+    let published = find("published");
+    assert_eq!(published["topics"], serde_json::json!(["news"]));
+    assert_eq!(
+        (published["id"].as_str(), published["streams"].as_u64()),
+        (Some(id.as_str()), Some(1))
+    );
+    assert_eq!(find("subscriber left")["seid"], arrived["seid"]);
+}

@@ -891,3 +891,35 @@ fn subscription_cors_for_credentialed_pages() {
         Some("true")
     );
 }
+
+#[test]
+fn a_wrong_static_token_beside_a_publisher_key_is_named_as_such() {
+    let hub = hub_with(&["--publish-token", "s3cret"]);
+    let (head, body) = hub.request(
+        "POST",
+        "/publish?topic=t",
+        &[("Authorization", "Bearer wrong")],
+        b"x",
+    );
+    assert_eq!(head.status, 401);
+    let body = String::from_utf8(body).unwrap();
+    assert!(body.contains("not the --publish-token"), "{body}");
+    let (head, _) = hub.request(
+        "POST",
+        "/publish?topic=t",
+        &[("Authorization", "Bearer s3cret")],
+        b"x",
+    );
+    assert_eq!(head.status, 200);
+    // A JWT that fails is still refused for what it is.
+    let (head, body) = hub.request(
+        "POST",
+        "/publish?topic=t",
+        &[("Authorization", &bearer(&jwt::dev(&json!({}))))],
+        b"x",
+    );
+    assert_eq!(head.status, 401);
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("--mercure-compat 0.x"));
+}

@@ -72,6 +72,12 @@ impl HubProcess {
             if let Some(at) = line.strip_prefix("sseloop: listening on http://") {
                 break at.trim().parse().expect("an address");
             }
+            // With --log-format json, the same line is a JSON object.
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
+                if let Some(at) = json["addr"].as_str() {
+                    break at.parse().expect("an address");
+                }
+            }
         };
         hub
     }
