@@ -123,17 +123,17 @@ pub struct Config {
     /// The JWT key for publishers and subscribers: the HS256 secret, or a
     /// PEM public key for RS256/ES256. Better from the environment, out of
     /// `ps`.
-    #[arg(long, env = "SSELOOP_JWT_KEY", value_name = "KEY", hide_env_values = true,
+    #[arg(long, env = "SSELOOP_JWT_KEY", value_name = "KEY", hide_env_values = true, global = true,
           value_parser = non_empty, allow_hyphen_values = true)]
     pub jwt_key: Option<String>,
 
     /// The publishers' JWT key, when it differs from --jwt-key.
-    #[arg(long, env = "SSELOOP_PUBLISHER_JWT_KEY", value_name = "KEY", hide_env_values = true,
+    #[arg(long, env = "SSELOOP_PUBLISHER_JWT_KEY", value_name = "KEY", hide_env_values = true, global = true,
           value_parser = non_empty, allow_hyphen_values = true)]
     pub publisher_jwt_key: Option<String>,
 
     /// The subscribers' JWT key, when it differs from --jwt-key.
-    #[arg(long, env = "SSELOOP_SUBSCRIBER_JWT_KEY", value_name = "KEY", hide_env_values = true,
+    #[arg(long, env = "SSELOOP_SUBSCRIBER_JWT_KEY", value_name = "KEY", hide_env_values = true, global = true,
           value_parser = non_empty, allow_hyphen_values = true)]
     pub subscriber_jwt_key: Option<String>,
 
@@ -144,7 +144,8 @@ pub struct Config {
         value_name = "ALG",
         value_enum,
         ignore_case = true,
-        default_value = "HS256"
+        default_value = "HS256",
+        global = true
     )]
     pub jwt_alg: crate::auth::Alg,
 
@@ -181,7 +182,7 @@ pub struct Config {
 
     /// The trusted issuer: a Mercure 1.0 access token is accepted only when
     /// its `iss` is exactly this, and is verified with the --jwt-key keys.
-    #[arg(long, env = "SSELOOP_ISSUER", value_name = "ISS", value_parser = non_empty)]
+    #[arg(long, env = "SSELOOP_ISSUER", value_name = "ISS", value_parser = non_empty, global = true)]
     pub issuer: Option<String>,
 
     /// The JWK Set of the --issuer (an OAuth authorization server's
@@ -203,7 +204,7 @@ pub struct Config {
     /// must carry, and the URL relative URL Patterns and topics resolve
     /// against. Unset: the URL the request reached (http or https, its Host,
     /// /.well-known/mercure).
-    #[arg(long, env = "SSELOOP_RESOURCE_IDENTIFIER", value_name = "URL",
+    #[arg(long, env = "SSELOOP_RESOURCE_IDENTIFIER", value_name = "URL", global = true,
           value_parser = absolute_url)]
     pub resource_identifier: Option<url::Url>,
 
@@ -278,6 +279,116 @@ pub struct Config {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+
+    /// Something else to do than run the hub.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What `sseloop` can do besides running the hub.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print a token the hub, started with the same key flags (or
+    /// variables), accepts: a Mercure 1.0 access token by default, e.g.
+    /// `sseloop token --publish '*' --subscribe 'https://example.com/books/:id' --ttl 1h`.
+    Token(TokenArgs),
+}
+
+/// `sseloop token`'s flags (beside the hub's key flags, which it shares).
+#[derive(Clone, Debug, clap::Args)]
+pub struct TokenArgs {
+    /// A topic matcher it may publish to (repeat): `*`, a topic, or a URL
+    /// Pattern (`https://example.com/books/:id`); 0.x: a URI template.
+    #[arg(long, value_name = "MATCHER")]
+    pub publish: Vec<String>,
+
+    /// A topic matcher of the private updates it may receive (repeat).
+    #[arg(long, value_name = "MATCHER")]
+    pub subscribe: Vec<String>,
+
+    /// How long it lasts: 3600, 90s, 15m, 1h, 7d.
+    #[arg(long, value_name = "DURATION", default_value = "1h",
+          value_parser = crate::mint::parse_ttl)]
+    pub ttl: std::time::Duration,
+
+    /// 1.0 (an RFC 9068 access token, from --issuer for
+    /// --resource-identifier) or 0.x (a `mercure` claim).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value = "1.0")]
+    pub format: crate::mint::Format,
+
+    /// Whom it is for (`sub`).
+    #[arg(long, value_name = "SUB", default_value = "sseloop-token")]
+    pub subject: String,
+
+    /// A JSON object shown with its subscriptions.
+    #[arg(long, value_name = "JSON", value_parser = json_object)]
+    pub payload: Option<serde_json::Value>,
+
+    /// The private key to sign with (PEM, PKCS#8) for RS256 and ES256,
+    /// whose --jwt-key is the public one; HS256 signs with --jwt-key.
+    #[arg(
+        long,
+        env = "SSELOOP_SIGNING_KEY",
+        value_name = "PEM",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub signing_key: Option<String>,
+}
+
+impl TokenArgs {
+    /// The token `config`'s hub accepts, signed with its key.
+    ///
+    /// # Errors
+    /// A one-line reason: no key, no grant, a claim a 1.0 token lacks.
+    pub fn mint(&self, config: &Config) -> Result<String, String> {
+        if self.publish.is_empty() && self.subscribe.is_empty() {
+            return Err(
+                "a token that grants nothing: add --publish MATCHER and/or --subscribe MATCHER"
+                    .into(),
+            );
+        }
+        let configured = match (self.publish.is_empty(), self.subscribe.is_empty()) {
+            (false, true) => config
+                .publisher_jwt_key
+                .as_ref()
+                .or(config.jwt_key.as_ref()),
+            (true, false) => config
+                .subscriber_jwt_key
+                .as_ref()
+                .or(config.jwt_key.as_ref()),
+            _ => config.jwt_key.as_ref().or(
+                // One token for both roles needs one key for both.
+                config
+                    .publisher_jwt_key
+                    .as_ref()
+                    .filter(|k| Some(*k) == config.subscriber_jwt_key.as_ref()),
+            ),
+        };
+        let key = match (&self.signing_key, config.jwt_alg) {
+            (Some(key), _) => key,
+            (None, crate::auth::Alg::Hs256) => configured.ok_or(
+                "no key to sign with: --jwt-key (SSELOOP_JWT_KEY), as the hub has it",
+            )?,
+            (None, alg) => {
+                return Err(format!(
+                    "{} signs with a private key: --signing-key PEM (SSELOOP_SIGNING_KEY); the hub's --jwt-key is the public one",
+                    alg.name()
+                ))
+            }
+        };
+        let order = crate::mint::Order {
+            format: self.format,
+            publish: self.publish.clone(),
+            subscribe: self.subscribe.clone(),
+            ttl: self.ttl,
+            issuer: config.issuer.clone(),
+            audience: config.resource_identifier.as_ref().map(|u| u.to_string()),
+            subject: self.subject.clone(),
+            payload: self.payload.clone(),
+        };
+        order.mint(config.jwt_alg, key)
+    }
 }
 
 /// How the hub writes its log lines.
@@ -370,6 +481,13 @@ fn redis_url(value: &str) -> Result<String, String> {
             let why = e.split_once(": ").map_or(e.as_str(), |(_, why)| why);
             format!("{why} (redis://HOST:PORT/DB, rediss://… or redis+sentinel://HOST:PORT/MASTER)")
         })
+}
+
+fn json_object(value: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str(value) {
+        Ok(object @ serde_json::Value::Object(_)) => Ok(object),
+        _ => Err(r#"a JSON object, e.g. {"user":7}"#.into()),
+    }
 }
 
 fn jwks_url(value: &str) -> Result<String, String> {

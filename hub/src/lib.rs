@@ -21,6 +21,7 @@
 //! - [`inbox`]: what the Redis threads hand the loop;
 //! - [`redis_link`]: one connection to Redis with deadlines;
 //! - [`metrics`]: the Prometheus exposition;
+//! - [`mint`]: `sseloop token`, tokens the hub accepts;
 //! - [`cors`]: the CORS headers and preflights;
 //! - [`json`]: the JSON the hub writes;
 //! - [`signals`]: SIGINT/SIGTERM to a graceful shutdown;
@@ -42,6 +43,7 @@ pub mod jwks;
 pub mod mercure;
 pub mod metadata;
 pub mod metrics;
+pub mod mint;
 pub mod page;
 pub mod paths;
 pub mod presence;

@@ -41,6 +41,16 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(config::Command::Token(args)) = &config.command {
+        match args.mint(&config) {
+            Ok(token) => println!("{token}"),
+            Err(why) => {
+                eprintln!("sseloop token: {why}");
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
     let json = config.log_format == config::LogFormat::Json;
     let mut logger = env_logger::Builder::new();
     logger

@@ -923,3 +923,200 @@ fn a_wrong_static_token_beside_a_publisher_key_is_named_as_such() {
         .unwrap()
         .contains("--mercure-compat 0.x"));
 }
+
+/// `sseloop token` with `args` (the hub's key flags among them); answers
+/// the token, or the exit code and stderr.
+fn sseloop_token(args: &[&str]) -> Result<String, (i32, String)> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sseloop"))
+        .args(args)
+        .env_remove("SSELOOP_JWT_KEY")
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+    } else {
+        let code = out.status.code().unwrap_or(-1);
+        Err((code, String::from_utf8_lossy(&out.stderr).into_owned()))
+    }
+}
+
+/// The claims of `token`, read without checking it.
+fn claims_of(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
+#[test]
+fn sseloop_token_mints_what_the_hub_with_the_same_flags_accepts() {
+    let mut args = jwt::hub_args(&[]);
+    args.extend_from_slice(&[
+        "token",
+        "--publish",
+        "*",
+        "--subscribe",
+        "https://example.com/books/:id",
+        "--ttl",
+        "90s",
+    ]);
+    let token = sseloop_token(&args).unwrap();
+    let claims = claims_of(&token);
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        90,
+        "--ttl sets exp"
+    );
+    assert_eq!(
+        (claims["iss"].as_str(), claims["aud"].as_str()),
+        (Some(ISS), Some(AUD))
+    );
+
+    let hub = hub_with(&[]);
+    let auth = bearer(&token);
+    let mut sub = subscribe(
+        &hub,
+        &[("match_urlpattern", "https://example.com/books/:id")],
+        &[("Authorization", &auth)],
+    );
+    let (head, body) = publish(
+        &hub,
+        &[
+            ("topic", "https://example.com/books/1"),
+            ("data", "minted"),
+            ("private", "on"),
+        ],
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(head.status, 200, "{body}");
+    assert_eq!(
+        sub.next().data,
+        "minted",
+        "its subscribe grant reads the private update"
+    );
+    // Another key: refused.
+    let other = HubProcess::start(&[
+        "--jwt-key",
+        "another secret",
+        "--issuer",
+        ISS,
+        "--resource-identifier",
+        AUD,
+    ]);
+    let (head, body) = publish(&other, &[("topic", "t")], &[("Authorization", &auth)]);
+    assert_eq!(head.status, 401, "{body}");
+    assert!(body.contains("signature"), "{body}");
+
+    // 0.x, for a hub with the compatibility flag.
+    let mut args = jwt::hub_args(&["--mercure-compat", "0.x"]);
+    args.extend_from_slice(&["token", "--format", "0.x", "--publish", "*"]);
+    let old = sseloop_token(&args).unwrap();
+    assert_eq!(claims_of(&old)["mercure"]["publish"], json!(["*"]));
+    let compat = HubProcess::start_0x(&jwt::hub_args(&[]));
+    let (head, body) = publish(
+        &compat,
+        &[("topic", "t")],
+        &[("Authorization", &bearer(&old))],
+    );
+    assert_eq!(head.status, 200, "{body}");
+
+    // ES256: signed with the private key, verified with the public one.
+    let es = HubProcess::start(&[
+        "--jwt-alg",
+        "ES256",
+        "--jwt-key",
+        include_str!("keys/es256.pub"),
+        "--issuer",
+        ISS,
+        "--resource-identifier",
+        AUD,
+    ]);
+    let signed = sseloop_token(&[
+        "--jwt-alg",
+        "ES256",
+        "--issuer",
+        ISS,
+        "--resource-identifier",
+        AUD,
+        "token",
+        "--publish",
+        "*",
+        "--signing-key",
+        include_str!("keys/es256.key"),
+    ])
+    .unwrap();
+    let (head, body) = publish(
+        &es,
+        &[("topic", "t")],
+        &[("Authorization", &bearer(&signed))],
+    );
+    assert_eq!(head.status, 200, "{body}");
+
+    // What it lacks, said: exit 2.
+    for (args, says) in [
+        (
+            vec![
+                "--jwt-key",
+                "k",
+                "--issuer",
+                ISS,
+                "--resource-identifier",
+                AUD,
+                "token",
+            ],
+            "--publish",
+        ),
+        (
+            vec![
+                "--jwt-key",
+                "k",
+                "--resource-identifier",
+                AUD,
+                "token",
+                "--publish",
+                "*",
+            ],
+            "--issuer",
+        ),
+        (
+            vec!["--jwt-key", "k", "--issuer", ISS, "token", "--publish", "*"],
+            "--resource-identifier",
+        ),
+        (
+            vec![
+                "--issuer",
+                ISS,
+                "--resource-identifier",
+                AUD,
+                "token",
+                "--publish",
+                "*",
+            ],
+            "--jwt-key",
+        ),
+        (
+            vec![
+                "--jwt-alg",
+                "RS256",
+                "--issuer",
+                ISS,
+                "--resource-identifier",
+                AUD,
+                "token",
+                "--publish",
+                "*",
+            ],
+            "--signing-key",
+        ),
+        (
+            vec!["--jwt-key", "k", "token", "--publish", "*", "--ttl", "1y"],
+            "duration",
+        ),
+    ] {
+        let (code, err) = sseloop_token(&args).unwrap_err();
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
