@@ -168,6 +168,12 @@ pub struct Config {
     #[arg(long, env = "SSELOOP_SUBSCRIPTIONS")]
     pub subscriptions: bool,
 
+    /// Serve the debugger page at /.well-known/mercure/debug/: subscribe,
+    /// publish, list subscriptions and watch live figures from a browser
+    /// (it exposes nothing the API does not, and keeps no token).
+    #[arg(long, env = "SSELOOP_DEBUGGER")]
+    pub debugger: bool,
+
     /// Also speak Mercure 0.x (draft-07) on /.well-known/mercure: `topic=`
     /// subscriptions, tokens with a `mercure` claim (also from the
     /// `authorization` query parameter and the `mercureAuthorization`

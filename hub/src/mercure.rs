@@ -27,6 +27,9 @@ use crate::update::Entry;
 
 pub use crate::subscription::PATH;
 
+/// The debugger page (`--debugger`).
+const DEBUGGER: &str = include_str!("debug.html");
+
 /// What `/.well-known/mercure` answers to, for `Allow`.
 const METHODS: &str = "GET, HEAD, POST, OPTIONS";
 
@@ -46,6 +49,18 @@ pub(crate) fn route(hub: &mut Hub, method: &str, req: &Request, reply: &mut Repl
                 let _ = reply.respond(allow(METHODS));
             }
         }
+        return;
+    }
+    if let Some("/debug" | "/debug/") = path.strip_prefix(PATH) {
+        let answer = match (method, hub.config.debugger) {
+            ("GET", true) => Response::new(200)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .header("Cache-Control", "no-store")
+                .body(DEBUGGER),
+            ("GET", false) => Response::text(404, "the debugger is off (--debugger)\n"),
+            _ => allow("GET, HEAD"),
+        };
+        let _ = reply.respond(answer);
         return;
     }
     let subscriptions = path

@@ -16,6 +16,8 @@ use crate::subscribers::Audience;
 use crate::update::{event_of, Entry};
 
 const DEMO_PAGE: &str = include_str!("demo.html");
+/// The event-stream reader the demo page and the debugger share.
+const STREAM_READER: &str = include_str!("sse.js");
 
 /// What `/events` answers to, for `Allow`.
 const EVENTS_METHODS: &str = "GET, HEAD, OPTIONS";
@@ -200,6 +202,9 @@ impl Handler for Hub {
             ("GET", "/") => now(Response::new(200)
                 .header("Content-Type", "text/html; charset=utf-8")
                 .body(DEMO_PAGE)),
+            ("GET", "/sse.js") => now(Response::new(200)
+                .header("Content-Type", "text/javascript; charset=utf-8")
+                .body(STREAM_READER)),
             ("GET", "/events") => return self.subscribe(req, reply),
             ("OPTIONS", "/events") => now(self.cors.preflight(req, EVENTS_METHODS)),
             (_, "/events") => Err(allow(EVENTS_METHODS)),

@@ -437,3 +437,152 @@ fn demo_page_shows_published_events_live() {
     assert_eq!(listener.next().data, "from the page");
     session.wait_for(WAIT_TEXT, json!(["log", "from the page"]));
 }
+
+/// Resolves with the value of the expression `arguments[0]` once it is
+/// truthy (polled in the page; the driver's script timeout is the deadline).
+const WAIT_UNTIL: &str = r#"
+const [expression, done] = [arguments[0], arguments[arguments.length - 1]];
+const check = () => {
+  let value;
+  try { value = eval(expression); } catch (e) { value = undefined; }
+  if (value) done(value); else setTimeout(check, 20);
+};
+check();
+"#;
+
+#[test]
+fn the_debugger_subscribes_publishes_lists_and_charts() {
+    if !have_browser("the_debugger_subscribes_publishes_lists_and_charts") {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let hub = HubProcess::start(&jwt::hub_args(&[
+        "--debugger",
+        "--subscriptions",
+        "--anonymous",
+    ]));
+    let everything = json!([jwt::detail(&["publish", "subscribe"], &[("*", None)])]);
+    let token = jwt::access(jwt::ISS, jwt::AUD, everything);
+    let driver = Driver::start();
+    let session = Session::new(&driver);
+    session.call(
+        "POST",
+        "window/rect",
+        json!({ "width": 1280, "height": 1100 }),
+    );
+    session.call(
+        "POST",
+        "url",
+        json!({ "url": format!("http://{}/.well-known/mercure/debug/", hub.addr) }),
+    );
+    let run = |script: &str, args: Value| {
+        session.call(
+            "POST",
+            "execute/sync",
+            json!({ "script": script, "args": args }),
+        )
+    };
+    let until = |expression: &str| session.wait_for(WAIT_UNTIL, json!([expression]));
+    // The token (kept in the page), a URL Pattern, subscribe.
+    run(
+        r#"const [token] = arguments;
+           document.getElementById("token").value = token;
+           document.getElementById("token").dispatchEvent(new Event("input"));
+           document.getElementById("matchers").value = "https://example.com/books/:id";
+           document.getElementById("subscribe").click();"#,
+        json!([token]),
+    );
+    until(r##"document.getElementById("sub-status").dataset.state === "open""##);
+    let claims = until(r##"document.getElementById("claims").textContent"##);
+    assert!(claims.as_str().unwrap().contains(jwt::ISS), "{claims}");
+
+    // A named update and a private one, published over HTTP.
+    let auth = format!("Bearer {token}");
+    for fields in [
+        "topic=https%3A%2F%2Fexample.com%2Fbooks%2F1&type=book&data=a%20named%20one",
+        "topic=https%3A%2F%2Fexample.com%2Fbooks%2F2&private=on&data=a%20private%20one",
+    ] {
+        let (head, _) = hub.request(
+            "POST",
+            "/.well-known/mercure",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            fields.as_bytes(),
+        );
+        assert_eq!(head.status, 200);
+    }
+    until(r##"document.querySelector('#updates tr[data-type="book"]')"##);
+    until(
+        r##"[...document.querySelectorAll("#updates td.data")].some(td => td.textContent === "a private one")"##,
+    );
+
+    // Published from the page's form, private: shown with its topics.
+    run(
+        r#"document.getElementById("pub-topics").value = "https://example.com/books/3";
+           document.getElementById("pub-data").value = "from the page";
+           document.getElementById("pub-private").checked = true;
+           document.getElementById("publish").click();"#,
+        json!([]),
+    );
+    let result = until(r##"document.getElementById("pub-result").textContent"##);
+    assert!(
+        result
+            .as_str()
+            .unwrap()
+            .starts_with("published as urn:uuid:"),
+        "{result}"
+    );
+    let row = until(r##"document.querySelector('#updates tr[data-private="true"]')?.textContent"##);
+    assert!(
+        row.as_str()
+            .unwrap()
+            .contains("https://example.com/books/3")
+            && row.as_str().unwrap().contains("from the page"),
+        "{row}"
+    );
+
+    // The subscriptions API: the page's own subscription is listed.
+    run(
+        r#"document.getElementById("list-subs").click();"#,
+        json!([]),
+    );
+    let listed = until(r##"document.getElementById("subs").textContent"##);
+    assert!(
+        listed
+            .as_str()
+            .unwrap()
+            .contains("https://example.com/books/:id"),
+        "{listed}"
+    );
+
+    // The charts have drawn points after the traffic: a publish rate above
+    // zero and an open stream, read off the SVG.
+    until(
+        r##"document.querySelector("#chart-publishes polyline").getAttribute("points").split(" ").some(p => Number(p.split(",")[1]) < 100)"##,
+    );
+    let streams = until(
+        r##"Number(document.querySelector("#chart-streams polyline").dataset.points) >= 2 && document.getElementById("now-streams").textContent"##,
+    );
+    assert_eq!(streams, json!("1"), "one open stream: the page's");
+
+    // A screenshot, compared against nothing: the README's picture, once a
+    // few more publishes have been charted.
+    for n in 0..30 {
+        let target = format!("/publish?topic=news&event=tick&id=t{n}");
+        let (head, _) = hub.request("POST", &target, &[("Authorization", &auth)], b"tick");
+        assert_eq!(head.status, 200);
+    }
+    until(
+        r##"Number(document.querySelector("#chart-publishes polyline").dataset.points) >= 4 && document.querySelector("#chart-publishes polyline").dataset.points"##,
+    );
+    let png = driver.call("GET", &format!("/session/{}/screenshot", session.id), None);
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(png.as_str().unwrap())
+        .unwrap();
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("debugger.png");
+    std::fs::write(&path, bytes).unwrap();
+    eprintln!("the debugger's screenshot: {}", path.display());
+}

@@ -430,13 +430,35 @@ fn health_metrics_page_and_unknown_routes() {
     );
     let page = String::from_utf8(body).unwrap();
     assert!(
-        page.contains("fetch(\"/events\""),
+        page.contains("followStream(\"/events\""),
         "the page follows /events"
     );
-    assert!(
-        !page.contains("src=") && !page.contains("href="),
-        "no external scripts, styles or fonts"
+    // Its one script is the hub's own stream reader, from the same origin.
+    let sources: Vec<&str> = page.split("src=").skip(1).collect();
+    assert_eq!(sources.len(), 1, "one script");
+    assert!(sources[0].starts_with("\"/sse.js\""), "{}", sources[0]);
+    assert!(!page.contains("href="), "no external styles or fonts");
+    let (head, reader) = hub.request("GET", "/sse.js", &[], b"");
+    assert_eq!(
+        head.header("content-type"),
+        Some("text/javascript; charset=utf-8")
     );
+    assert!(String::from_utf8(reader)
+        .unwrap()
+        .contains("function followStream("));
+    // The debugger is off unless asked for, and says how to turn it on.
+    let (head, body) = hub.request("GET", "/.well-known/mercure/debug/", &[], b"");
+    assert_eq!(head.status, 404);
+    assert!(String::from_utf8(body).unwrap().contains("--debugger"));
+    let debugging = HubProcess::start(&["--debugger"]);
+    let (head, body) = debugging.request("GET", "/.well-known/mercure/debug/", &[], b"");
+    assert_eq!(head.status, 200);
+    let debugger = String::from_utf8(body).unwrap();
+    assert!(
+        !debugger.contains("http://") && !debugger.contains("https://fonts"),
+        "nothing from elsewhere"
+    );
+    assert_eq!(debugger.matches("src=").count(), 1, "only /sse.js");
 
     assert_eq!(hub.request("GET", "/nope", &[], b"").0.status, 404);
     let (head, _) = hub.request("GET", "/publish", &[], b"");
