@@ -1120,3 +1120,24 @@ fn sseloop_token_mints_what_the_hub_with_the_same_flags_accepts() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_subscriber_refused_for_want_of_a_token_tells_the_operator_of_anonymous() {
+    let hub = hub_with(&[]);
+    let (status, body, _) = get(&hub, &params(&[("match", "t")]), &[]);
+    assert_eq!(status, 401);
+    assert!(
+        !body.contains("--anonymous"),
+        "for the operator, not the client: {body}"
+    );
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = hub
+            .stderr_line(left)
+            .expect("the operator is told of --anonymous");
+        if line.contains("--anonymous") {
+            break;
+        }
+    }
+}
