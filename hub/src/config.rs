@@ -57,6 +57,13 @@ pub struct Config {
     #[arg(long, env = "SSELOOP_MAX_CLIENTS", value_name = "N")]
     pub max_clients: Option<usize>,
 
+    /// Most live streams from one client address (an IPv6 address counts
+    /// by its /64, which one host may hold whole); past it, 429 with
+    /// Retry-After (default: unlimited).
+    #[arg(long, env = "SSELOOP_MAX_STREAMS_PER_IP", value_name = "N",
+          value_parser = positive_usize)]
+    pub max_streams_per_ip: Option<usize>,
+
     /// Most bytes queued for one client before it is evicted as too slow.
     #[arg(long, env = "SSELOOP_MAX_QUEUE", value_name = "BYTES", default_value_t = sseloop::DEFAULT_MAX_QUEUE,
           value_parser = positive_usize)]

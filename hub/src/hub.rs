@@ -34,6 +34,25 @@ pub(crate) struct Stream {
     pub group: usize,
     /// Its Mercure subscription, for the subscriptions API.
     pub subscription: Option<Box<Subscription>>,
+    /// Its client's address, as `--max-streams-per-ip` counts it.
+    pub client: IpAddr,
+}
+
+/// The address `--max-streams-per-ip` counts a peer under: itself, or for
+/// IPv6 its /64 (a host is routinely given a whole /64, so counting each
+/// address would let one host open streams without end).
+pub(crate) fn client_of(peer: std::net::SocketAddr) -> IpAddr {
+    match peer.ip() {
+        // An IPv4 client of a dual-stack listener is its IPv4 address.
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+            IpAddr::V4(v6.to_ipv4_mapped().expect("checked"))
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
 }
 
 /// What opens a subscriber's stream once its selectors are interned (see
@@ -64,6 +83,8 @@ pub struct Hub {
     pub(crate) deliveries: Deliveries<Then>,
     /// How many refusals the log may still take this second.
     refusal_log: RateLimit,
+    /// Live streams by client address (`--max-streams-per-ip`).
+    pub(crate) streams_by_client: HashMap<IpAddr, usize>,
     /// Requests whose token waits for its issuer's keys (a JWK Set being
     /// fetched), with how many fetches had ended when they came.
     pub(crate) waiting_for_keys: Vec<(Deferred, u64)>,
@@ -163,6 +184,7 @@ impl Hub {
                 sets,
             )?,
             waiting_for_keys: Vec::new(),
+            streams_by_client: HashMap::new(),
             cors: Cors::new(config.cors_origin.clone()),
             history: History::new(config.history),
             groups: Groups::new(SelectorStore::with_base(config.selector_limits(), base)),
@@ -212,6 +234,38 @@ impl Hub {
             let _ = later.answer_here(streams, |req, reply| {
                 sseloop::Handler::on_request(self, req, reply);
             });
+        }
+    }
+
+    /// Refuses a new stream from `peer` when its address holds
+    /// `--max-streams-per-ip` already (checked as the subscribe arrives,
+    /// before any work for it).
+    pub(crate) fn admit_stream(&self, peer: std::net::SocketAddr) -> Result<(), Response> {
+        let Some(max) = self.config.max_streams_per_ip else {
+            return Ok(());
+        };
+        let held = self
+            .streams_by_client
+            .get(&client_of(peer))
+            .copied()
+            .unwrap_or(0);
+        if held < max {
+            return Ok(());
+        }
+        Err(Response::text(
+            429,
+            format!("your address holds {held} streams, the most the hub allows one (--max-streams-per-ip {max})\n"),
+        )
+        .header("Retry-After", "5"))
+    }
+
+    /// A stream of `client` ended.
+    pub(crate) fn stream_ended(&mut self, client: IpAddr) {
+        if let Some(held) = self.streams_by_client.get_mut(&client) {
+            *held -= 1;
+            if *held == 0 {
+                self.streams_by_client.remove(&client);
+            }
         }
     }
 
@@ -296,11 +350,14 @@ impl Hub {
             broker.presence.joined(seid, topics);
         }
         let group = self.groups.join(audience);
+        let client = client_of(peer);
+        *self.streams_by_client.entry(client).or_default() += 1;
         self.streams.insert(
             seid.to_owned(),
             Stream {
                 group,
                 subscription: None,
+                client,
             },
         );
         let start = match last_id.map(|id| (id, self.history.start_after(id))) {
@@ -855,6 +912,24 @@ pub(crate) fn is_loopback(ip: IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn streams_are_counted_by_address_and_ipv6_by_its_64() {
+        let client = |addr: &str| super::client_of(addr.parse().unwrap()).to_string();
+        assert_eq!(client("192.0.2.7:1"), "192.0.2.7");
+        assert_eq!(
+            client("[::ffff:192.0.2.7]:1"),
+            "192.0.2.7",
+            "IPv4 on a dual-stack listener"
+        );
+        assert_eq!(client("[2001:db8:1:2:3:4:5:6]:1"), "2001:db8:1:2::");
+        assert_eq!(
+            client("[2001:db8:1:2:ffff::1]:9"),
+            "2001:db8:1:2::",
+            "one host's /64"
+        );
+        assert_ne!(client("[2001:db8:1:3::1]:1"), client("[2001:db8:1:2::1]:1"));
+    }
+
     use super::*;
 
     #[test]

@@ -157,6 +157,10 @@ fn is_format(c: char) -> bool {
 /// `GET /.well-known/mercure?match=…` (or, with the compatibility flag,
 /// `?topic=…`): a Mercure subscriber's stream.
 fn subscribe(hub: &mut Hub, req: &Request, reply: &mut Reply<'_>) {
+    if let Err(refused) = hub.admit_stream(req.peer()) {
+        let _ = reply.respond(refused);
+        return;
+    }
     let (version, matchers) = match matchers_of(req, hub.config.compat_0x()) {
         Ok(found) => found,
         Err(refused) => {

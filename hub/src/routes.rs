@@ -25,6 +25,10 @@ const EVENTS_METHODS: &str = "GET, HEAD, OPTIONS";
 impl Hub {
     fn subscribe(&mut self, req: &Request, reply: &mut Reply<'_>) {
         self.cors.apply(req, reply);
+        if let Err(refused) = self.admit_stream(req.peer()) {
+            let _ = reply.respond(refused);
+            return;
+        }
         let topics: Vec<&str> = req.query_all("topic").filter(|t| !t.is_empty()).collect();
         if topics.len() > self.config.max_selectors {
             let _ = reply.respond(too_many_selectors(topics.len(), self.config.max_selectors));
@@ -260,6 +264,7 @@ impl Handler for Hub {
             return;
         };
         log::debug!(seid, reason:? = reason; "subscriber left");
+        self.stream_ended(stream.client);
         if let Some(broker) = &self.broker {
             broker.presence.left(seid);
         }

@@ -706,3 +706,40 @@ fn json_logs_are_one_object_a_line_with_their_fields() {
     );
     assert_eq!(find("subscriber left")["seid"], arrived["seid"]);
 }
+
+#[test]
+fn one_address_holds_at_most_max_streams_per_ip() {
+    let hub = HubProcess::start(&["--max-streams-per-ip", "2", "--anonymous"]);
+    let open = |target: &str| {
+        let mut client = hub.connect();
+        client.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        let head = client.read_head();
+        (client, head)
+    };
+    let (first, head) = open("/events?topic=a");
+    assert_eq!(head.status, 200);
+    let (_second, head) = open("/.well-known/mercure?match=a");
+    assert_eq!(head.status, 200);
+    // A third, native or Mercure: 429, naming the flag.
+    for target in ["/events?topic=a", "/.well-known/mercure?match=a"] {
+        let (mut client, head) = open(target);
+        assert_eq!(head.status, 429, "{target}");
+        assert_eq!(head.header("retry-after"), Some("5"));
+        let body = String::from_utf8(client.read_body(&head)).unwrap();
+        assert!(body.contains("--max-streams-per-ip 2"), "{body}");
+    }
+    // One leaves: room for one more (read until the hub has let it go).
+    drop(first);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (_client, head) = open("/events?topic=a");
+        if head.status == 200 {
+            break;
+        }
+        assert_eq!(head.status, 429);
+        assert!(
+            Instant::now() < deadline,
+            "the stream that left still counts"
+        );
+    }
+}
