@@ -1141,3 +1141,21 @@ fn a_subscriber_refused_for_want_of_a_token_tells_the_operator_of_anonymous() {
         }
     }
 }
+
+#[test]
+fn a_hostile_host_cannot_break_the_challenge_or_the_metadata() {
+    let hub = HubProcess::start(&["--jwt-key", jwt::SECRET, "--issuer", ISS]);
+    // A quote is refused by the library (400); sub-delims pass its check
+    // but are no host the hub builds a URL from.
+    let mut client = hub.connect();
+    client.send(b"GET /.well-known/mercure?match=t HTTP/1.1\r\nHost: evil\"x\r\n\r\n");
+    assert_eq!(client.read_head().status, 400);
+    let mut client = hub.connect();
+    client.send(b"GET /.well-known/mercure?match=t HTTP/1.1\r\nHost: a,error=x;b\r\n\r\n");
+    let head = client.read_head();
+    assert_eq!(head.status, 401);
+    assert_eq!(
+        head.header("www-authenticate"),
+        Some("Bearer resource_metadata=\"http://localhost/.well-known/oauth-protected-resource/.well-known/mercure\"")
+    );
+}
