@@ -9,6 +9,8 @@ mod frames;
 mod publish;
 #[path = "../../tests/props/replay.rs"]
 mod replay;
+#[path = "props/url_patterns.rs"]
+mod url_patterns;
 #[path = "../../tests/util/mod.rs"]
 mod util;
 
@@ -25,4 +27,9 @@ fn replay(target: &str, check: fn(&[u8]) -> bool) -> usize {
 #[test]
 fn publish_regressions() {
     assert!(replay("publish", publish::check_bytes) > 0);
+}
+
+#[test]
+fn url_patterns_regressions() {
+    assert!(replay("url_patterns", url_patterns::check_bytes) > 0);
 }
