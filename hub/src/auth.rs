@@ -665,7 +665,7 @@ impl Trust {
         if let Some(resource) = &self.resource {
             return vec![resource.clone()];
         }
-        let host = crate::metadata::host_of(req);
+        let host = crate::paths::host_of(req);
         vec![
             format!("https://{host}{}", crate::subscription::PATH),
             format!("http://{host}{}", crate::subscription::PATH),

@@ -13,7 +13,7 @@
 //! - [`metadata`]: the hub's OAuth protected resource metadata (RFC 9728);
 //! - [`subscription`]: a Mercure subscription as the API shows it;
 //! - [`subscriptions`]: Mercure's subscriptions API and events;
-//! - [`paths`]: path segments, encoded and decoded;
+//! - [`paths`]: path segments, encoded and decoded, and the host a request reached;
 //! - [`page`]: a listing's page, its cursor and the link to the next;
 //! - [`history`]: the events kept for replay on reconnect;
 //! - [`broker`]: several hubs as one, through a shared log in Redis;

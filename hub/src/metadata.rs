@@ -38,21 +38,7 @@ fn origin_of(req: &Request) -> String {
         Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
-    format!("{scheme}://{}", host_of(req))
-}
-
-/// The request's `Host`, when it is one (a name or address and a port:
-/// what a URL's authority may hold, so it cannot break the URL or a quoted
-/// challenge it goes into); else `localhost`.
-pub fn host_of(req: &Request) -> &str {
-    req.header("Host")
-        .filter(|host| {
-            !host.is_empty()
-                && host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
-        })
-        .unwrap_or("localhost")
+    format!("{scheme}://{}", crate::paths::host_of(req))
 }
 
 /// What the document says of the hub.

@@ -1,5 +1,6 @@
-//! Path segments: percent-encoded for the URLs the hub makes, decoded
-//! from the ones it is asked for.
+//! The parts of the URLs the hub makes: path segments percent-encoded
+//! (and decoded from the ones it is asked for), and the host a request
+//! reached.
 
 /// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
 pub fn encode_segment(s: &str) -> String {
@@ -20,6 +21,20 @@ pub fn decode_segment(segment: &str) -> Option<String> {
         return None;
     }
     sseloop::http::percent_decode(segment)
+}
+
+/// The request's `Host`, when it is one (a name or address and a port:
+/// what a URL's authority may hold, so it cannot break the URL or a quoted
+/// challenge it goes into); else `localhost`.
+pub fn host_of(req: &sseloop::Request) -> &str {
+    req.header("Host")
+        .filter(|host| {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
+        .unwrap_or("localhost")
 }
 
 #[cfg(test)]
