@@ -12,8 +12,10 @@ import socket, subprocess, threading, time, urllib.parse
 
 PORT = 18557
 hub = subprocess.Popen(
+    # URI templates (`topic=`) are Mercure 0.x: the compatibility flag.
     ["./target/release/sseloop", "--listen", f"127.0.0.1:{PORT}", "--anonymous",
-     "--heartbeat", "0", "--log-level", "warn"], stderr=subprocess.DEVNULL)
+     "--mercure-compat", "0.x", "--heartbeat", "0", "--log-level", "warn"],
+    stderr=subprocess.DEVNULL)
 try:
     for _ in range(100):
         try:

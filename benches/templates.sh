@@ -59,6 +59,9 @@ start() {
     # A base from before the flag had no such limit.
     "$bin" --help | grep -- --max-templates >/dev/null || extra=()
   fi
+  # URI templates are Mercure 0.x: a hub that speaks 1.0 by default takes
+  # them (and their 0.x token) with the compatibility flag.
+  if "$bin" --help | grep -- --mercure-compat >/dev/null; then extra+=(--mercure-compat 0.x); fi
   if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then say "port $PORT is in use"; exit 1; fi
   "$bin" --listen "127.0.0.1:$PORT" --heartbeat 0 --jwt-key "$SECRET" --anonymous --log-level warn "${extra[@]}" 2>/dev/null &
   HUB_PID=$!
