@@ -42,7 +42,8 @@ pub enum Alg {
 }
 
 impl Alg {
-    fn jwt(self) -> Algorithm {
+    /// The `jsonwebtoken` algorithm it is.
+    pub fn jwt(self) -> Algorithm {
         match self {
             Alg::Hs256 => Algorithm::HS256,
             Alg::Rs256 => Algorithm::RS256,
@@ -645,18 +646,6 @@ pub struct Trust {
     pub base: Url,
 }
 
-impl Default for Trust {
-    fn default() -> Self {
-        Trust {
-            issuer: None,
-            resource: None,
-            compat: true,
-            cookie: DEFAULT_COOKIE.to_owned(),
-            base: Url::parse(crate::topics::DEFAULT_BASE).expect("a URL"),
-        }
-    }
-}
-
 impl Trust {
     /// The resource identifiers a token's `aud` may name for `req`: the
     /// configured one, else the hub's URL as the request reached it (over
@@ -827,24 +816,10 @@ pub struct Publisher {
 
 impl Keys {
     /// Verifiers for `alg` with the publishers' and the subscribers' keys
-    /// (none: no JWT authorization on that side); tokens keep to `limits`
-    /// and are read as `trust` says.
-    ///
-    /// # Errors
-    /// A one-line reason when a key does not fit the algorithm.
-    pub fn new(
-        alg: Alg,
-        publisher: Option<&str>,
-        subscriber: Option<&str>,
-        limits: TokenLimits,
-        trust: Trust,
-    ) -> Result<Self, String> {
-        Keys::with_sets(alg, publisher, subscriber, limits, trust, Vec::new())
-    }
-
-    /// As [`new`](Self::new), also trusting each `(iss, url)` of `sets`:
-    /// tokens from `iss` are verified with the keys of the JWK Set at
-    /// `url`, fetched by a thread of the hub's.
+    /// (none: no JWT authorization on that side), and for each `(iss, url)`
+    /// of `sets`, the keys of the JWK Set at `url` (fetched by a thread of
+    /// the hub's) for tokens from `iss`; tokens keep to `limits` and are
+    /// read as `trust` says.
     ///
     /// # Errors
     /// A one-line reason when a key does not fit the algorithm, or the

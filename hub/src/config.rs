@@ -225,7 +225,7 @@ pub struct Config {
     /// __Secure- prefix for plain-HTTP development: browsers keep those only
     /// over HTTPS).
     #[arg(long, env = "SSELOOP_COOKIE_NAME", value_name = "NAME",
-          default_value = "__Secure-mercure_access_token", value_parser = non_empty)]
+          default_value = crate::auth::DEFAULT_COOKIE, value_parser = non_empty)]
     pub cookie_name: String,
 
     /// The longest a Mercure subscriber's stream lasts, in seconds, before

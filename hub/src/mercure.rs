@@ -145,13 +145,11 @@ fn forbidden_char(value: &str) -> Option<char> {
     value.chars().find(|&c| c.is_control() || is_format(c))
 }
 
-/// Whether `c` is a Unicode format character (general category Cf).
+/// Whether `c` is a Unicode format character (general category Cf), by
+/// the Unicode data `icu_properties` carries.
 fn is_format(c: char) -> bool {
-    matches!(u32::from(c),
-        0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x890..=0x891 | 0x8E2 | 0x180E
-        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
-        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
-        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+    use icu_properties::props::GeneralCategory;
+    icu_properties::CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::Format
 }
 
 /// `GET /.well-known/mercure?match=…` (or, with the compatibility flag,

@@ -136,11 +136,7 @@ impl Order {
             Alg::Es256 => EncodingKey::from_ec_pem(key.as_bytes())
                 .map_err(|e| format!("not an EC private key in PEM (PKCS#8): {e}"))?,
         };
-        let mut header = Header::new(match alg {
-            Alg::Hs256 => jsonwebtoken::Algorithm::HS256,
-            Alg::Rs256 => jsonwebtoken::Algorithm::RS256,
-            Alg::Es256 => jsonwebtoken::Algorithm::ES256,
-        });
+        let mut header = Header::new(alg.jwt());
         header.typ = Some(match self.format {
             Format::V1 => "at+jwt".to_owned(),
             Format::V0 => "JWT".to_owned(),
