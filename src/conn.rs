@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use crate::http::{Request, RequestReader, Version};
-use crate::queue::WriteQueue;
+use crate::queue::{Flushed, WriteQueue};
 use crate::timer::TimerKey;
 use crate::topic::Membership;
 
@@ -418,12 +418,17 @@ impl Conn {
         }
     }
 
-    /// A write took `bytes`; the queue may now be empty.
-    pub(crate) fn on_flushed(&mut self, bytes: usize, now: u64) -> Step {
-        if bytes > 0 {
+    /// A write pass took `done.bytes` of the queue. A client still behind
+    /// by more than `max_queue` (what is queued and what the transport
+    /// holds) is evicted; once nothing is left, a draining connection ends.
+    pub(crate) fn on_flushed(&mut self, done: &Flushed, max_queue: usize, now: u64) -> Step {
+        if done.bytes > 0 {
             self.last_write = now;
         }
-        if !self.queue.is_empty() {
+        if self.queue.len() + done.held > max_queue {
+            return self.close(CloseReason::QueueFull);
+        }
+        if !self.queue.is_empty() || done.held > 0 {
             return Step::Wait;
         }
         match self.state {
@@ -542,6 +547,17 @@ mod tests {
     const GET_11_CLOSE: &str = "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
     const GET_10: &str = "GET / HTTP/1.0\r\n\r\n";
 
+    /// The queue cap of these tests.
+    const CAP: usize = 1 << 20;
+
+    /// A write pass that took `bytes` and left nothing in the transport.
+    fn wrote(bytes: usize) -> Flushed {
+        Flushed {
+            bytes,
+            ..Flushed::default()
+        }
+    }
+
     fn queue_something(c: &mut Conn) {
         c.queue
             .push(Chunk::Static(b"x"), &mut SpareBuffers::default());
@@ -589,9 +605,16 @@ mod tests {
         assert_eq!(c.input(), Input::Discard);
         // Written out: closed, done, without lingering.
         c.queue.clear(&mut SpareBuffers::default());
-        assert_eq!(c.on_flushed(1, 2), Step::Close(CloseReason::Done));
+        assert_eq!(
+            c.on_flushed(&wrote(1), CAP, 2),
+            Step::Close(CloseReason::Done)
+        );
         assert!(c.is_closed());
-        assert_eq!(c.on_flushed(0, 3), Step::Wait, "closing twice says nothing");
+        assert_eq!(
+            c.on_flushed(&wrote(0), CAP, 3),
+            Step::Wait,
+            "closing twice says nothing"
+        );
     }
 
     #[test]
@@ -662,7 +685,10 @@ mod tests {
         assert_eq!(c.on_stream_end(2), Step::Wait);
         assert_eq!(c.input(), Input::Discard);
         c.queue.clear(&mut SpareBuffers::default());
-        assert_eq!(c.on_flushed(1, 3), Step::Close(CloseReason::Done));
+        assert_eq!(
+            c.on_flushed(&wrote(1), CAP, 3),
+            Step::Close(CloseReason::Done)
+        );
     }
 
     #[test]
@@ -685,7 +711,10 @@ mod tests {
         assert_eq!(c.on_eof(2), Step::Wait, "the answer is still queued");
         assert!(!c.keep_alive());
         c.queue.clear(&mut SpareBuffers::default());
-        assert_eq!(c.on_flushed(1, 3), Step::Close(CloseReason::Done));
+        assert_eq!(
+            c.on_flushed(&wrote(1), CAP, 3),
+            Step::Close(CloseReason::Done)
+        );
     }
 
     #[test]
@@ -693,9 +722,9 @@ mod tests {
         let mut c = conn();
         c.on_refused(1);
         queue_something(&mut c);
-        assert_eq!(c.on_flushed(0, 2), Step::Wait);
+        assert_eq!(c.on_flushed(&wrote(0), CAP, 2), Step::Wait);
         c.queue.clear(&mut SpareBuffers::default());
-        assert_eq!(c.on_flushed(1, 2), Step::ShutdownWrite);
+        assert_eq!(c.on_flushed(&wrote(1), CAP, 2), Step::ShutdownWrite);
         assert_eq!(c.on_timeout(3, &T), Due::Later(2 + LINGER_MS.min(T.idle)));
         assert_eq!(c.on_timeout(102, &T), Due::LingerOver);
         assert_eq!(c.on_eof(5), Step::Close(CloseReason::Done));
@@ -706,7 +735,10 @@ mod tests {
         let mut c = conn();
         c.on_refused(1);
         c.read_closed = true;
-        assert_eq!(c.on_flushed(1, 2), Step::Close(CloseReason::Done));
+        assert_eq!(
+            c.on_flushed(&wrote(1), CAP, 2),
+            Step::Close(CloseReason::Done)
+        );
     }
 
     #[test]

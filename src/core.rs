@@ -73,6 +73,10 @@ pub struct Stats {
     pub accepted: u64,
     /// Accept failures (EMFILE and the like), each followed by a back-off.
     pub accept_errors: u64,
+    /// Connections closed because their TLS session failed: a handshake
+    /// that was not TLS or did not agree, or a record that did not
+    /// decrypt (with the `tls` feature).
+    pub tls_errors: u64,
     /// Requests handed to the handler.
     pub requests: u64,
     /// Requests refused by the parser (4xx/5xx).
@@ -673,11 +677,7 @@ impl Core {
                 self.stats.bytes_written += done.bytes as u64;
                 self.stats.write_calls += done.syscalls as u64;
                 self.stats.frames_written += done.frames as u64;
-                if conn.queue.len() > self.settings.max_queue {
-                    conn.close(CloseReason::QueueFull)
-                } else {
-                    conn.on_flushed(done.bytes, self.now)
-                }
+                conn.on_flushed(&done, self.settings.max_queue, self.now)
             }
             Err(e) => conn.on_write_error(e.kind()),
         };

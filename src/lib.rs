@@ -83,6 +83,7 @@ mod server;
 mod streams;
 pub mod timer;
 mod topic;
+mod transport;
 
 /// The README's Rust examples, compiled as doctests.
 #[doc = include_str!("../README.md")]

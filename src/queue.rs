@@ -101,6 +101,9 @@ pub(crate) struct Flushed {
     /// Frames (not heads or other bytes) completely written.
     pub frames: usize,
     pub syscalls: usize,
+    /// Bytes the transport took but the socket has not yet (a TLS
+    /// session's records); they count as still queued.
+    pub held: usize,
 }
 
 impl WriteQueue {

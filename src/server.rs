@@ -9,25 +9,19 @@
 //! more, between encoding and the queue: the frame waits on the topic's log
 //! (`topic.rs`) until each subscriber's turn to be written comes.
 //!
-//! # Where TLS would go
+//! # TLS
 //!
-//! Not built, but the seam is here. A sans-I/O TLS session (`rustls`'s
-//! `ServerConnection`) would sit between each socket and its connection, in
-//! this module alone: [`Server::read`] would feed the socket's bytes to the
-//! session (`read_tls`, `process_new_packets`) and hand the plaintext it
-//! yields to `handle_requests` as today; [`Server::flush`] would write the
-//! queue's bytes into the session (`writer()`) and then the session's
-//! records to the socket (`write_tls`). The handshake happens before any
-//! request, so it runs under the head deadline that `Reading` already has,
-//! and a failed handshake closes like a refused request. A clean end
-//! (`conn.rs`'s `Draining`, `Lingering`) sends `close_notify` before the
-//! write side is shut down. Two costs move: a broadcast frame is still
-//! encoded once, but encrypted once per client (TLS records are per
-//! session), so the queue's shared `Chunk::Frame`s become plaintext input
-//! to each session; and the queue cap must count the session's buffered
-//! ciphertext too, or a slow TLS client could hide its backlog there.
+//! With the `tls` feature and [`Builder::tls`], each socket is wrapped in a
+//! rustls session (`transport.rs`, the other half of this shell): reads
+//! hand the session's plaintext to `handle_requests` as a plain socket's
+//! bytes, and a flush encrypts the queue into the session and writes its
+//! records. The handshake comes before any request, so the head deadline a
+//! new connection starts with covers it; a refused handshake closes that
+//! connection alone. A broadcast frame is still encoded once, and each
+//! session encrypts it once for its client. What the socket refused stays
+//! in the session and counts against the queue cap (`Flushed::held`).
 
-use std::io::{self, Read};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -44,6 +38,9 @@ use crate::queue::Chunk;
 use crate::reply::Reply;
 use crate::seid::{RandomSeid, SeidGenerator};
 use crate::streams::Streams;
+#[cfg(feature = "tls")]
+use crate::transport::TlsAcceptor;
+use crate::transport::{Got, Transport};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
@@ -107,6 +104,8 @@ pub struct Builder {
     shutdown_grace: Duration,
     answer_timeout: Duration,
     generator: Box<dyn SeidGenerator>,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsAcceptor>,
 }
 
 impl Builder {
@@ -218,6 +217,42 @@ impl Builder {
         self
     }
 
+    /// Serves HTTPS: every connection is TLS, with this rustls
+    /// configuration (certificates, versions, the crypto provider). Only
+    /// ALPN `http/1.1` is offered, whatever `config` says: the server
+    /// speaks nothing else. Handlers, replies and handles work as over
+    /// plain TCP; the handshake must finish within the
+    /// [head timeout](Builder::head_timeout), like a request head.
+    ///
+    /// To change certificates while the server runs, give `config` a
+    /// certificate resolver ([`rustls::server::ResolvesServerCert`]) that
+    /// the program updates: each new connection asks it.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    ///
+    /// let certs = CertificateDer::pem_file_iter("cert.pem")?.collect::<Result<Vec<_>, _>>()?;
+    /// let key = PrivateKeyDer::from_pem_file("key.pem")?;
+    /// let config = rustls::ServerConfig::builder()
+    ///     .with_no_client_auth()
+    ///     .with_single_cert(certs, key)?;
+    /// let server = sseloop::Server::builder()
+    ///     .bind("127.0.0.1:8443")?
+    ///     .tls(config)
+    ///     .build(|_req: &sseloop::Request, reply: &mut sseloop::Reply<'_>| {
+    ///         let _ = reply.send(sseloop::Event::new("hello over TLS"));
+    ///     })?;
+    /// server.run()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
+        self.tls = Some(TlsAcceptor::new(config));
+        self
+    }
+
     /// Binds (if needed) and builds the server; nothing runs until
     /// [`Server::run`].
     ///
@@ -269,6 +304,8 @@ impl Builder {
             shutdown_deadline: None,
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             sockets: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls: self.tls,
         })
     }
 }
@@ -288,8 +325,12 @@ pub struct Server {
     shutdown_default: u64,
     shutdown_deadline: Option<u64>,
     read_buf: Box<[u8]>,
-    /// Each connection's socket, at its key in the core's slab.
-    sockets: Vec<Option<TcpStream>>,
+    /// Each connection's socket (and TLS session), at its key in the
+    /// core's slab.
+    sockets: Vec<Option<Transport>>,
+    /// Makes each new connection's TLS session, when serving HTTPS.
+    #[cfg(feature = "tls")]
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
@@ -309,6 +350,8 @@ impl Server {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             answer_timeout: DEFAULT_ANSWER_TIMEOUT,
             generator: Box::new(RandomSeid::default()),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -410,7 +453,7 @@ impl Server {
             return;
         };
         loop {
-            let (mut socket, peer) = match listener.accept() {
+            let (socket, peer) = match listener.accept() {
                 Ok(pair) => pair,
                 // Not an error: every pending connection has been accepted.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -431,11 +474,15 @@ impl Server {
             // SSE frames are small and latency matters more than packet count.
             let _ = socket.set_nodelay(true);
             let key = self.core.add_conn(peer);
+            let Some(mut transport) = self.transport_for(socket) else {
+                self.core.close(key, CloseReason::IoError);
+                continue;
+            };
             let interest = Interest::READABLE | Interest::WRITABLE;
             if self
                 .poll
                 .registry()
-                .register(&mut socket, Token(key), interest)
+                .register(transport.socket(), Token(key), interest)
                 .is_err()
             {
                 self.core.close(key, CloseReason::IoError);
@@ -444,46 +491,60 @@ impl Server {
             if self.sockets.len() <= key {
                 self.sockets.resize_with(key + 1, || None);
             }
-            self.sockets[key] = Some(socket);
+            self.sockets[key] = Some(transport);
         }
+    }
+
+    /// The transport of a new connection: a TLS session over `socket` when
+    /// serving HTTPS, the socket itself otherwise.
+    fn transport_for(&self, socket: TcpStream) -> Option<Transport> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.accept(socket).ok().map(|t| Transport::Tls(Box::new(t)));
+        }
+        Some(Transport::Plain(socket))
     }
 
     /// Reads everything the socket has, handling each request as soon as
     /// it is complete, so no more than one read's worth is ever buffered
     /// beyond the request being parsed.
     ///
-    /// A read that fills less than the buffer has emptied the socket, and
-    /// new bytes raise a new edge, so unless `to_eof` it stops there rather
-    /// than spend a syscall to hear `WouldBlock`.
+    /// A plain read that fills less than the buffer has emptied the
+    /// socket, and new bytes raise a new edge, so unless `to_eof` it stops
+    /// there rather than spend a syscall to hear `WouldBlock`.
     fn read(&mut self, key: usize, to_eof: bool) {
         loop {
             let Some(conn) = self.core.conn(key) else {
                 // Not an error: a stale event for a connection already removed.
                 return;
             };
-            let (true, Some(Some(socket))) = (conn.wants_input(), self.sockets.get_mut(key)) else {
+            let (true, Some(Some(transport))) = (conn.wants_input(), self.sockets.get_mut(key))
+            else {
                 break;
             };
-            match socket.read(&mut self.read_buf) {
-                Ok(0) => {
+            match transport.read(&mut self.read_buf) {
+                Ok(Got::Eof) => {
                     self.core.on_eof(key);
                     break;
                 }
-                Ok(n) => {
-                    let drained = n < self.read_buf.len() && !to_eof;
+                Ok(Got::Bytes { n, more }) => {
                     // The handlers cannot reach the read buffer, so it can
                     // be lent out while they run.
                     let read_buf = std::mem::take(&mut self.read_buf);
                     self.handle_requests(key, &read_buf[..n]);
                     self.read_buf = read_buf;
-                    if drained {
+                    if !more && !to_eof {
                         break;
                     }
                 }
-                // Not an error: the socket has nothing more for now.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // Not an error: a signal arrived mid-call.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Got::Nothing) => break,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    // A TLS handshake or record the session refused (its
+                    // alert is sent): this connection alone closes.
+                    self.core.stats.tls_errors += 1;
+                    self.core.close(key, CloseReason::BadRequest);
+                    return;
+                }
                 Err(_) => {
                     self.core.close(key, CloseReason::ClientGone);
                     return;
@@ -611,19 +672,19 @@ impl Server {
     /// machine; shuts the write side down when it says so.
     fn flush(&mut self, key: usize) {
         self.core.catch_up(key);
-        if !self.core.wants_write(key) {
-            return;
-        }
-        let Some(Some(socket)) = self.sockets.get_mut(key) else {
+        let Some(Some(transport)) = self.sockets.get_mut(key) else {
             return;
         };
+        if !self.core.wants_write(key) && !transport.has_held_output() {
+            return;
+        }
         let Some((queue, spare)) = self.core.queue_of(key) else {
             return;
         };
-        let result = queue.flush(socket, spare);
+        let result = transport.flush(queue, spare);
         if self.core.on_flushed(key, result) {
             // Half-close and linger for the client's EOF.
-            let _ = socket.shutdown(std::net::Shutdown::Write);
+            transport.shutdown_write();
         }
     }
 
@@ -673,8 +734,9 @@ impl Server {
         }
         let (registry, sockets) = (self.poll.registry(), &mut self.sockets);
         self.core.remove_closed(|key| {
-            if let Some(mut socket) = sockets.get_mut(key).and_then(Option::take) {
-                let _ = registry.deregister(&mut socket);
+            if let Some(mut transport) = sockets.get_mut(key).and_then(Option::take) {
+                transport.close();
+                let _ = registry.deregister(transport.socket());
             }
         });
     }

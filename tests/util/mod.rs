@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use sseloop::parse::{Message, Parser};
 use sseloop::{Builder, Handle, Server};
 
+pub mod tls;
+
 /// How long any single expectation may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
@@ -101,6 +103,8 @@ impl Head {
 /// A blocking client; bytes read and not yet consumed stay in `buf`.
 pub struct Client {
     pub stream: TcpStream,
+    /// The client's TLS session when it speaks HTTPS (rustls' own client).
+    pub tls: Option<rustls::ClientConnection>,
     buf: Vec<u8>,
     /// Set once the server closed the connection.
     pub eof: bool,
@@ -126,10 +130,24 @@ impl Client {
         Self::from_stream(socket.into())
     }
 
+    /// A client that speaks HTTPS to `addr`, trusting `roots` and asking
+    /// for `server_name`. The handshake runs with the first write or read.
+    pub fn connect_tls(
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> Self {
+        let mut client = Self::connect(addr);
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).unwrap();
+        client.tls = Some(rustls::ClientConnection::new(config, name).expect("a TLS client"));
+        client
+    }
+
     fn from_stream(stream: TcpStream) -> Self {
         stream.set_nodelay(true).unwrap();
         Client {
             stream,
+            tls: None,
             buf: Vec::new(),
             eof: false,
             patience: DEADLINE,
@@ -144,7 +162,15 @@ impl Client {
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
+        self.stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        match &mut self.tls {
+            Some(tls) => {
+                let mut stream = rustls::Stream::new(tls, &mut self.stream);
+                stream.write_all(bytes).expect("write");
+                stream.flush().expect("flush");
+            }
+            None => self.stream.write_all(bytes).expect("write"),
+        }
     }
 
     pub fn get(&mut self, target: &str) {
@@ -159,7 +185,11 @@ impl Client {
         }
         self.stream.set_read_timeout(Some(left)).unwrap();
         let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk) {
+        let read = match &mut self.tls {
+            Some(tls) => rustls::Stream::new(tls, &mut self.stream).read(&mut chunk),
+            None => self.stream.read(&mut chunk),
+        };
+        match read {
             Ok(0) => {
                 self.eof = true;
                 false
@@ -173,7 +203,11 @@ impl Client {
             {
                 false
             }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+            // A TLS peer that closed TCP without close_notify.
+            Err(e)
+                if e.kind() == io::ErrorKind::ConnectionReset
+                    || e.kind() == io::ErrorKind::UnexpectedEof =>
+            {
                 self.eof = true;
                 false
             }
