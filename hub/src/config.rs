@@ -262,6 +262,25 @@ pub struct Config {
     )]
     pub redis_prefix: String,
 
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); both
+    /// files are read again on SIGHUP, and open streams are kept.
+    #[arg(
+        long,
+        env = "SSELOOP_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "SSELOOP_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Let several hub processes listen on the same address (SO_REUSEPORT),
     /// one per core, joined through Redis.
     #[arg(long, env = "SSELOOP_REUSE_PORT")]

@@ -24,7 +24,8 @@
 //! - [`mint`]: `sseloop token`, tokens the hub accepts;
 //! - [`cors`]: the CORS headers and preflights;
 //! - [`json`]: the JSON the hub writes;
-//! - [`signals`]: SIGINT/SIGTERM to a graceful shutdown;
+//! - [`signals`]: SIGINT/SIGTERM to a graceful shutdown, SIGHUP to a reload;
+//! - [`tls`]: HTTPS: the certificate, checked at start and reloaded;
 //! - [`topics`]: Mercure topic selectors (URI templates), compiled once;
 //! - [`waiting`]: publishes waiting on Redis, each answered by its deadline.
 
@@ -53,6 +54,7 @@ pub mod signals;
 pub mod subscribers;
 pub mod subscription;
 pub mod subscriptions;
+pub mod tls;
 pub mod topics;
 pub mod update;
 pub mod waiting;

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sseloop::Server;
 use sseloop_hub::broker::{self, Broker};
+use sseloop_hub::tls::Certificates;
 use sseloop_hub::{config, signals, Config, Hub};
 
 /// mimalloc gives freed pages back to the system, so the hub's memory falls
@@ -139,6 +140,12 @@ fn run(config: Config, json: bool) -> std::io::Result<()> {
             );
         }
     }
+    let certificates = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(Certificates::load(cert, key).map_err(std::io::Error::other)?)
+        }
+        _ => None,
+    };
     let waker = broker.as_ref().map(Broker::waker);
     let listen = config.listen;
     let cannot_listen = move |e: std::io::Error| {
@@ -150,6 +157,10 @@ fn run(config: Config, json: bool) -> std::io::Result<()> {
         Server::builder()
             .bind(config.listen)
             .map_err(cannot_listen)?
+    };
+    let builder = match &certificates {
+        Some(certificates) => builder.tls(certificates.server_config()),
+        None => builder,
     };
     let server = builder
         .server_timeout(Duration::from_millis(config.timeout_ms))
@@ -171,12 +182,25 @@ fn run(config: Config, json: bool) -> std::io::Result<()> {
     signals::on_terminate(move || {
         let _ = handle.shutdown();
     })?;
+    if let Some(certificates) = certificates.clone() {
+        signals::on_hangup(move || match certificates.reload() {
+            Ok(()) => log::info!(target: LIFECYCLE, "sseloop: TLS certificate reloaded"),
+            Err(why) => {
+                log::error!("TLS certificate not reloaded, the previous one is kept: {why}")
+            }
+        })?;
+    }
     // The first line on stderr, always: where to connect.
     let addr = server.local_addr();
-    if json {
-        log::info!(target: LIFECYCLE, addr:% = addr; "sseloop: listening on http://{addr}");
+    let scheme = if certificates.is_some() {
+        "https"
     } else {
-        eprintln!("sseloop: listening on http://{addr}");
+        "http"
+    };
+    if json {
+        log::info!(target: LIFECYCLE, addr:% = addr; "sseloop: listening on {scheme}://{addr}");
+    } else {
+        eprintln!("sseloop: listening on {scheme}://{addr}");
     }
     log::info!("config: {summary}");
     server.run()?;

@@ -1,8 +1,9 @@
 //! SIGINT and SIGTERM → a graceful shutdown; a second signal exits at once.
+//! SIGHUP → reload what can be reloaded (the TLS certificate).
 
 use std::io;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 /// Calls `first` on the first SIGINT/SIGTERM, on a thread of its own; a
@@ -19,6 +20,19 @@ pub fn on_terminate(first: impl FnOnce() + Send + 'static) -> io::Result<()> {
             if received.next().is_some() {
                 log::warn!("second signal, exiting now");
                 std::process::exit(130);
+            }
+        })?;
+    Ok(())
+}
+
+/// Calls `each` on every SIGHUP, on a thread of its own.
+pub fn on_hangup(mut each: impl FnMut() + Send + 'static) -> io::Result<()> {
+    let mut signals = Signals::new([SIGHUP])?;
+    std::thread::Builder::new()
+        .name("sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                each();
             }
         })?;
     Ok(())

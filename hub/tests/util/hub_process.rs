@@ -16,6 +16,8 @@ pub struct HubProcess {
     pub child: std::process::Child,
     /// Receives the hub's later stderr lines; disconnects when it exits.
     stderr: mpsc::Receiver<String>,
+    /// How clients speak HTTPS to a hub started with `--tls-cert`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl HubProcess {
@@ -60,6 +62,7 @@ impl HubProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child,
             stderr: rx,
+            tls: None,
         };
         // Log lines (Redis coming up, say) may come first.
         let deadline = Instant::now() + DEADLINE;
@@ -69,7 +72,8 @@ impl HubProcess {
                 .stderr
                 .recv_timeout(left)
                 .expect("the hub did not say where it listens");
-            if let Some(at) = line.strip_prefix("sseloop: listening on http://") {
+            let at = line.strip_prefix("sseloop: listening on http://");
+            if let Some(at) = at.or_else(|| line.strip_prefix("sseloop: listening on https://")) {
                 break at.trim().parse().expect("an address");
             }
             // With --log-format json, the same line is a JSON object.
@@ -87,8 +91,17 @@ impl HubProcess {
         self.stderr.recv_timeout(within).ok()
     }
 
+    /// Every client of this hub from now on speaks HTTPS with `config`.
+    pub fn with_tls(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     pub fn connect(&self) -> Client {
-        Client::connect(self.addr)
+        match &self.tls {
+            Some(config) => Client::connect_tls(self.addr, config.clone(), "localhost"),
+            None => Client::connect(self.addr),
+        }
     }
 
     /// Sends a request and reads the plain response.
