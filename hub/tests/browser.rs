@@ -6,7 +6,9 @@
 //! the page posts as forms, and never a private one; and, in Mercure 1.0,
 //! an `EventSource` authorized by the access token cookie (set through
 //! WebDriver, `--cookie-name` over plain HTTP) receives the private update
-//! its grant allows and no other.
+//! its grant allows and no other; and the same over HTTPS (`--tls-cert`,
+//! a certificate made in the test) with the default
+//! `__Secure-mercure_access_token` cookie.
 //!
 //! Without chromedriver the test says it was skipped and why; under CI
 //! (`CI=true`) a missing browser is a failure, never a skip.
@@ -112,17 +114,28 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(driver: &'a Driver) -> Self {
+    /// A browser session with Chromium's `extra` flags besides the usual.
+    fn new(driver: &'a Driver, extra: &[&str]) -> Self {
         let profile = TempDir::new();
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            format!("--user-data-dir={}", profile.0.display()),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 // The flags this machine needs: no sandbox as root, and no
                 // background traffic to the closed network.
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         format!("--user-data-dir={}", profile.0.display())]
+                "args": args
             }
         }}});
         let value = driver.call("POST", "/session", Some(caps));
@@ -256,7 +269,7 @@ fn a_browser_eventsource_gets_public_mercure_updates_and_never_private_ones() {
     // Signed by the tests' own JWT code, as in every other test.
     let token = hs256_publish_all(secret);
     let driver = Driver::start();
-    let session = Session::new(&driver);
+    let session = Session::new(&driver, &[]);
     session.call(
         "POST",
         "url",
@@ -307,9 +320,48 @@ fn a_browser_eventsource_authorized_by_the_access_token_cookie_gets_its_private_
         return;
     }
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let (iss, aud) = (jwt::ISS, jwt::AUD);
     // Plain HTTP: a cookie name without the __Secure- prefix.
     let hub = HubProcess::start(&jwt::hub_args(&["--cookie-name", "mercure_access_token"]));
+    let driver = Driver::start();
+    let session = Session::new(&driver, &[]);
+    let origin = format!("http://{}", hub.addr);
+    private_update_by_cookie(&hub, &session, &origin, "mercure_access_token");
+}
+
+#[test]
+fn a_browser_over_https_gets_its_private_update_by_the_secure_cookie() {
+    if !have_browser("a_browser_over_https_gets_its_private_update_by_the_secure_cookie") {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let ca = util::tls::TestCa::new();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-https");
+    let flags = ca.leaf("hub").write_flags(&dir);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    // HTTPS, and the default cookie name: __Secure-mercure_access_token,
+    // which a browser keeps only from a secure origin.
+    let hub = HubProcess::start(&jwt::hub_args(&flags)).with_tls(ca.client_config(&[]));
+    let driver = Driver::start();
+    // The test's CA is not in the browser's store: its errors are ignored,
+    // and the origin is still https (a secure context, Secure cookies).
+    let session = Session::new(&driver, &["--ignore-certificate-errors"]);
+    let origin = format!("https://localhost:{}", hub.addr.port());
+    let cookie = "__Secure-mercure_access_token";
+    private_update_by_cookie(&hub, &session, &origin, cookie);
+    let scheme = session.call(
+        "POST",
+        "execute/sync",
+        json!({ "script": "return location.protocol", "args": [] }),
+    );
+    assert_eq!(scheme, json!("https:"));
+}
+
+/// On the hub's page at `origin`, a Mercure 1.0 `EventSource` is refused
+/// without a token; with the access token cookie named `cookie` (set
+/// through WebDriver) it opens, and receives the private update its grant
+/// allows, a public one, and no other.
+fn private_update_by_cookie(hub: &HubProcess, session: &Session<'_>, origin: &str, cookie: &str) {
+    let (iss, aud) = (jwt::ISS, jwt::AUD);
     let reader = jwt::access(
         iss,
         aud,
@@ -319,13 +371,7 @@ fn a_browser_eventsource_authorized_by_the_access_token_cookie_gets_its_private_
         )]),
     );
     let publisher = jwt::access(iss, aud, json!([jwt::detail(&["publish"], &[("*", None)])]));
-    let driver = Driver::start();
-    let session = Session::new(&driver);
-    session.call(
-        "POST",
-        "url",
-        json!({ "url": format!("http://{}/", hub.addr) }),
-    );
+    session.call("POST", "url", json!({ "url": format!("{origin}/") }));
     let pattern = "https://example.com/books/:id";
     // No cookie yet: no token, and no anonymous subscribers here.
     assert_eq!(
@@ -336,7 +382,7 @@ fn a_browser_eventsource_authorized_by_the_access_token_cookie_gets_its_private_
         "POST",
         "cookie",
         json!({ "cookie": {
-            "name": "mercure_access_token", "value": reader,
+            "name": cookie, "value": reader, "secure": origin.starts_with("https:"),
             "path": "/.well-known/mercure", "httpOnly": true, "sameSite": "Strict",
         }}),
     );
@@ -383,7 +429,7 @@ fn demo_page_shows_published_events_live() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let hub = HubProcess::start_0x(&[]);
     let driver = Driver::start();
-    let session = Session::new(&driver);
+    let session = Session::new(&driver, &[]);
     session.call(
         "POST",
         "url",
@@ -464,7 +510,7 @@ fn the_debugger_subscribes_publishes_lists_and_charts() {
     let everything = json!([jwt::detail(&["publish", "subscribe"], &[("*", None)])]);
     let token = jwt::access(jwt::ISS, jwt::AUD, everything);
     let driver = Driver::start();
-    let session = Session::new(&driver);
+    let session = Session::new(&driver, &[]);
     session.call(
         "POST",
         "window/rect",

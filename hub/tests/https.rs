@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use hub_process::HubProcess;
-use util::tls::{peer_common_name, Leaf, TestCa};
+use util::tls::{peer_common_name, TestCa};
 use util::{EventStream, DEADLINE};
 
 /// A directory of this test's own under the target's tmp dir.
@@ -20,19 +20,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Writes `leaf` as `cert.pem` and `key.pem` in `dir`; answers the flags.
-fn write_pair(dir: &std::path::Path, leaf: &Leaf) -> Vec<String> {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, &leaf.cert_pem).unwrap();
-    std::fs::write(&key, &leaf.key_pem).unwrap();
-    vec![
-        "--tls-cert".into(),
-        cert.display().to_string(),
-        "--tls-key".into(),
-        key.display().to_string(),
-    ]
 }
 
 fn start_https(ca: &TestCa, flags: &[String]) -> HubProcess {
@@ -76,7 +63,7 @@ fn wait_for_line(hub: &HubProcess, text: &str) -> String {
 #[test]
 fn a_stream_over_https_is_replayed_from_its_last_event_id() {
     let ca = TestCa::new();
-    let flags = write_pair(&scratch("replay"), &ca.leaf("first"));
+    let flags = ca.leaf("first").write_flags(&scratch("replay"));
     let hub = start_https(&ca, &flags);
     let (mut sub, _) = hub.subscribe("/events?topic=t");
     hub.publish("?topic=t", "seen");
@@ -108,7 +95,7 @@ fn a_stream_over_https_is_replayed_from_its_last_event_id() {
 fn a_certificate_reload_keeps_open_streams_and_serves_the_new_one() {
     let ca = TestCa::new();
     let dir = scratch("reload");
-    let flags = write_pair(&dir, &ca.leaf("first"));
+    let flags = ca.leaf("first").write_flags(&dir);
     let hub = start_https(&ca, &flags);
     assert_eq!(served_name(&hub, &ca), "first");
     let (mut open, _) = hub.subscribe("/events?topic=t");
@@ -123,7 +110,7 @@ fn a_certificate_reload_keeps_open_streams_and_serves_the_new_one() {
     assert!(line.contains("is not the key of the certificate"), "{line}");
     assert_eq!(served_name(&hub, &ca), "first");
 
-    write_pair(&dir, &ca.leaf("second"));
+    ca.leaf("second").write_flags(&dir);
     sighup(&hub);
     wait_for_line(&hub, "TLS certificate reloaded");
     assert_eq!(served_name(&hub, &ca), "second");
@@ -179,7 +166,7 @@ fn the_hub_refuses_to_start_with_a_bad_certificate_or_key() {
 #[test]
 fn tls_1_2_clients_are_served_too() {
     let ca = TestCa::new();
-    let flags = write_pair(&scratch("tls12"), &ca.leaf("first"));
+    let flags = ca.leaf("first").write_flags(&scratch("tls12"));
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca.pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();

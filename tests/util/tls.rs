@@ -24,6 +24,21 @@ pub struct Leaf {
 }
 
 impl Leaf {
+    /// Writes the certificate and key as `cert.pem` and `key.pem` in `dir`
+    /// (made if need be); answers the hub's flags that serve them.
+    pub fn write_flags(&self, dir: &std::path::Path) -> Vec<String> {
+        std::fs::create_dir_all(dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, &self.cert_pem).unwrap();
+        std::fs::write(&key, &self.key_pem).unwrap();
+        vec![
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ]
+    }
+
     /// A server configuration serving this certificate.
     pub fn server_config(&self) -> rustls::ServerConfig {
         rustls::ServerConfig::builder_with_provider(provider())
