@@ -52,7 +52,7 @@ type MetricRow<'a> = (
 /// The exposition of `s` and `hub`, as a `200` response.
 pub fn render(s: &Stats, hub: &HubCounters) -> Response {
     // (name, type, help, [(labels, value)]), in exposition order.
-    let rows: [MetricRow<'_>; 30] = [
+    let rows: [MetricRow<'_>; 31] = [
         (
             "clients",
             "gauge",
@@ -76,6 +76,12 @@ pub fn render(s: &Stats, hub: &HubCounters) -> Response {
             "counter",
             "Accept failures (EMFILE and the like).",
             &[("", s.accept_errors)],
+        ),
+        (
+            "tls_errors_total",
+            "counter",
+            "Connections closed for a failed TLS handshake or record.",
+            &[("", s.tls_errors)],
         ),
         (
             "requests_total",

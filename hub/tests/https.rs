@@ -89,6 +89,12 @@ fn a_stream_over_https_is_replayed_from_its_last_event_id() {
     let mut plain = util::Client::connect(hub.addr);
     plain.send(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(plain.closes_within(DEADLINE));
+    let (_, metrics) = hub.request("GET", "/metrics", &[], b"");
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("sseloop_tls_errors_total 1\n"),
+        "{metrics}"
+    );
 }
 
 #[test]
