@@ -90,7 +90,7 @@ start() {
       FINITE=18211; HUB=18211; SUB=/sub; PUB=/pub ;;
     nchan)
       mkdir -p "$WORK/nginx"
-      sed -e "s|@PORT@|18221|" -e "s|@PREFIX@|$WORK/nginx|" \
+      sed -e "s|@PORT@|18221|" -e "s|@PREFIX@|$WORK/nginx|" -e "s|@SSL@||" -e "s|@SSL_FILES@||" \
           -e "s|@MODULE@|load_module /usr/share/nginx/modules/ngx_nchan_module.so;|" \
           benches/peers/nginx/nginx.conf.in > "$WORK/nginx/nginx.conf"
       nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>/dev/null & PIDS+=($!)

@@ -12,6 +12,8 @@
 //! loadgen hold   --addr 127.0.0.1:8080 --pid SERVER_PID --streams 1000,5000,15000 [--sub-path /events]
 //!        [--linger SECS: then keep the streams open that long, for another tool to measure]
 //! loadgen rps    --addr 127.0.0.1:8081 --connections 50 --seconds 10 [--path /events]
+//!        [--new-connection: each request on a connection of its own, `Connection: close`;
+//!         with --tls, a full handshake per request]
 //! loadgen soak   --addr 127.0.0.1:8080 --pid SERVER_PID --subscribers 1000 --events 1000000
 //!        [--reconnect-percent 10] [--rate 20000] [--pipeline 16]
 //! ```
@@ -28,6 +30,10 @@
 //! server's closing RSS must be within 10 % of its RSS once warmed up (after
 //! the first tenth of the events, when the history is full).
 //!
+//! `--tls CA.pem` (every mode) speaks HTTPS, trusting the certificates in
+//! CA.pem and asking for the name `localhost`; sessions are never resumed,
+//! so every connection pays a full handshake.
+//!
 //! Client sockets are bound to `--sources` loopback source addresses
 //! (127.0.0.2, 127.0.0.3, …) so tens of thousands of them never run out of
 //! ephemeral ports. Only 127.0.0.0/8 is ever a target.
@@ -35,6 +41,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -71,6 +78,8 @@ struct Args {
     idle_path: String,
     /// How long `hold` keeps its streams open once all are open.
     linger: Duration,
+    /// rps: a new connection for each request.
+    new_connection: bool,
 }
 
 impl Args {
@@ -108,6 +117,7 @@ fn parse_args() -> Args {
         idle: 0,
         idle_path: String::new(),
         linger: Duration::ZERO,
+        new_connection: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -141,6 +151,11 @@ fn parse_args() -> Args {
             "--idle" => args.idle = num(&value()),
             "--idle-path" => args.idle_path = value(),
             "--linger" => args.linger = Duration::from_secs(num(&value()) as u64),
+            "--new-connection" => args.new_connection = true,
+            "--tls" => {
+                let config = tls_config(&value()).unwrap_or_else(|e| usage(&format!("--tls: {e}")));
+                let _ = TLS.set(config);
+            }
             _ => usage(&format!("unknown argument {flag}")),
         }
     }
@@ -175,9 +190,134 @@ fn main() {
     }
 }
 
+/// With `--tls`: how every connection speaks HTTPS.
+static TLS: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+
+/// A client configuration trusting the certificates in `ca_pem`, never
+/// resuming a session (every connection is a full handshake).
+fn tls_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        rustls::pki_types::CertificateDer::pem_file_iter(ca_pem).map_err(|e| e.to_string())?
+    {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+/// A TLS session for a new connection, with `--tls`.
+fn tls_session() -> Option<Box<rustls::ClientConnection>> {
+    let config = TLS.get()?.clone();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
+    Some(Box::new(
+        rustls::ClientConnection::new(config, name).expect("a TLS client"),
+    ))
+}
+
+/// A non-blocking connection: the socket, and its TLS session with `--tls`.
+/// Reads and writes are plaintext either way.
+struct Link {
+    tcp: TcpStream,
+    tls: Option<Box<rustls::ClientConnection>>,
+    /// The socket said EOF.
+    eof: bool,
+}
+
+impl Link {
+    /// Writes the session's records until it is empty or the socket full.
+    fn send_tls(&mut self) -> io::Result<()> {
+        let Some(tls) = &mut self.tls else {
+            return Ok(());
+        };
+        while tls.wants_write() {
+            match tls.write_tls(&mut self.tcp) {
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::NotConnected =>
+                {
+                    break
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a read shorter than the buffer proves the socket empty
+    /// (not over TLS: a record's plaintext may be all one read gives).
+    fn short_read_drains(&self) -> bool {
+        self.tls.is_none()
+    }
+}
+
+impl Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.tls.is_none() {
+            return self.tcp.read(buf);
+        }
+        loop {
+            let tls = self.tls.as_mut().expect("a session");
+            match tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if self.eof {
+                return Ok(0);
+            }
+            match tls.read_tls(&mut self.tcp) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+            tls.process_new_packets().map_err(io::Error::other)?;
+            self.send_tls()?;
+        }
+    }
+}
+
+impl Write for Link {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(tls) = &mut self.tls else {
+            return self.tcp.write(buf);
+        };
+        let n = tls.writer().write(buf)?;
+        self.send_tls()?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_tls()
+    }
+}
+
+impl mio::event::Source for Link {
+    fn register(&mut self, r: &mio::Registry, t: Token, i: Interest) -> io::Result<()> {
+        self.tcp.register(r, t, i)
+    }
+    fn reregister(&mut self, r: &mio::Registry, t: Token, i: Interest) -> io::Result<()> {
+        self.tcp.reregister(r, t, i)
+    }
+    fn deregister(&mut self, r: &mio::Registry) -> io::Result<()> {
+        self.tcp.deregister(r)
+    }
+}
+
 /// A non-blocking connection from one of the loopback source addresses,
 /// registered with `poll` under `Token(index)`.
-fn connect(poll: &Poll, addr: SocketAddr, index: usize, sources: u8) -> io::Result<TcpStream> {
+fn connect(poll: &Poll, addr: SocketAddr, index: usize, sources: u8) -> io::Result<Link> {
     let source = Ipv4Addr::new(127, 0, 0, 2 + (index % usize::from(sources)) as u8);
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
@@ -188,7 +328,11 @@ fn connect(poll: &Poll, addr: SocketAddr, index: usize, sources: u8) -> io::Resu
         Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {} // EINPROGRESS
         Err(e) => return Err(e),
     }
-    let mut stream = TcpStream::from_std(socket.into());
+    let mut stream = Link {
+        tcp: TcpStream::from_std(socket.into()),
+        tls: tls_session(),
+        eof: false,
+    };
     poll.registry().register(
         &mut stream,
         Token(index),
@@ -321,12 +465,15 @@ impl ResponseReader {
 /// after it is skipped (new bytes bring a new edge), unless `event` says
 /// the peer hung up: then it reads on to the end.
 fn read_available(
-    stream: &mut TcpStream,
+    stream: &mut Link,
     event: &mio::event::Event,
     scratch: &mut [u8],
     mut each: impl FnMut(&[u8]),
 ) -> io::Result<bool> {
-    let drain = event.is_read_closed() || event.is_error();
+    if event.is_writable() {
+        stream.send_tls()?; // a handshake record the socket refused earlier
+    }
+    let drain = event.is_read_closed() || event.is_error() || !stream.short_read_drains();
     loop {
         match stream.read(scratch) {
             Ok(0) => return Ok(true),
@@ -361,7 +508,7 @@ fn seq_and_sent(data: &str) -> Option<(u64, u64)> {
 
 /// One subscriber's view of the stream.
 struct Subscriber {
-    stream: TcpStream,
+    stream: Link,
     request_sent: bool,
     reader: ResponseReader,
     parser: Parser,
@@ -472,6 +619,9 @@ fn open_streams(
             let index = event.token().0;
             let sub = &mut subs[index];
             let mut failed = false;
+            if event.is_writable() {
+                failed |= sub.stream.send_tls().is_err();
+            }
             if event.is_writable() && !sub.request_sent {
                 let request = &requests[index % requests.len()];
                 failed |= sub.send_request(request.as_bytes()).is_err();
@@ -727,8 +877,12 @@ fn publish_loop(
     base: Instant,
     form: &Form,
 ) -> io::Result<usize> {
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_nodelay(true)?;
+    let tcp = std::net::TcpStream::connect(addr)?;
+    tcp.set_nodelay(true)?;
+    let mut stream: Box<dyn ReadWrite> = match tls_session() {
+        Some(tls) => Box::new(rustls::StreamOwned::new(*tls, tcp)),
+        None => Box::new(tcp),
+    };
     let padding = "x".repeat(payload.saturating_sub(24));
     let mut reader = ResponseReader::default();
     let mut scratch = vec![0u8; 16 * 1024];
@@ -767,20 +921,24 @@ fn publish_loop(
         in_flight += 1;
         // Up to `pipeline` requests wait for their answers at once.
         while in_flight >= pipeline.max(1) {
-            accepted += usize::from(next_response_ok(&mut stream, &mut reader, &mut scratch)?);
+            accepted += usize::from(next_response_ok(&mut *stream, &mut reader, &mut scratch)?);
             in_flight -= 1;
         }
     }
     for _ in 0..in_flight {
-        accepted += usize::from(next_response_ok(&mut stream, &mut reader, &mut scratch)?);
+        accepted += usize::from(next_response_ok(&mut *stream, &mut reader, &mut scratch)?);
     }
     Ok(accepted)
 }
 
+/// A blocking connection, plain or TLS.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
 /// Reads the next whole response on a kept-alive connection (bytes of the
 /// ones after it stay in `reader`); answers whether it was a 2xx.
 fn next_response_ok(
-    stream: &mut std::net::TcpStream,
+    stream: &mut dyn ReadWrite,
     reader: &mut ResponseReader,
     scratch: &mut [u8],
 ) -> io::Result<bool> {
@@ -847,14 +1005,19 @@ fn hold(args: &Args) -> io::Result<()> {
 
 /// One keep-alive connection in a closed loop of requests.
 struct Looper {
-    stream: TcpStream,
+    stream: Link,
     reader: ResponseReader,
     in_flight: bool,
 }
 
 fn rps(args: &Args) -> io::Result<()> {
     let mut poll = Poll::new()?;
-    let request = format!("GET {} HTTP/1.1\r\nHost: bench\r\n\r\n", args.path);
+    let close = if args.new_connection {
+        "Connection: close\r\n"
+    } else {
+        ""
+    };
+    let request = format!("GET {} HTTP/1.1\r\nHost: bench\r\n{close}\r\n", args.path);
     let mut conns: HashMap<usize, Looper> = HashMap::new();
     for i in 0..args.connections {
         let stream = connect(&poll, args.addr, i, args.sources)?;
@@ -872,6 +1035,7 @@ fn rps(args: &Args) -> io::Result<()> {
     let mut body = Vec::new();
     let mut completed = 0u64;
     let mut errors = 0u64;
+    let cpu_before = args.pid.map(cpu_ms).transpose()?;
     let started = Instant::now();
     let end = started + Duration::from_secs_f64(args.seconds);
     while Instant::now() < end {
@@ -896,6 +1060,13 @@ fn rps(args: &Args) -> io::Result<()> {
                     }
                     c.reader.reset();
                     c.in_flight = false;
+                    if args.new_connection {
+                        // The next request on a connection (and handshake) of its own.
+                        let index = event.token().0;
+                        poll.registry().deregister(&mut c.stream)?;
+                        c.stream = connect(&poll, args.addr, index, args.sources)?;
+                        continue;
+                    }
                 }
                 if closed {
                     errors += 1;
@@ -916,9 +1087,20 @@ fn rps(args: &Args) -> io::Result<()> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    // With --pid: the server's CPU per response, which the load
+    // generator's own share of the two cores does not move.
+    let server_cpu = match (args.pid, cpu_before) {
+        (Some(pid), Some(before)) => {
+            let ms = cpu_ms(pid)? - before;
+            let per = ms as f64 * 1000.0 / completed.max(1) as f64;
+            format!(" server_cpu_ms={ms} server_cpu_us_per_response={per:.0}")
+        }
+        _ => String::new(),
+    };
     println!(
-        "rps connections={} seconds={secs:.2} responses={completed} responses_per_s={:.0} errors={errors}",
+        "rps connections={} new_connection={} seconds={secs:.2} responses={completed} responses_per_s={:.0} errors={errors}{server_cpu}",
         args.connections,
+        args.new_connection,
         completed as f64 / secs
     );
     Ok(())
