@@ -30,9 +30,8 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use crate::http::{Request, RequestReader, Version};
+use crate::http::{HttpError, Limits, Request, RequestReader, Version};
 use crate::queue::{Flushed, WriteQueue};
-use crate::timer::TimerKey;
 use crate::topic::Membership;
 
 /// Where a connection is in its life.
@@ -50,7 +49,11 @@ enum State {
     },
     /// An SSE response is open; `chunked` on HTTP/1.1. It ends cleanly at
     /// `until` (`u64::MAX`: when the application or the client ends it).
-    Streaming { chunked: bool, until: u64 },
+    Streaming {
+        chunked: bool,
+        until: u64,
+        stream: Stream,
+    },
     /// Nothing more will be read; close once the queue is written, after a
     /// lingering half-close if `linger`.
     Draining { linger: bool },
@@ -60,6 +63,17 @@ enum State {
     Lingering,
     /// Finished; removed at the end of the pass.
     Closed,
+}
+
+/// What only an open stream has: the seid it is reached by and its topic
+/// memberships. It lives in [`State::Streaming`]; the transition that
+/// leaves that state hands it back ([`Step::Close`],
+/// [`Conn::on_stream_end`]) for the loop to take off its indexes, so no
+/// seid or membership outlives its stream.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Stream {
+    pub seid: Rc<str>,
+    pub topics: Vec<Membership>,
 }
 
 /// Why a connection was closed; also the eviction reasons in the stats.
@@ -108,9 +122,9 @@ pub(crate) const LINGER_MS: u64 = 2_000;
 pub(crate) enum Step {
     /// Nothing more for now.
     Wait,
-    /// The connection is closed for this reason: forget its stream, drop
-    /// its queue, remove it at the end of the pass.
-    Close(CloseReason),
+    /// The connection is closed for this reason: forget its stream (if it
+    /// had one, here), drop its queue, remove it at the end of the pass.
+    Close(CloseReason, Option<Stream>),
     /// Shut down the socket's write side (a lingering close has begun).
     ShutdownWrite,
     /// The connection is free for its next request: parse what it holds.
@@ -135,8 +149,12 @@ pub(crate) enum Due {
     Later(u64),
     /// Write a heartbeat comment.
     Heartbeat,
-    /// The request did not arrive in time.
-    HeadTimeout,
+    /// A request was begun and did not arrive whole in time: answer `408`,
+    /// then close.
+    RequestTimeout,
+    /// A kept-alive connection began no request in time (or a TLS client
+    /// did not finish its handshake): close, with nothing to say.
+    KeepAliveOver,
     /// Nobody answered the deferred request in time: `504`.
     AnswerTimeout,
     /// Nothing could be written for the idle timeout.
@@ -171,7 +189,7 @@ pub(crate) struct Conn {
     state: State,
     /// The request parser and the bytes it has not consumed. Empty (and
     /// unallocated) on an idle stream.
-    pub reader: RequestReader,
+    reader: RequestReader,
     pub queue: WriteQueue,
     /// Whether the connection stays open after the current response.
     keep_alive: bool,
@@ -183,15 +201,6 @@ pub(crate) struct Conn {
     last_write: u64,
     /// The client will send nothing more.
     read_closed: bool,
-    /// The connection's one timer, and the time it is set for.
-    pub timer: Option<(TimerKey, u64)>,
-    /// The stream's seid while streaming.
-    pub seid: Option<Rc<str>>,
-    /// Topic memberships while streaming.
-    pub topics: Vec<Membership>,
-    /// Whether the connection is on one of the loop's lists of output to
-    /// write (set and cleared only by the code that keeps those lists).
-    pub dirty: bool,
 }
 
 impl Conn {
@@ -207,10 +216,6 @@ impl Conn {
             since: now,
             last_write: now,
             read_closed: false,
-            timer: None,
-            seid: None,
-            topics: Vec::new(),
-            dirty: false,
         }
     }
 
@@ -230,6 +235,33 @@ impl Conn {
     pub(crate) fn stream_chunked(&self) -> Option<bool> {
         match self.state {
             State::Streaming { chunked, .. } => Some(chunked),
+            _ => None,
+        }
+    }
+
+    /// The open stream's seid.
+    pub(crate) fn seid(&self) -> Option<&Rc<str>> {
+        match &self.state {
+            State::Streaming { stream, .. } => Some(&stream.seid),
+            _ => None,
+        }
+    }
+
+    /// The open stream's topic memberships (none when not streaming).
+    pub(crate) fn topics(&self) -> &[Membership] {
+        match &self.state {
+            State::Streaming { stream, .. } => &stream.topics,
+            _ => &[],
+        }
+    }
+
+    /// An open stream's topic memberships, its write queue and whether it
+    /// is chunked: what a catch-up on its topics needs at once.
+    pub(crate) fn stream_output(&mut self) -> Option<(&[Membership], &mut WriteQueue, bool)> {
+        match &self.state {
+            State::Streaming {
+                stream, chunked, ..
+            } => Some((&stream.topics, &mut self.queue, *chunked)),
             _ => None,
         }
     }
@@ -282,11 +314,48 @@ impl Conn {
         self.since = now;
     }
 
-    /// Bytes of a request body arrived: the body deadline counts from now.
-    pub(crate) fn on_body_progress(&mut self, now: u64) {
+    /// Parses the next request out of what the reader holds followed by
+    /// `input` (consumed as far as it is used). Bytes of a body move its
+    /// deadline: it counts from the last progress, not the head.
+    pub(crate) fn next_request(
+        &mut self,
+        input: &mut &[u8],
+        limits: &Limits,
+        now: u64,
+    ) -> Result<Option<Request>, HttpError> {
+        let next = self.reader.next_request_in(input, limits, self.peer);
         if matches!(self.state, State::Reading) && self.reader.in_body() {
             self.since = now;
         }
+        next
+    }
+
+    /// Whether the client waits for `100 Continue` before its body (asked
+    /// once: answers true the first time only).
+    pub(crate) fn take_continue(&mut self) -> bool {
+        self.reader.take_continue()
+    }
+
+    /// Bytes arrived behind a pending answer or an open stream: they wait
+    /// their turn, as a pipelined request does. More than `max` held (a
+    /// request head's worth) is more than pipelining explains: close.
+    pub(crate) fn on_input_held(&mut self, bytes: &[u8], max: usize) -> Step {
+        self.reader.push(bytes);
+        if self.reader.buffered() > max {
+            return self.close(CloseReason::BadRequest);
+        }
+        Step::Wait
+    }
+
+    /// The connection is free for its next request again: answers whether
+    /// it already holds bytes of one to parse (if not, the read buffer is
+    /// given back until more come).
+    pub(crate) fn on_resumed(&mut self) -> bool {
+        if self.reader.buffered() > 0 {
+            return true;
+        }
+        self.reader.release();
+        false
     }
 
     /// A plain response to the current request was queued.
@@ -344,16 +413,28 @@ impl Conn {
         }
     }
 
-    /// The answer opens an event stream; `chunked` on HTTP/1.1. An HTTP/1.0
-    /// stream ends with a close, so it cannot be kept alive.
-    pub(crate) fn on_stream_open(&mut self, chunked: bool, now: u64) {
+    /// The answer opens an event stream reached by `seid`; `chunked` on
+    /// HTTP/1.1. An HTTP/1.0 stream ends with a close, so it cannot be kept
+    /// alive.
+    pub(crate) fn on_stream_open(&mut self, chunked: bool, seid: Rc<str>, now: u64) {
         debug_assert!(matches!(
             self.state,
             State::Reading | State::Deferred { .. }
         ));
         self.keep_alive &= chunked;
         let until = u64::MAX;
-        self.enter(State::Streaming { chunked, until }, now);
+        let stream = Stream {
+            seid,
+            topics: Vec::new(),
+        };
+        self.enter(
+            State::Streaming {
+                chunked,
+                until,
+                stream,
+            },
+            now,
+        );
         self.last_write = now;
         // An idle stream keeps no read buffer (unless a request waits in it).
         if self.reader.buffered() == 0 {
@@ -369,21 +450,39 @@ impl Conn {
         }
     }
 
-    /// The stream ended cleanly (its last chunk, if any, is queued). On a
-    /// kept-alive HTTP/1.1 connection the next request may follow.
-    pub(crate) fn on_stream_end(&mut self, now: u64) -> Step {
+    /// The stream joined a topic.
+    pub(crate) fn on_join(&mut self, membership: Membership) {
+        if let State::Streaming { stream, .. } = &mut self.state {
+            stream.topics.push(membership);
+        }
+    }
+
+    /// The stream ended cleanly (its last chunk, if any, is queued); answers
+    /// the stream, to take off the indexes, and what comes next: on a
+    /// kept-alive HTTP/1.1 connection the next request may follow. `None`
+    /// if no stream was open.
+    pub(crate) fn on_stream_end(&mut self, now: u64) -> Option<(Stream, Step)> {
         let State::Streaming { chunked, .. } = self.state else {
-            return Step::Wait;
+            return None;
         };
-        if chunked && self.keep_alive && !self.read_closed {
-            self.enter(State::Reading, now);
-            return Step::ResumeReading;
-        }
-        self.enter(State::Draining { linger: false }, now);
-        if self.queue.is_empty() {
-            return self.close(CloseReason::Done);
-        }
-        Step::Wait
+        let reuse = chunked && self.keep_alive && !self.read_closed;
+        let next = if reuse {
+            State::Reading
+        } else {
+            State::Draining { linger: false }
+        };
+        let State::Streaming { stream, .. } = std::mem::replace(&mut self.state, next) else {
+            unreachable!("checked above");
+        };
+        self.since = now;
+        let step = if reuse {
+            Step::ResumeReading
+        } else if self.queue.is_empty() {
+            self.close(CloseReason::Done)
+        } else {
+            Step::Wait
+        };
+        Some((stream, step))
     }
 
     /// The request was refused with an error response (queued): close after
@@ -466,14 +565,15 @@ impl Conn {
         }
     }
 
-    /// Closes the connection. Answers `Step::Close` the first time, and
-    /// `Step::Wait` if it was already closed.
+    /// Closes the connection. Answers `Step::Close`, with the stream if
+    /// one was open, the first time, and `Step::Wait` if it was already
+    /// closed.
     pub(crate) fn close(&mut self, reason: CloseReason) -> Step {
-        if self.is_closed() {
-            return Step::Wait;
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::Closed => Step::Wait,
+            State::Streaming { stream, .. } => Step::Close(reason, Some(stream)),
+            _ => Step::Close(reason, None),
         }
-        self.state = State::Closed;
-        Step::Close(reason)
     }
 
     // ---- time ----
@@ -505,7 +605,8 @@ impl Conn {
             return Due::Later(at);
         }
         match self.state {
-            State::Reading => Due::HeadTimeout,
+            State::Reading if self.reader.is_idle() => Due::KeepAliveOver,
+            State::Reading => Due::RequestTimeout,
             State::Deferred { .. } => Due::AnswerTimeout,
             State::Streaming { until, .. } if until <= now => Due::Expired,
             State::Streaming { .. } if self.last_write + t.idle > now => Due::Heartbeat,
@@ -558,6 +659,18 @@ mod tests {
         }
     }
 
+    fn seid() -> Rc<str> {
+        Rc::from("s")
+    }
+
+    /// Ends the open stream; answers the step (the stream is checked to
+    /// come back with its seid).
+    fn ended(c: &mut Conn, now: u64) -> Step {
+        let (stream, step) = c.on_stream_end(now).expect("a stream was open");
+        assert_eq!(stream.seid, seid());
+        step
+    }
+
     fn queue_something(c: &mut Conn) {
         c.queue
             .push(Chunk::Static(b"x"), &mut SpareBuffers::default());
@@ -567,9 +680,9 @@ mod tests {
     fn deadlines_by_state() {
         let mut c = conn();
         assert_eq!(c.on_timeout(5, &T), Due::Later(10));
-        assert_eq!(c.on_timeout(10, &T), Due::HeadTimeout);
+        assert_eq!(c.on_timeout(10, &T), Due::KeepAliveOver);
         c.on_request(&request(GET_11), 10);
-        c.on_stream_open(true, 10);
+        c.on_stream_open(true, seid(), 10);
         assert_eq!(c.on_timeout(20, &T), Due::Later(40));
         assert_eq!(c.on_timeout(40, &T), Due::Heartbeat);
         // Stalled: output is queued, so no more heartbeats; idle decides.
@@ -582,12 +695,12 @@ mod tests {
     fn a_stream_with_a_lifetime_expires_before_its_heartbeat() {
         let mut c = conn();
         c.on_request(&request(GET_11), 0);
-        c.on_stream_open(true, 0);
+        c.on_stream_open(true, seid(), 0);
         c.on_lifetime(25);
         c.on_lifetime(90); // a later end does not postpone an earlier one
         assert_eq!(c.on_timeout(10, &T), Due::Later(25));
         assert_eq!(c.on_timeout(25, &T), Due::Expired);
-        assert_eq!(c.on_stream_end(25), Step::ResumeReading);
+        assert_eq!(ended(&mut c, 25), Step::ResumeReading);
     }
 
     #[test]
@@ -607,7 +720,7 @@ mod tests {
         c.queue.clear(&mut SpareBuffers::default());
         assert_eq!(
             c.on_flushed(&wrote(1), CAP, 2),
-            Step::Close(CloseReason::Done)
+            Step::Close(CloseReason::Done, None)
         );
         assert!(c.is_closed());
         assert_eq!(
@@ -658,7 +771,7 @@ mod tests {
         let mut c = conn();
         c.on_request(&request(GET_11), 1);
         c.on_defer(1, request(GET_11), 1);
-        assert_eq!(c.on_eof(2), Step::Close(CloseReason::ClientGone));
+        assert_eq!(c.on_eof(2), Step::Close(CloseReason::ClientGone, None));
         assert!(!c.wants_input());
         assert!(c.take_deferred(1).is_none(), "nothing is left to answer");
     }
@@ -669,9 +782,9 @@ mod tests {
         c.on_request(&request(GET_11), 1);
         c.on_defer(1, request(GET_11), 1);
         c.take_deferred(1).unwrap();
-        c.on_stream_open(true, 5);
+        c.on_stream_open(true, seid(), 5);
         assert_eq!(c.stream_chunked(), Some(true));
-        assert_eq!(c.on_stream_end(9), Step::ResumeReading);
+        assert_eq!(ended(&mut c, 9), Step::ResumeReading);
         assert_eq!(c.input(), Input::Parse);
     }
 
@@ -679,15 +792,15 @@ mod tests {
     fn an_http10_stream_ends_with_a_close() {
         let mut c = conn();
         c.on_request(&request(GET_10), 1);
-        c.on_stream_open(false, 1);
+        c.on_stream_open(false, seid(), 1);
         assert!(!c.keep_alive());
         queue_something(&mut c);
-        assert_eq!(c.on_stream_end(2), Step::Wait);
+        assert_eq!(ended(&mut c, 2), Step::Wait);
         assert_eq!(c.input(), Input::Discard);
         c.queue.clear(&mut SpareBuffers::default());
         assert_eq!(
             c.on_flushed(&wrote(1), CAP, 3),
-            Step::Close(CloseReason::Done)
+            Step::Close(CloseReason::Done, None)
         );
     }
 
@@ -695,14 +808,21 @@ mod tests {
     fn eof_on_a_stream_is_the_client_leaving() {
         let mut c = conn();
         c.on_request(&request(GET_11), 1);
-        c.on_stream_open(true, 1);
-        assert_eq!(c.on_eof(2), Step::Close(CloseReason::ClientGone));
+        c.on_stream_open(true, seid(), 1);
+        let stream = Stream {
+            seid: seid(),
+            topics: Vec::new(),
+        };
+        assert_eq!(
+            c.on_eof(2),
+            Step::Close(CloseReason::ClientGone, Some(stream))
+        );
     }
 
     #[test]
     fn eof_while_reading_writes_earlier_answers_first() {
         let mut c = conn();
-        assert_eq!(c.on_eof(1), Step::Close(CloseReason::ClientGone));
+        assert_eq!(c.on_eof(1), Step::Close(CloseReason::ClientGone, None));
 
         let mut c = conn();
         c.on_request(&request(GET_11), 1);
@@ -713,7 +833,7 @@ mod tests {
         c.queue.clear(&mut SpareBuffers::default());
         assert_eq!(
             c.on_flushed(&wrote(1), CAP, 3),
-            Step::Close(CloseReason::Done)
+            Step::Close(CloseReason::Done, None)
         );
     }
 
@@ -727,17 +847,17 @@ mod tests {
         assert_eq!(c.on_flushed(&wrote(1), CAP, 2), Step::ShutdownWrite);
         assert_eq!(c.on_timeout(3, &T), Due::Later(2 + LINGER_MS.min(T.idle)));
         assert_eq!(c.on_timeout(102, &T), Due::LingerOver);
-        assert_eq!(c.on_eof(5), Step::Close(CloseReason::Done));
+        assert_eq!(c.on_eof(5), Step::Close(CloseReason::Done, None));
 
         // A client that already closed its side is not waited for.
         let mut c = conn();
-        assert_eq!(c.on_eof(1), Step::Close(CloseReason::ClientGone));
+        assert_eq!(c.on_eof(1), Step::Close(CloseReason::ClientGone, None));
         let mut c = conn();
         c.on_refused(1);
         c.read_closed = true;
         assert_eq!(
             c.on_flushed(&wrote(1), CAP, 2),
-            Step::Close(CloseReason::Done)
+            Step::Close(CloseReason::Done, None)
         );
     }
 
@@ -751,9 +871,9 @@ mod tests {
         assert_eq!(c.input(), Input::Discard);
         let mut c = conn();
         c.on_request(&request(GET_11), 1);
-        c.on_stream_open(true, 1);
+        c.on_stream_open(true, seid(), 1);
         assert_eq!(c.on_shutdown(1), ShutdownStep::EndStream);
-        assert_eq!(c.on_stream_end(1), Step::Close(CloseReason::Done));
+        assert_eq!(ended(&mut c, 1), Step::Close(CloseReason::Done, None));
         let mut c = conn();
         c.on_request(&request(GET_11), 1);
         c.on_defer(3, request(GET_11), 1);
@@ -768,15 +888,115 @@ mod tests {
         let reset = std::io::ErrorKind::ConnectionReset;
         assert_eq!(
             c.on_write_error(reset),
-            Step::Close(CloseReason::ClientGone)
+            Step::Close(CloseReason::ClientGone, None)
         );
         let mut c = conn();
         let other = std::io::ErrorKind::Other;
-        assert_eq!(c.on_write_error(other), Step::Close(CloseReason::IoError));
+        assert_eq!(
+            c.on_write_error(other),
+            Step::Close(CloseReason::IoError, None)
+        );
         assert_eq!(
             c.deadline(&T),
             u64::MAX,
             "a closed connection needs no timer"
+        );
+    }
+
+    #[test]
+    fn a_begun_request_gets_408_and_an_idle_connection_closes_quietly() {
+        let limits = Limits::default();
+        let mut begun = conn();
+        let mut input: &[u8] = b"GET / HTTP/1.1\r\nHo";
+        assert!(matches!(
+            begun.next_request(&mut input, &limits, 0),
+            Ok(None)
+        ));
+        assert_eq!(begun.on_timeout(10, &T), Due::RequestTimeout);
+        // Nothing begun (an idle keep-alive, a TLS handshake never finished).
+        assert_eq!(conn().on_timeout(10, &T), Due::KeepAliveOver);
+    }
+
+    #[test]
+    fn a_body_that_keeps_coming_keeps_its_deadline() {
+        let limits = Limits::default();
+        let mut c = conn();
+        let mut input: &[u8] = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc";
+        assert!(matches!(c.next_request(&mut input, &limits, 5), Ok(None)));
+        assert_eq!(c.deadline(&T), 15, "counted from the body's last bytes");
+        let mut more: &[u8] = b"def";
+        assert!(matches!(c.next_request(&mut more, &limits, 12), Ok(None)));
+        assert_eq!(c.deadline(&T), 22);
+        let mut rest: &[u8] = b"ghij";
+        let request = c.next_request(&mut rest, &limits, 14).unwrap().unwrap();
+        assert_eq!(request.body(), b"abcdefghij");
+    }
+
+    #[test]
+    fn input_held_past_a_head_is_refused() {
+        let mut c = conn();
+        c.on_request(&request(GET_11), 0);
+        c.on_stream_open(true, seid(), 0);
+        assert_eq!(c.on_input_held(&[b'x'; 10], 16), Step::Wait);
+        match c.on_input_held(&[b'x'; 10], 16) {
+            Step::Close(CloseReason::BadRequest, Some(stream)) => assert_eq!(stream.seid, seid()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn closing_a_stream_hands_back_its_seid_and_topics() {
+        let mut c = conn();
+        c.on_request(&request(GET_11), 0);
+        c.on_stream_open(true, seid(), 0);
+        c.on_join((1, 2));
+        c.on_join((4, 0));
+        assert_eq!(c.seid(), Some(&seid()));
+        assert_eq!(c.topics(), &[(1, 2), (4, 0)]);
+        let step = c.close(CloseReason::Idle);
+        let stream = Stream {
+            seid: seid(),
+            topics: vec![(1, 2), (4, 0)],
+        };
+        assert_eq!(step, Step::Close(CloseReason::Idle, Some(stream)));
+        assert_eq!(c.seid(), None);
+        assert!(c.topics().is_empty());
+    }
+
+    #[test]
+    fn a_client_behind_by_more_than_the_cap_is_evicted_counting_what_tls_holds() {
+        let mut c = conn();
+        c.on_request(&request(GET_11), 0);
+        c.on_stream_open(true, seid(), 0);
+        queue_something(&mut c); // one byte still queued
+        assert_eq!(c.on_flushed(&wrote(0), 10, 1), Step::Wait);
+        let held = Flushed {
+            held: 10,
+            ..Flushed::default()
+        };
+        // One byte queued and ten in the TLS session: past a cap of ten.
+        assert!(matches!(
+            c.on_flushed(&held, 10, 2),
+            Step::Close(CloseReason::QueueFull, Some(_))
+        ));
+    }
+
+    #[test]
+    fn a_draining_connection_waits_for_what_its_transport_holds() {
+        let mut c = conn();
+        c.on_request(&request(GET_11_CLOSE), 0);
+        queue_something(&mut c);
+        assert_eq!(c.on_response(1), Step::Wait);
+        c.queue.clear(&mut SpareBuffers::default());
+        let held = Flushed {
+            bytes: 1,
+            held: 30,
+            ..Flushed::default()
+        };
+        assert_eq!(c.on_flushed(&held, CAP, 2), Step::Wait, "not closed yet");
+        assert_eq!(
+            c.on_flushed(&wrote(0), CAP, 3),
+            Step::Close(CloseReason::Done, None)
         );
     }
 }

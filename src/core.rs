@@ -1,15 +1,17 @@
-//! Everything the loop knows apart from its sockets: the connections' state
-//! machines, the seid and topic indexes, the timers, the counters, and the
-//! lists of work the I/O shell must do (output to write, connections to
-//! remove). Handlers ([`Reply`](crate::Reply)) and other threads
-//! ([`Handle`](crate::Handle)) reach streams through the operations here, so
-//! both go through one path.
+//! Everything the loop knows apart from its sockets, in parts a reader can
+//! name: the connections (each one's state machine, `conn.rs`), who a send
+//! or publish reaches (`directory.rs`), the output waiting to be written
+//! (`outbox.rs`), the timers (`deadlines.rs`), what this pass leaves for
+//! its end ([`EndOfPass`]), and the counters. The operations here join
+//! them: a connection's transition answers a [`Step`], and [`Core::apply`]
+//! carries it out on the other parts. Handlers ([`Reply`](crate::Reply))
+//! and other threads ([`Handle`](crate::Handle)) reach streams through
+//! these operations, so both go through one path.
 //!
 //! Pure: no socket type, no clock (`now` is set by the loop once per pass),
 //! no I/O. `server.rs` writes a connection's queue to its socket and hands
 //! the outcome back to [`Core::on_flushed`].
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -19,19 +21,17 @@ use std::thread::ThreadId;
 
 use slab::Slab;
 
-use crate::conn::{CloseReason, Conn, Due, ShutdownStep, Step, Timeouts};
+use crate::conn::{CloseReason, Conn, Due, ShutdownStep, Step, Stream, Timeouts};
 use crate::date::HttpDate;
+use crate::deadlines::Deadlines;
+use crate::directory::Directory;
 use crate::error::{SendError, StreamError};
 use crate::frame::{Event, Frame, FrameError, LAST_CHUNK};
 use crate::http::{HttpError, Request};
+use crate::outbox::{Entry, Outbox};
 use crate::queue::{Chunk, Flushed, SpareBuffers};
 use crate::response::{Response, StreamHeads};
-use crate::seid::{SeidGenerator, SeidIndex};
-use crate::timer::TimerWheel;
-use crate::topic::Topics;
-
-/// Milliseconds per timer-wheel tick.
-pub(crate) const TICK_MS: u64 = 10;
+use crate::seid::SeidGenerator;
 
 /// A queue past this is written right after the handler call or command
 /// that filled it instead of at the end of the pass, so a burst cannot grow
@@ -137,31 +137,10 @@ impl Shared {
     }
 }
 
-/// A connection on one of the lists of output to write, with the generation
-/// it had then: an entry left by a connection since removed is skipped.
-type Dirty = (usize, u64);
-
-pub(crate) struct Core {
-    conns: Slab<Conn>,
-    pub seids: SeidIndex,
-    topics: Topics,
-    timers: TimerWheel<(usize, u64)>,
-    pub settings: Settings,
-    pub stats: Stats,
-    pub shared: Arc<Shared>,
-    generator: Box<dyn SeidGenerator>,
-    /// The last id given by `auto_generate_id`.
-    last_auto_id: u64,
-    /// Milliseconds since the loop started, set once per pass.
-    pub now: u64,
-    /// Streams with output queued and not yet written, oldest first.
-    dirty_streams: VecDeque<Dirty>,
-    /// Other connections with output queued (plain responses): written
-    /// first, every pass, so an answer never waits behind a fan-out.
-    dirty_responses: Vec<Dirty>,
-    /// Queues past [`FLUSH_EARLY`], to write as soon as the current handler
-    /// call or command returns.
-    urgent: Vec<usize>,
+/// What a pass of the loop leaves for its end: connections to remove, to
+/// resume reading, and closed streams to tell the handler of.
+#[derive(Debug, Default)]
+pub(crate) struct EndOfPass {
     /// Connections closed this pass, to remove at its end.
     closing: Vec<usize>,
     /// Connections free for their next request, which may already be
@@ -169,15 +148,37 @@ pub(crate) struct Core {
     resume: Vec<usize>,
     /// Streams that ended or closed this pass: (seid, reason), for `on_close`.
     closed_streams: Vec<(Rc<str>, CloseReason)>,
-    /// Scratch for the keys a broadcast reaches.
+}
+
+/// The numbers the loop gives out, each never given twice.
+#[derive(Debug, Default)]
+struct Numbers {
+    /// The last id given by `auto_generate_id`.
+    auto_id: u64,
+    /// The last deferral id.
+    deferral: u64,
+    /// The last connection generation (which tells a connection from
+    /// earlier ones in the same slab slot).
+    generation: u64,
+}
+
+pub(crate) struct Core {
+    conns: Slab<Conn>,
+    pub directory: Directory,
+    outbox: Outbox,
+    deadlines: Deadlines,
+    end_of_pass: EndOfPass,
+    numbers: Numbers,
+    /// Scratch: the keys a broadcast reaches, the (key, generation) pairs
+    /// a publish wakes; kept so a fan-out allocates nothing.
     fanout_keys: Vec<usize>,
-    /// Scratch for the subscribers a publish wakes: (key, generation).
-    woken: Vec<Dirty>,
-    /// Write-queue buffers the streams lend each other.
-    spare: SpareBuffers,
-    next_generation: u64,
-    /// The last deferral id given out.
-    last_deferral: u64,
+    woken: Vec<Entry>,
+    generator: Box<dyn SeidGenerator>,
+    pub settings: Settings,
+    pub stats: Stats,
+    pub shared: Arc<Shared>,
+    /// Milliseconds since the loop started, set once per pass.
+    pub now: u64,
     /// This second's `Date` value, for every response head.
     pub date: HttpDate,
     /// This second's stream heads, shared by the streams opened in it.
@@ -188,26 +189,18 @@ impl Core {
     pub(crate) fn new(settings: Settings, generator: Box<dyn SeidGenerator>) -> Self {
         Core {
             conns: Slab::new(),
-            seids: SeidIndex::default(),
-            topics: Topics::default(),
-            timers: TimerWheel::new(0),
+            directory: Directory::default(),
+            outbox: Outbox::default(),
+            deadlines: Deadlines::new(),
+            end_of_pass: EndOfPass::default(),
+            numbers: Numbers::default(),
+            fanout_keys: Vec::new(),
+            woken: Vec::new(),
+            generator,
             settings,
             stats: Stats::default(),
             shared: Arc::default(),
-            generator,
-            last_auto_id: 0,
             now: 0,
-            dirty_streams: VecDeque::new(),
-            dirty_responses: Vec::new(),
-            urgent: Vec::new(),
-            closing: Vec::new(),
-            resume: Vec::new(),
-            closed_streams: Vec::new(),
-            fanout_keys: Vec::new(),
-            woken: Vec::new(),
-            spare: SpareBuffers::default(),
-            next_generation: 0,
-            last_deferral: 0,
             date: HttpDate::new(),
             stream_heads: StreamHeads::default(),
         }
@@ -217,10 +210,10 @@ impl Core {
 
     /// A new connection from `peer`; answers its key.
     pub(crate) fn add_conn(&mut self, peer: SocketAddr) -> usize {
-        self.next_generation += 1;
+        self.numbers.generation += 1;
         let key = self
             .conns
-            .insert(Conn::new(self.next_generation, peer, self.now));
+            .insert(Conn::new(self.numbers.generation, peer, self.now));
         self.stats.accepted += 1;
         self.stats.connections = self.conns.len();
         self.schedule(key);
@@ -246,12 +239,12 @@ impl Core {
 
     /// Whether streams wait for their write in a later pass.
     pub(crate) fn has_dirty_streams(&self) -> bool {
-        !self.dirty_streams.is_empty()
+        self.outbox.has_streams()
     }
 
     /// When the next timer is due, in ms since the loop started.
     pub(crate) fn next_timer(&self) -> Option<u64> {
-        self.timers.next_expiry().map(|t| t * TICK_MS)
+        self.deadlines.next()
     }
 
     /// Carries out what a transition of `key` asked for, as far as the
@@ -260,22 +253,25 @@ impl Core {
     fn apply(&mut self, key: usize, step: Step) -> bool {
         match step {
             Step::Wait => {}
-            Step::Close(reason) => self.closed(key, reason),
-            Step::ResumeReading => self.resume.push(key),
+            Step::Close(reason, stream) => self.closed(key, reason, stream),
+            Step::ResumeReading => self.end_of_pass.resume.push(key),
             Step::ShutdownWrite => return true,
         }
         self.schedule(key);
         false
     }
 
-    /// Bookkeeping for a connection that just closed: from now on it is
-    /// unreachable by seid and gets no more output.
-    fn closed(&mut self, key: usize, reason: CloseReason) {
+    /// Bookkeeping for a connection that just closed (with its `stream`, if
+    /// one was open): from now on it is unreachable by seid and gets no
+    /// more output.
+    fn closed(&mut self, key: usize, reason: CloseReason, stream: Option<Stream>) {
         if let Some(conn) = self.conns.get_mut(key) {
-            conn.queue.clear(&mut self.spare);
+            conn.queue.clear(&mut self.outbox.spare);
         }
-        self.closing.push(key);
-        self.forget_stream(key, reason);
+        self.end_of_pass.closing.push(key);
+        if let Some(stream) = stream {
+            self.forget_stream(stream, reason);
+        }
     }
 
     /// Closes `key` for `reason` (if it is not closed already).
@@ -294,22 +290,18 @@ impl Core {
         }
     }
 
-    /// Keeps `bytes` read behind an answer or a stream for later; more than
-    /// a request head's worth is refused by closing.
+    /// Keeps `bytes` read behind an answer or a stream for later (the
+    /// connection decides how much it holds).
     pub(crate) fn hold_input(&mut self, key: usize, bytes: &[u8]) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        conn.reader.push(bytes);
-        if conn.reader.buffered() > self.settings.limits.max_head {
-            // More than a pipelined request's worth behind an answer.
-            self.close(key, CloseReason::BadRequest);
+        if let Some(conn) = self.conns.get_mut(key) {
+            let step = conn.on_input_held(bytes, self.settings.limits.max_head);
+            self.apply(key, step);
         }
     }
 
     /// Connections free for their next request, to parse what they hold.
     pub(crate) fn take_resumed(&mut self) -> Option<usize> {
-        self.resume.pop()
+        self.end_of_pass.resume.pop()
     }
 
     /// Removes the connections that closed this pass from the slab,
@@ -317,14 +309,13 @@ impl Core {
     /// shell drops its socket). Their streams' seids and close reasons are
     /// taken separately, by [`take_closed_streams`](Core::take_closed_streams).
     pub(crate) fn remove_closed(&mut self, mut removed: impl FnMut(usize)) {
-        while let Some(key) = self.closing.pop() {
+        while let Some(key) = self.end_of_pass.closing.pop() {
             if !self.conns.get(key).is_some_and(Conn::is_closed) {
                 continue;
             }
-            let conn = self.conns.remove(key);
-            if let Some((timer, _)) = conn.timer {
-                self.timers.cancel(timer);
-            }
+            self.conns.remove(key);
+            self.deadlines.cancel(key);
+            self.outbox.forget(key);
             removed(key);
         }
         self.stats.connections = self.conns.len();
@@ -332,7 +323,7 @@ impl Core {
 
     /// Streams that ended or closed since the last call.
     pub(crate) fn take_closed_streams(&mut self) -> Vec<(Rc<str>, CloseReason)> {
-        std::mem::take(&mut self.closed_streams)
+        std::mem::take(&mut self.end_of_pass.closed_streams)
     }
 
     // ---- requests and answers ----
@@ -345,8 +336,8 @@ impl Core {
 
     /// A new deferral id, never given before.
     pub(crate) fn next_deferral(&mut self) -> u64 {
-        self.last_deferral += 1;
-        self.last_deferral
+        self.numbers.deferral += 1;
+        self.numbers.deferral
     }
 
     /// After the handler (or a deferred answer) ran for `key`: a deferral it
@@ -436,9 +427,9 @@ impl Core {
     pub(crate) fn encode(&mut self, event: &Event) -> Result<Frame, FrameError> {
         if self.settings.auto_generate_id && !event.has_id() && event.data_str().is_some() {
             // The id is used up only by an event that encodes.
-            let id = self.last_auto_id + 1;
+            let id = self.numbers.auto_id + 1;
             let frame = event.encode_with_auto_id(Some(id))?;
-            self.last_auto_id = id;
+            self.numbers.auto_id = id;
             Ok(frame)
         } else {
             event.encode()
@@ -458,7 +449,7 @@ impl Core {
         if self
             .settings
             .max_clients
-            .is_some_and(|max| self.seids.len() >= max)
+            .is_some_and(|max| self.directory.seids.len() >= max)
         {
             return Err(StreamError::TooManyClients);
         }
@@ -466,10 +457,12 @@ impl Core {
             .generator
             .generate()
             .map_err(|e| StreamError::Generator(e.to_string()))?;
-        let seid = self.seids.claim(seid, key).map_err(StreamError::Seid)?;
-        let conn = &mut self.conns[key];
-        conn.on_stream_open(chunked, self.now);
-        conn.seid = Some(seid.clone());
+        let seid = self
+            .directory
+            .seids
+            .claim(seid, key)
+            .map_err(StreamError::Seid)?;
+        self.conns[key].on_stream_open(chunked, seid.clone(), self.now);
         self.stats.streams_opened += 1;
         self.set_clients();
         self.queue_bytes(key, head);
@@ -489,37 +482,35 @@ impl Core {
             return;
         };
         if chunked {
-            conn.queue.push(Chunk::Static(LAST_CHUNK), &mut self.spare);
+            conn.queue
+                .push(Chunk::Static(LAST_CHUNK), &mut self.outbox.spare);
         }
-        let step = conn.on_stream_end(self.now);
+        let Some((stream, step)) = conn.on_stream_end(self.now) else {
+            return;
+        };
         if !conn.queue.is_empty() {
             self.mark_dirty(key);
         }
-        self.forget_stream(key, reason);
+        self.forget_stream(stream, reason);
         self.apply(key, step);
     }
 
     /// Ends the stream with `seid`.
     pub(crate) fn end_seid(&mut self, seid: &str) -> Result<(), SendError> {
-        let key = self.seids.get(seid).ok_or(SendError::UnknownSeid)?;
+        let key = self
+            .directory
+            .seids
+            .get(seid)
+            .ok_or(SendError::UnknownSeid)?;
         self.end_stream(key, CloseReason::Done);
         Ok(())
     }
 
-    /// Removes a stream from the seid and topic indexes (it can no longer
-    /// be addressed) and notes it for `on_close`.
-    fn forget_stream(&mut self, key: usize, reason: CloseReason) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let Some(seid) = conn.seid.take() else {
-            return;
-        };
-        self.seids.release(&seid);
-        for membership in conn.topics.drain(..) {
-            self.topics.leave(membership);
-        }
-        conn.topics = Vec::new();
+    /// Takes an ended stream off the seid and topic indexes (it can no
+    /// longer be addressed) and notes it for `on_close`.
+    fn forget_stream(&mut self, stream: Stream, reason: CloseReason) {
+        let seid = stream.seid.clone();
+        self.directory.forget(stream);
         self.stats.streams_closed += 1;
         match reason {
             CloseReason::Idle => self.stats.evicted_idle += 1,
@@ -527,12 +518,12 @@ impl Core {
             CloseReason::Shutdown => self.stats.evicted_shutdown += 1,
             _ => {}
         }
-        self.closed_streams.push((seid, reason));
+        self.end_of_pass.closed_streams.push((seid, reason));
         self.set_clients();
     }
 
     fn set_clients(&mut self) {
-        self.stats.clients = self.seids.len();
+        self.stats.clients = self.directory.seids.len();
         self.shared
             .clients
             .store(self.stats.clients, Ordering::Relaxed);
@@ -552,19 +543,24 @@ impl Core {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let topics = &mut self.topics;
-        if conn.seid.is_none() || conn.topics.iter().any(|&m| topics.name(m) == topic) {
+        if conn.seid().is_none() {
             return;
         }
-        conn.topics.push(topics.join(topic, key, conn.generation));
+        let joined = self
+            .directory
+            .join(conn.topics(), topic, key, conn.generation);
+        if let Some(membership) = joined {
+            conn.on_join(membership);
+        }
     }
 
     /// The topics the stream with `seid` is subscribed to.
     pub(crate) fn topics_of(&self, seid: &str) -> Vec<&str> {
-        self.seids
+        self.directory
+            .seids
             .get(seid)
             .and_then(|k| self.conns.get(k))
-            .map(|c| c.topics.iter().map(|&m| self.topics.name(m)).collect())
+            .map(|c| self.directory.names(c.topics()))
             .unwrap_or_default()
     }
 
@@ -575,14 +571,14 @@ impl Core {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.topics.is_empty() {
-            return;
-        }
-        let Some(chunked) = conn.stream_chunked() else {
+        let Some((topics, queue, chunked)) = conn.stream_output() else {
             return;
         };
-        let (queue, spare) = (&mut conn.queue, &mut self.spare);
-        let taken = self.topics.catch_up(&conn.topics, |frame| {
+        if topics.is_empty() {
+            return;
+        }
+        let spare = &mut self.outbox.spare;
+        let taken = self.directory.topics.catch_up(topics, |frame| {
             queue.push(Chunk::Frame(frame.clone(), chunked), spare);
         });
         self.stats.frames_queued += taken as u64;
@@ -592,54 +588,26 @@ impl Core {
 
     /// Notes that `key` has output to write this pass (or the next).
     fn mark_dirty(&mut self, key: usize) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        if !conn.dirty {
-            conn.dirty = true;
-            let entry = (key, conn.generation);
-            if conn.is_streaming() {
-                self.dirty_streams.push_back(entry);
-            } else {
-                self.dirty_responses.push(entry);
-            }
+        if let Some(conn) = self.conns.get(key) {
+            self.outbox.mark(key, conn.generation, conn.is_streaming());
         }
-    }
-
-    /// Takes `entry` off a dirty list: answers its key if it is still the
-    /// same connection (and clears its mark), `None` for a stale entry.
-    fn undirty(&mut self, (key, generation): Dirty) -> Option<usize> {
-        let conn = self.conns.get_mut(key)?;
-        if conn.generation != generation {
-            return None;
-        }
-        conn.dirty = false;
-        Some(key)
     }
 
     /// The next connection with a plain response to write.
     pub(crate) fn next_dirty_response(&mut self) -> Option<usize> {
-        while let Some(entry) = self.dirty_responses.pop() {
-            if let Some(key) = self.undirty(entry) {
-                return Some(key);
-            }
-        }
-        None
+        let conns = &self.conns;
+        self.outbox.next_response(|entry| is_current(conns, entry))
     }
 
     /// The next stream with output to write, oldest first.
     pub(crate) fn next_dirty_stream(&mut self) -> Option<usize> {
-        while let Some(entry) = self.dirty_streams.pop_front() {
-            if let Some(key) = self.undirty(entry) {
-                return Some(key);
-            }
-        }
-        None
+        let conns = &self.conns;
+        self.outbox.next_stream(|entry| is_current(conns, entry))
     }
 
     /// The next queue to write before anything else happens.
     pub(crate) fn next_urgent(&mut self) -> Option<usize> {
-        self.urgent.pop()
+        self.outbox.next_urgent()
     }
 
     /// Whether `key` has output that a write could send now.
@@ -654,7 +622,7 @@ impl Core {
     pub(crate) fn has_answer_queued(&self, key: usize) -> bool {
         self.conns
             .get(key)
-            .is_some_and(|c| !c.is_streaming() && c.dirty)
+            .is_some_and(|c| !c.is_streaming() && self.outbox.is_marked(key))
     }
 
     /// The write queue of `key` and the spare buffers it gives back to.
@@ -663,7 +631,7 @@ impl Core {
         key: usize,
     ) -> Option<(&mut crate::queue::WriteQueue, &mut SpareBuffers)> {
         let conn = self.conns.get_mut(key)?;
-        Some((&mut conn.queue, &mut self.spare))
+        Some((&mut conn.queue, &mut self.outbox.spare))
     }
 
     /// What a write of `key`'s queue did. Answers whether the socket's write
@@ -691,7 +659,7 @@ impl Core {
             if conn.is_closed() {
                 return;
             }
-            conn.queue.push(chunk, &mut self.spare);
+            conn.queue.push(chunk, &mut self.outbox.spare);
             self.mark_dirty(key);
         }
     }
@@ -708,7 +676,7 @@ impl Core {
             return;
         };
         conn.queue
-            .push(Chunk::Frame(frame.clone(), chunked), &mut self.spare);
+            .push(Chunk::Frame(frame.clone(), chunked), &mut self.outbox.spare);
         self.stats.frames_queued += 1;
         self.mark_dirty(key);
         self.flush_early_if_long(key);
@@ -718,14 +686,18 @@ impl Core {
     /// (or the cap).
     fn flush_early_if_long(&mut self, key: usize) {
         let queued = self.conns.get(key).map_or(0, |c| c.queue.len());
-        if queued > FLUSH_EARLY.min(self.settings.max_queue) && self.urgent.last() != Some(&key) {
-            self.urgent.push(key);
+        if queued > FLUSH_EARLY.min(self.settings.max_queue) {
+            self.outbox.push_urgent(key);
         }
     }
 
     /// Sends `event` to the stream with `seid`.
     pub(crate) fn send_to(&mut self, seid: &str, event: &Event) -> Result<(), SendError> {
-        let key = self.seids.get(seid).ok_or(SendError::UnknownSeid)?;
+        let key = self
+            .directory
+            .seids
+            .get(seid)
+            .ok_or(SendError::UnknownSeid)?;
         let frame = self.encode(event)?;
         self.queue_frame(key, &frame);
         Ok(())
@@ -733,7 +705,11 @@ impl Core {
 
     /// Queues `frame` on the stream with `seid`.
     pub(crate) fn send_frame_to(&mut self, seid: &str, frame: &Frame) -> Result<(), SendError> {
-        let key = self.seids.get(seid).ok_or(SendError::UnknownSeid)?;
+        let key = self
+            .directory
+            .seids
+            .get(seid)
+            .ok_or(SendError::UnknownSeid)?;
         self.queue_frame(key, frame);
         Ok(())
     }
@@ -741,7 +717,7 @@ impl Core {
     /// Queues `frame` on every stream; answers how many.
     pub(crate) fn broadcast_frame(&mut self, frame: &Frame) -> usize {
         let mut keys = std::mem::take(&mut self.fanout_keys);
-        keys.extend(self.seids.iter().map(|(_, k)| k));
+        keys.extend(self.directory.seids.iter().map(|(_, k)| k));
         self.queue_frame_on(&mut keys, frame)
     }
 
@@ -751,9 +727,10 @@ impl Core {
     /// others are on it already, and take the frame with the rest).
     pub(crate) fn publish_frame(&mut self, topic: &str, frame: &Frame) -> usize {
         let mut woken = std::mem::take(&mut self.woken);
-        let published = self.topics.publish(topic, frame, &mut woken);
-        for &(key, generation) in &woken {
-            if self.is_current(key, generation) {
+        let published = self.directory.topics.publish(topic, frame, &mut woken);
+        for &entry in &woken {
+            let key = entry.0;
+            if is_current(&self.conns, entry) {
                 self.mark_dirty(key);
             }
         }
@@ -762,9 +739,10 @@ impl Core {
             // subscriber's turn, queue it now and write the long queues as
             // soon as this handler call returns, as a direct send would.
             woken.clear();
-            self.topics.behind(topic, &mut woken);
-            for &(key, generation) in &woken {
-                if self.is_current(key, generation) {
+            self.directory.topics.behind(topic, &mut woken);
+            for &entry in &woken {
+                let key = entry.0;
+                if is_current(&self.conns, entry) {
                     self.catch_up(key);
                     self.flush_early_if_long(key);
                 }
@@ -773,13 +751,6 @@ impl Core {
         woken.clear();
         self.woken = woken;
         published.reached
-    }
-
-    /// Whether `key` is still the connection of `generation`.
-    fn is_current(&self, key: usize, generation: u64) -> bool {
-        self.conns
-            .get(key)
-            .is_some_and(|c| c.generation == generation)
     }
 
     /// Queues `frame` on each of `keys` (taken from `fanout_keys`, whose
@@ -796,57 +767,37 @@ impl Core {
 
     // ---- time ----
 
-    /// Makes sure `key`'s timer fires no later than its deadline. Timers are
-    /// lazy: writes do not move them; a timer that fires early is set again.
+    /// Makes sure `key`'s timer fires no later than its deadline.
     pub(crate) fn schedule(&mut self, key: usize) {
-        let timeouts = self.settings.timeouts;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let at = conn.deadline(&timeouts);
-        if let Some((timer, set_at)) = conn.timer {
-            if set_at <= at {
-                return;
-            }
-            self.timers.cancel(timer);
-            conn.timer = None;
+        if let Some(conn) = self.conns.get(key) {
+            let at = conn.deadline(&self.settings.timeouts);
+            self.deadlines.ensure(key, conn.generation, at);
         }
-        if at == u64::MAX {
-            return;
-        }
-        let tick = at.div_ceil(TICK_MS);
-        let timer = self.timers.insert(tick, (key, conn.generation));
-        conn.timer = Some((timer, at));
     }
 
     /// Fires the timers due by `now`: heartbeats (queued as urgent, so the
     /// next deadline counts from their write), deadlines and evictions.
     pub(crate) fn fire_timers(&mut self, fired: &mut Vec<(usize, u64)>) {
         let now = self.now;
-        self.timers.advance(now / TICK_MS, fired);
+        self.deadlines.fire(now, fired);
         let timeouts = self.settings.timeouts;
         for (key, generation) in fired.drain(..) {
-            let Some(conn) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if conn.generation != generation {
+            if !is_current(&self.conns, (key, generation)) {
                 continue; // a timer of an earlier connection in this slot
             }
-            conn.timer = None;
-            match conn.on_timeout(now, &timeouts) {
+            match self.conns[key].on_timeout(now, &timeouts) {
                 Due::Later(_) => {}
                 Due::Heartbeat => {
                     self.heartbeat(key);
-                    self.urgent.push(key);
+                    self.outbox.push_urgent(key);
                 }
-                Due::HeadTimeout => {
+                Due::RequestTimeout => {
                     self.stats.head_timeouts += 1;
-                    if conn.reader.is_idle() {
-                        // An idle keep-alive connection: just close it.
-                        self.close(key, CloseReason::HeadTimeout);
-                    } else {
-                        self.refuse(key, HttpError::Timeout);
-                    }
+                    self.refuse(key, HttpError::Timeout);
+                }
+                Due::KeepAliveOver => {
+                    self.stats.head_timeouts += 1;
+                    self.close(key, CloseReason::HeadTimeout);
                 }
                 Due::AnswerTimeout => {
                     self.stats.deferred_timeouts += 1;
@@ -886,4 +837,9 @@ impl Core {
             self.schedule(key);
         }
     }
+}
+
+/// Whether `entry` (key, generation) is still its connection.
+fn is_current(conns: &Slab<Conn>, (key, generation): Entry) -> bool {
+    conns.get(key).is_some_and(|c| c.generation == generation)
 }

@@ -577,13 +577,10 @@ impl Server {
                 Input::Hold => return self.core.hold_input(key, input),
                 Input::Discard => return,
             }
-            let peer = conn.peer;
-            let next = conn.reader.next_request_in(&mut input, &limits, peer);
-            conn.on_body_progress(now);
-            let request = match next {
+            let request = match conn.next_request(&mut input, &limits, now) {
                 Ok(Some(request)) => request,
                 Ok(None) => {
-                    if conn.reader.take_continue() {
+                    if conn.take_continue() {
                         // curl waits a second for this before sending a body.
                         let go_on = Chunk::Static(b"HTTP/1.1 100 Continue\r\n\r\n");
                         self.core.queue_bytes(key, go_on);
@@ -717,10 +714,8 @@ impl Server {
             let Some(conn) = self.core.conn_mut(key) else {
                 continue;
             };
-            if conn.reader.buffered() > 0 {
+            if conn.on_resumed() {
                 self.handle_requests(key, &[]);
-            } else {
-                conn.reader.release();
             }
         }
     }

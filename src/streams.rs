@@ -73,19 +73,24 @@ impl<'a> Streams<'a> {
     /// # Errors
     /// [`SendError::UnknownSeid`] when no live stream has that seid.
     pub fn subscribe_seid(&mut self, seid: &str, topic: &str) -> Result<(), SendError> {
-        let key = self.core.seids.get(seid).ok_or(SendError::UnknownSeid)?;
+        let key = self
+            .core
+            .directory
+            .seids
+            .get(seid)
+            .ok_or(SendError::UnknownSeid)?;
         self.core.subscribe(key, topic);
         Ok(())
     }
 
     /// How many streams are live (the size of the seed's `clients`).
     pub fn client_count(&self) -> usize {
-        self.core.seids.len()
+        self.core.directory.seids.len()
     }
 
     /// The seids of every live stream (the keys of the seed's `clients`).
     pub fn clients(&self) -> impl Iterator<Item = &str> {
-        self.core.seids.iter().map(|(s, _)| s)
+        self.core.directory.seids.iter().map(|(s, _)| s)
     }
 
     /// The topics the stream with `seid` is subscribed to.
@@ -95,7 +100,7 @@ impl<'a> Streams<'a> {
 
     /// Whether a live stream has `seid`.
     pub fn is_live(&self, seid: &str) -> bool {
-        self.core.seids.get(seid).is_some()
+        self.core.directory.seids.get(seid).is_some()
     }
 
     /// The loop's counters.
