@@ -137,6 +137,8 @@ pub struct Request {
     pub(crate) framing: BodyFraming,
     body: Vec<u8>,
     peer: SocketAddr,
+    /// Whether it came over the server's own TLS.
+    secure: bool,
 }
 
 impl Request {
@@ -218,6 +220,19 @@ impl Request {
         self.peer
     }
 
+    /// Whether the request came over TLS to this server ([`Builder::tls`](crate::Builder)):
+    /// the scheme of its URL is `https`. TLS ended by a proxy in front
+    /// shows only in the proxy's headers (`X-Forwarded-Proto`), which are
+    /// the proxy's word, not this server's.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// Marks the request as received over TLS (the I/O shell knows).
+    pub(crate) fn set_secure(&mut self) {
+        self.secure = true;
+    }
+
     pub(crate) fn expects_continue(&self) -> bool {
         self.expects_continue
     }
@@ -246,6 +261,7 @@ impl fmt::Debug for Request {
             .field("framing", &self.framing)
             .field("body", &self.body.escape_ascii().to_string())
             .field("peer", &self.peer)
+            .field("secure", &self.secure)
             .finish()
     }
 }
@@ -385,6 +401,7 @@ pub(crate) fn parse_head(
         framing,
         body: Vec::new(),
         peer,
+        secure: false,
     };
     Ok(Some((request, len)))
 }

@@ -194,6 +194,51 @@ impl WriteQueue {
         Ok(done)
     }
 
+    /// Writes up to `max` queued bytes with one `write` of one contiguous
+    /// copy: for a writer that copies anyway, a TLS session, which makes
+    /// one record of each write (up to 16 KiB a record), where slices
+    /// would each be written on their own. Once everything is written the
+    /// buffer goes back to `spare`.
+    pub(crate) fn flush_gathered(
+        &mut self,
+        w: &mut impl Write,
+        spare: &mut SpareBuffers,
+        max: usize,
+    ) -> io::Result<Flushed> {
+        let mut done = Flushed::default();
+        let gather = &mut spare.gather;
+        gather.clear();
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            let bytes = unwritten(self.offset, i, chunk);
+            let room = max - gather.len();
+            gather.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            if gather.len() == max {
+                break;
+            }
+        }
+        if gather.is_empty() {
+            return Ok(done);
+        }
+        let n = loop {
+            match w.write(gather) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => break n,
+                // Not an error: the writer takes nothing more for now.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(done),
+                // Not an error: a signal arrived mid-call; try again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        done.syscalls = 1;
+        done.bytes = n;
+        self.advance(n, &mut done.frames);
+        if self.chunks.is_empty() {
+            spare.give(std::mem::take(&mut self.chunks));
+        }
+        Ok(done)
+    }
+
     fn advance(&mut self, mut n: usize, finished: &mut usize) {
         self.len -= n;
         while n > 0 {
@@ -332,5 +377,38 @@ mod tests {
             w.out,
             [small.chunked(), large.chunked(), small.chunked()].concat()
         );
+    }
+
+    #[test]
+    fn a_gathered_flush_is_one_contiguous_write_up_to_its_max() {
+        let mut q = WriteQueue::default();
+        let mut spare = SpareBuffers::default();
+        let f = Event::new("x").encode().unwrap();
+        for _ in 0..200 {
+            q.push(Chunk::Frame(f.clone(), true), &mut spare);
+        }
+        let whole = f.chunked().repeat(200);
+        let mut w = Throttled::new(usize::MAX);
+        // 200 chunks, far more than one writev's slices: one slice of 100 bytes.
+        let done = q.flush_gathered(&mut w, &mut spare, 100).unwrap();
+        assert_eq!(
+            (done.bytes, done.syscalls, w.slices.clone()),
+            (100, 1, vec![1])
+        );
+        // A writer that takes part of it: the queue resumes exactly there.
+        w.room = 7;
+        let done = q.flush_gathered(&mut w, &mut spare, usize::MAX).unwrap();
+        assert_eq!(done.bytes, 7);
+        w.room = 0;
+        assert_eq!(
+            q.flush_gathered(&mut w, &mut spare, usize::MAX).unwrap(),
+            Flushed::default()
+        );
+        w.room = usize::MAX;
+        let done = q.flush_gathered(&mut w, &mut spare, usize::MAX).unwrap();
+        assert_eq!(done.bytes, whole.len() - 107);
+        assert_eq!(w.out, whole);
+        assert!(q.is_empty());
+        assert_eq!(q.chunks.capacity(), 0, "the emptied queue holds no buffer");
     }
 }

@@ -595,7 +595,15 @@ impl Server {
 
     /// Calls the handler, then lets the connection's state machine decide
     /// what comes next (a deferral keeps the request).
-    fn dispatch(&mut self, key: usize, request: Request) {
+    fn dispatch(&mut self, key: usize, mut request: Request) {
+        if self
+            .sockets
+            .get(key)
+            .and_then(Option::as_ref)
+            .is_some_and(Transport::is_tls)
+        {
+            request.set_secure();
+        }
         self.core.on_request(key, &request);
         let mut reply = Reply::new(&mut self.core, &self.handle, key, &request);
         self.handler.on_request(&request, &mut reply);

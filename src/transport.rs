@@ -48,6 +48,11 @@ impl Transport {
         }
     }
 
+    /// Whether this is a TLS session.
+    pub(crate) fn is_tls(&self) -> bool {
+        !matches!(self, Transport::Plain(_))
+    }
+
     /// Reads the client's next bytes into `buf`.
     ///
     /// # Errors
@@ -255,9 +260,9 @@ mod tls {
                 if self.session.wants_write() || queue.is_empty() {
                     break;
                 }
-                // One `write_vectored` into the session: one record for
-                // everything queued (or up to 16 KiB a record past that).
-                let moved = queue.flush(&mut self.session.writer(), spare)?;
+                // One write into the session: one record for everything
+                // queued (or up to 16 KiB a record past that).
+                let moved = queue.flush_gathered(&mut self.session.writer(), spare, HELD_LIMIT)?;
                 done.bytes += moved.bytes;
                 done.frames += moved.frames;
                 if moved.bytes == 0 {

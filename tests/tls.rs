@@ -20,6 +20,17 @@ fn handler(req: &Request, reply: &mut Reply<'_>) {
         "/events" => {
             reply.send(Event::new("hello").event("greeting")).unwrap();
         }
+        "/burst" => {
+            // Many events in one handler call: one write pass for each stream.
+            for i in 0..200 {
+                reply.broadcast(Event::new(format!("burst {i}"))).unwrap();
+            }
+            reply.respond(Response::text(200, "sent\n")).unwrap();
+        }
+        "/scheme" => {
+            let scheme = if req.is_secure() { "https" } else { "http" };
+            reply.respond(Response::text(200, scheme)).unwrap();
+        }
         "/stats" => {
             let s = reply.stats();
             let body = format!(
@@ -95,15 +106,16 @@ fn pipelined_requests_over_tls_are_answered_in_order() {
     let ca = TestCa::new();
     let server = tls_server(&ca, |b| b);
     let mut client = tls_client(&server, &ca);
-    // Three requests in one TLS record: two plain answers, then a stream.
+    // Four requests in one TLS record: three plain answers, then a stream.
     client.send(
-        b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /stats HTTP/1.1\r\nHost: t\r\n\r\nGET /events HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /stats HTTP/1.1\r\nHost: t\r\n\r\nGET /scheme HTTP/1.1\r\nHost: t\r\n\r\nGET /events HTTP/1.1\r\nHost: t\r\n\r\n",
     );
     let (first, _) = client.read_response();
     assert_eq!(first.status, 404);
     let (second, body) = client.read_response();
     assert_eq!(second.status, 200);
     assert!(String::from_utf8(body).unwrap().starts_with("tls_errors=0"));
+    assert_eq!(client.read_response().1, b"https", "Request::is_secure");
     let mut stream = EventStream::from_client(client);
     assert_eq!(stream.next().data, "hello");
 }
@@ -260,6 +272,71 @@ fn a_response_that_closes_ends_with_close_notify() {
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).expect("a clean TLS end");
     assert!(answer.starts_with(b"HTTP/1.1 404"), "{answer:?}");
+}
+
+#[test]
+fn a_burst_goes_out_in_a_few_records_not_one_per_event() {
+    let ca = TestCa::new();
+    let server = tls_server(&ca, |b| b.auto_generate_id(false));
+    // The subscriber reads raw TCP and counts the TLS records itself, then
+    // hands the bytes to rustls' client to decrypt.
+    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = rustls::ClientConnection::new(ca.client_config(&[]), name).unwrap();
+    rustls::Stream::new(&mut tls, &mut tcp)
+        .write_all(b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut plaintext = Vec::new();
+    let mut records = 0;
+    let mut raw = Vec::new();
+    // Until the hello event has arrived: the stream is open.
+    let mut read_until = |want: &str, plaintext: &mut Vec<u8>, records: &mut usize| {
+        let deadline = Instant::now() + DEADLINE;
+        while !String::from_utf8_lossy(plaintext).contains(want) {
+            assert!(Instant::now() < deadline, "no {want:?} in time");
+            let mut chunk = [0u8; 16 * 1024];
+            let n = tcp.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed");
+            raw.extend_from_slice(&chunk[..n]);
+            // Whole records only: type, version, length, then the body.
+            while raw.len() >= 5 {
+                let len = usize::from(u16::from_be_bytes([raw[3], raw[4]]));
+                if raw.len() < 5 + len {
+                    break;
+                }
+                let record: Vec<u8> = raw.drain(..5 + len).collect();
+                if record[0] == 0x17 {
+                    *records += 1;
+                }
+                // read_tls takes at most a few KiB a call: feed it all.
+                let mut rest = &record[..];
+                while !rest.is_empty() {
+                    tls.read_tls(&mut rest).unwrap();
+                    tls.process_new_packets().unwrap();
+                    let _ = tls.reader().read_to_end(plaintext);
+                }
+            }
+        }
+    };
+    read_until("data: hello", &mut plaintext, &mut records);
+    let before = records;
+    let mut trigger = tls_client(&server, &ca);
+    trigger.get("/burst");
+    assert_eq!(trigger.read_response().0.status, 200);
+    read_until("data: burst 199\n", &mut plaintext, &mut records);
+    let burst = records - before;
+    let text = String::from_utf8_lossy(&plaintext);
+    for i in 0..200 {
+        assert!(
+            text.contains(&format!("data: burst {i}\n")),
+            "burst {i} missing"
+        );
+    }
+    // 200 events of about 25 bytes, 5 KiB: one record for a write pass
+    // (two if the burst spans two passes), where a record per event would
+    // be 200, and one per writev of 64 slices 4.
+    assert!(burst <= 2, "{burst} records for 200 events");
 }
 
 /// The bytes of a real ClientHello for `localhost`.

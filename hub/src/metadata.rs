@@ -10,8 +10,8 @@ use crate::subscription::PATH as HUB_PATH;
 pub const PATH: &str = "/.well-known/oauth-protected-resource/.well-known/mercure";
 
 /// The hub's resource identifier for `req`: the configured `resource`, else
-/// the hub's URL as the request reached it (`https` when a proxy in front
-/// says it ended TLS, `http` otherwise).
+/// the hub's URL as the request reached it (`https` over the hub's own TLS
+/// or when a proxy in front says it ended TLS, `http` otherwise).
 pub fn resource_for(req: &Request, resource: Option<&str>) -> String {
     if let Some(resource) = resource {
         return resource.to_owned();
@@ -34,9 +34,11 @@ pub fn url_for(req: &Request, resource: Option<&str>) -> String {
 }
 
 fn origin_of(req: &Request) -> String {
-    let scheme = match req.header("X-Forwarded-Proto") {
-        Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
+    let forwarded = req.header("X-Forwarded-Proto");
+    let scheme = if req.is_secure() || forwarded.is_some_and(|p| p.eq_ignore_ascii_case("https")) {
+        "https"
+    } else {
+        "http"
     };
     format!("{scheme}://{}", crate::paths::host_of(req))
 }

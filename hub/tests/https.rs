@@ -89,6 +89,15 @@ fn a_stream_over_https_is_replayed_from_its_last_event_id() {
     let mut plain = util::Client::connect(hub.addr);
     plain.send(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(plain.closes_within(DEADLINE));
+    // The hub's URL, as its metadata derives it, is https.
+    let (_, doc) = hub.request(
+        "GET",
+        "/.well-known/oauth-protected-resource/.well-known/mercure",
+        &[],
+        b"",
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+    assert_eq!(doc["resource"], "https://t/.well-known/mercure");
     let (_, metrics) = hub.request("GET", "/metrics", &[], b"");
     let metrics = String::from_utf8(metrics).unwrap();
     assert!(
