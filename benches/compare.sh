@@ -25,6 +25,8 @@ trap 'stop_all; git worktree remove --force "$WORK/base" 2>/dev/null || true; rm
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 say() { echo "compare: $*" >&2; }
+# shellcheck source=benches/common.sh
+source benches/common.sh
 
 need() {
   command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -46,22 +48,6 @@ build() {
     say "building the axum peer (release)"
     cargo build --release --quiet --manifest-path benches/peers/axum/Cargo.toml ;;
   esac
-}
-
-PIDS=()
-stop_all() {
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  done
-  PIDS=()
-}
-
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  say "nothing listens on port $1"; return 1
 }
 
 # A port something else already listens on would be measured in place of
@@ -101,13 +87,10 @@ start() {
   wait_port "$FINITE"; wait_port "$HUB"
 }
 
-field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 
 need
 build
 
-# median VALUES...: the middle value (the lower middle for an even count).
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 # The noisy, quick measurements (wrk and the fan-out) run ROUNDS times,
 # interleaved across the servers in a rotating order, and the table gives

@@ -79,8 +79,8 @@ start() {
   say "the hub did not start"; exit 1
 }
 
-field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# shellcheck source=benches/common.sh
+source benches/common.sh   # field, median
 declare -A FAN P99 LOSS
 for round in $(seq "$ROUNDS"); do
   order=(native mercure); [ $((round % 2)) -eq 0 ] && order=(mercure native)

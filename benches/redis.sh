@@ -23,6 +23,8 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 say() { echo "redis-bench: $*" >&2; }
 cargo build --release --quiet --bin sseloop --example loadgen
 
+# shellcheck source=benches/common.sh
+source benches/common.sh   # field, median (its wait_port is replaced below)
 PIDS=()
 stop() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done; PIDS=(); }
 trap 'stop; [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null' EXIT
@@ -38,8 +40,6 @@ hubs() { # hubs N [flags...]: N hub processes on $PORT
   done
   wait_port
 }
-field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 fan() { ./target/release/examples/loadgen fanout --addr "127.0.0.1:$PORT" "$@"; }
 
 PRESENCE_CLIENTS=${PRESENCE_CLIENTS:-100000}

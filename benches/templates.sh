@@ -69,8 +69,8 @@ start() {
   say "the hub did not start"; exit 1
 }
 
-field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# shellcheck source=benches/common.sh
+source benches/common.sh   # field, median
 declare -A P50 P99 LOSS
 for round in $(seq "$ROUNDS"); do
   for kind in own_prefix shared_prefix; do

@@ -24,6 +24,8 @@ trap 'stop_all; git worktree remove --force "$WORK/base" 2>/dev/null || true; rm
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 say() { echo "tls: $*" >&2; }
+# shellcheck source=benches/common.sh
+source benches/common.sh
 
 [ -e /usr/share/nginx/modules/ngx_nchan_module.so ] || apt-get install -y -qq nginx libnginx-mod-nchan >/dev/null
 
@@ -42,22 +44,6 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localho
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$WORK/ext"
 openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
   -days 1 -extfile "$WORK/ext" -out "$WORK/cert.pem" 2>/dev/null
-
-PIDS=()
-stop_all() {
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  done
-  PIDS=()
-}
-
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  say "nothing listens on port $1"; return 1
-}
 
 # start NAME: sets PORT, SUB, PUB, HEALTH, SERVER_PID and TLS_FLAG.
 start() {
@@ -84,8 +70,6 @@ start() {
   return 0
 }
 
-field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 declare -A FAN CPU LOSS
 read -ra PEER_LIST <<< "$PEERS"

@@ -8,7 +8,6 @@ mod hub_process;
 mod util;
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use hub_process::HubProcess;
 use util::tls::{peer_common_name, TestCa};
@@ -44,20 +43,6 @@ fn sighup(hub: &HubProcess) {
         .status()
         .unwrap();
     assert!(status.success());
-}
-
-/// Waits for a stderr line containing `text`.
-fn wait_for_line(hub: &HubProcess, text: &str) -> String {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = hub
-            .stderr_line(left)
-            .unwrap_or_else(|| panic!("no line with {text:?}"));
-        if line.contains(text) {
-            return line;
-        }
-    }
 }
 
 #[test]
@@ -121,13 +106,13 @@ fn a_certificate_reload_keeps_open_streams_and_serves_the_new_one() {
     std::fs::write(dir.join("cert.pem"), ca.leaf("second").cert_pem).unwrap();
     std::fs::write(dir.join("key.pem"), &other.key_pem).unwrap();
     sighup(&hub);
-    let line = wait_for_line(&hub, "not reloaded");
+    let line = hub.stderr_line_with("not reloaded");
     assert!(line.contains("is not the key of the certificate"), "{line}");
     assert_eq!(served_name(&hub, &ca), "first");
 
     ca.leaf("second").write_flags(&dir);
     sighup(&hub);
-    wait_for_line(&hub, "TLS certificate reloaded");
+    hub.stderr_line_with("TLS certificate reloaded");
     assert_eq!(served_name(&hub, &ca), "second");
     // The stream opened before both reloads goes on.
     hub.publish("?topic=t", "after the reload");

@@ -618,21 +618,6 @@ fn idle_streams_time_out_and_heartbeats_can_be_turned_off() {
 /// A heartbeat as the hub's chunked stream carries it.
 const HEARTBEAT: &[u8] = b"3\r\n:\n\n\r\n";
 
-/// The hub's next stderr lines until one contains `needle` (a read with a
-/// deadline), answering that one.
-fn log_line_with(hub: &HubProcess, needle: &str) -> String {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = hub
-            .stderr_line(left)
-            .unwrap_or_else(|| panic!("no log line with {needle:?}"));
-        if line.contains(needle) {
-            return line;
-        }
-    }
-}
-
 #[test]
 fn debug_logs_say_who_arrives_and_leaves_and_what_is_published() {
     let hub = HubProcess::start(&["--log-level", "debug"]);
@@ -640,7 +625,7 @@ fn debug_logs_say_who_arrives_and_leaves_and_what_is_published() {
     client.send(b"GET /events?topic=news&topic=sport HTTP/1.1\r\nHost: t\r\n\r\n");
     let head = client.read_head();
     assert_eq!(head.status, 200);
-    let arrived = log_line_with(&hub, "subscriber arrived");
+    let arrived = hub.stderr_line_with("subscriber arrived");
     let peer = client.stream.local_addr().unwrap().to_string();
     assert!(arrived.contains(&format!("peer={peer}")), "{arrived}");
     assert!(
@@ -649,13 +634,13 @@ fn debug_logs_say_who_arrives_and_leaves_and_what_is_published() {
     );
     let (status, _) = hub.publish("?topic=news", "hi");
     assert_eq!(status, 200);
-    let published = log_line_with(&hub, "published");
+    let published = hub.stderr_line_with("published");
     assert!(
         published.contains("news") && published.contains("streams=1"),
         "{published}"
     );
     drop(client);
-    let left = log_line_with(&hub, "subscriber left");
+    let left = hub.stderr_line_with("subscriber left");
     assert!(left.contains("seid=") && left.contains("reason="), "{left}");
 }
 

@@ -97,6 +97,21 @@ impl HubProcess {
         self
     }
 
+    /// The hub's next stderr lines until one contains `needle` (a read
+    /// with a deadline), answering that one.
+    pub fn stderr_line_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .stderr_line(left)
+                .unwrap_or_else(|| panic!("no stderr line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
     pub fn connect(&self) -> Client {
         match &self.tls {
             Some(config) => Client::connect_tls(self.addr, config.clone(), "localhost"),
