@@ -30,7 +30,9 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use crate::deadlines::TimerSlot;
 use crate::http::{HttpError, Limits, Request, RequestReader, Version};
+use crate::outbox::OutboxMark;
 use crate::queue::{Flushed, WriteQueue};
 use crate::topic::Membership;
 
@@ -201,6 +203,11 @@ pub(crate) struct Conn {
     last_write: u64,
     /// The client will send nothing more.
     read_closed: bool,
+    /// The connection's timer, which only `deadlines.rs` reads or writes.
+    pub timer: TimerSlot,
+    /// Whether it is on a list of output to write, which only `outbox.rs`
+    /// reads or writes.
+    pub mark: OutboxMark,
 }
 
 impl Conn {
@@ -216,6 +223,8 @@ impl Conn {
             since: now,
             last_write: now,
             read_closed: false,
+            timer: TimerSlot::default(),
+            mark: OutboxMark::default(),
         }
     }
 

@@ -313,9 +313,8 @@ impl Core {
             if !self.conns.get(key).is_some_and(Conn::is_closed) {
                 continue;
             }
-            self.conns.remove(key);
-            self.deadlines.cancel(key);
-            self.outbox.forget(key);
+            let conn = self.conns.remove(key);
+            self.deadlines.cancel(conn.timer);
             removed(key);
         }
         self.stats.connections = self.conns.len();
@@ -588,21 +587,42 @@ impl Core {
 
     /// Notes that `key` has output to write this pass (or the next).
     fn mark_dirty(&mut self, key: usize) {
-        if let Some(conn) = self.conns.get(key) {
-            self.outbox.mark(key, conn.generation, conn.is_streaming());
+        if let Some(conn) = self.conns.get_mut(key) {
+            let (generation, streaming) = (conn.generation, conn.is_streaming());
+            self.outbox.mark(&mut conn.mark, key, generation, streaming);
         }
     }
 
     /// The next connection with a plain response to write.
     pub(crate) fn next_dirty_response(&mut self) -> Option<usize> {
-        let conns = &self.conns;
-        self.outbox.next_response(|entry| is_current(conns, entry))
+        while let Some(entry) = self.outbox.pop_response() {
+            if let Some(key) = self.take_listed(entry) {
+                return Some(key);
+            }
+        }
+        None
     }
 
     /// The next stream with output to write, oldest first.
     pub(crate) fn next_dirty_stream(&mut self) -> Option<usize> {
-        let conns = &self.conns;
-        self.outbox.next_stream(|entry| is_current(conns, entry))
+        while let Some(entry) = self.outbox.pop_stream() {
+            if let Some(key) = self.take_listed(entry) {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// An entry off a list of output to write: its key, off the list, if
+    /// it is still its connection's (`None` for one left by a connection
+    /// since removed).
+    fn take_listed(&mut self, (key, generation): Entry) -> Option<usize> {
+        let conn = self.conns.get_mut(key)?;
+        if conn.generation != generation {
+            return None;
+        }
+        self.outbox.taken(&mut conn.mark);
+        Some(key)
     }
 
     /// The next queue to write before anything else happens.
@@ -622,7 +642,7 @@ impl Core {
     pub(crate) fn has_answer_queued(&self, key: usize) -> bool {
         self.conns
             .get(key)
-            .is_some_and(|c| !c.is_streaming() && self.outbox.is_marked(key))
+            .is_some_and(|c| !c.is_streaming() && self.outbox.is_marked(&c.mark))
     }
 
     /// The write queue of `key` and the spare buffers it gives back to.
@@ -769,9 +789,10 @@ impl Core {
 
     /// Makes sure `key`'s timer fires no later than its deadline.
     pub(crate) fn schedule(&mut self, key: usize) {
-        if let Some(conn) = self.conns.get(key) {
+        if let Some(conn) = self.conns.get_mut(key) {
             let at = conn.deadline(&self.settings.timeouts);
-            self.deadlines.ensure(key, conn.generation, at);
+            let generation = conn.generation;
+            self.deadlines.ensure(&mut conn.timer, key, generation, at);
         }
     }
 
@@ -785,7 +806,9 @@ impl Core {
             if !is_current(&self.conns, (key, generation)) {
                 continue; // a timer of an earlier connection in this slot
             }
-            match self.conns[key].on_timeout(now, &timeouts) {
+            let conn = &mut self.conns[key];
+            self.deadlines.fired(&mut conn.timer);
+            match conn.on_timeout(now, &timeouts) {
                 Due::Later(_) => {}
                 Due::Heartbeat => {
                     self.heartbeat(key);

@@ -1,7 +1,9 @@
 //! Which connections have output to write, and in what order: plain
 //! answers first, then streams oldest first, and the queues grown too long
 //! to wait for the end of the pass. Also the buffers the write queues
-//! borrow. Pure: keys and generations in, keys out.
+//! borrow. A connection carries its place on the lists as an [`OutboxMark`]
+//! that only this module reads or writes, so it lives and dies with the
+//! connection. Pure: keys and generations in, keys out.
 
 use std::collections::VecDeque;
 
@@ -10,6 +12,11 @@ use crate::queue::SpareBuffers;
 /// A connection on a list, with the generation it had then: an entry left
 /// by a connection since removed is skipped.
 pub(crate) type Entry = (usize, u64);
+
+/// Whether a connection is on one of the lists now. Opaque to everything
+/// but [`Outbox`].
+#[derive(Debug, Default)]
+pub(crate) struct OutboxMark(bool);
 
 /// The lists of connections with output to write.
 #[derive(Debug, Default)]
@@ -22,23 +29,24 @@ pub(crate) struct Outbox {
     /// Queues past the early-flush mark, to write as soon as the current
     /// handler call or command returns.
     urgent: Vec<usize>,
-    /// By key: whether that connection is on `streams` or `responses`.
-    marked: Vec<bool>,
     /// Write-queue buffers the connections lend each other.
     pub spare: SpareBuffers,
 }
 
 impl Outbox {
-    /// Puts connection `key` (of `generation`) on the list for its kind,
-    /// unless it is on one already.
-    pub(crate) fn mark(&mut self, key: usize, generation: u64, streaming: bool) {
-        if self.marked.len() <= key {
-            self.marked.resize(key + 1, false);
-        }
-        if self.marked[key] {
+    /// Puts connection `key` (of `generation`, marked by `mark`) on the
+    /// list for its kind, unless it is on one already.
+    pub(crate) fn mark(
+        &mut self,
+        mark: &mut OutboxMark,
+        key: usize,
+        generation: u64,
+        streaming: bool,
+    ) {
+        if mark.0 {
             return;
         }
-        self.marked[key] = true;
+        mark.0 = true;
         if streaming {
             self.streams.push_back((key, generation));
         } else {
@@ -46,9 +54,9 @@ impl Outbox {
         }
     }
 
-    /// Whether `key` is on a list.
-    pub(crate) fn is_marked(&self, key: usize) -> bool {
-        self.marked.get(key).copied().unwrap_or(false)
+    /// Whether the connection of `mark` is on a list.
+    pub(crate) fn is_marked(&self, mark: &OutboxMark) -> bool {
+        mark.0
     }
 
     /// Whether streams wait for their write.
@@ -56,34 +64,21 @@ impl Outbox {
         !self.streams.is_empty()
     }
 
-    /// The next connection with a plain answer to write; `is_current`
-    /// says whether an entry is still its connection.
-    pub(crate) fn next_response(&mut self, is_current: impl Fn(Entry) -> bool) -> Option<usize> {
-        while let Some(entry) = self.responses.pop() {
-            if let Some(key) = self.take(entry, &is_current) {
-                return Some(key);
-            }
-        }
-        None
+    /// The next entry of a plain answer to write. The caller checks that
+    /// it is still its connection's and then calls [`taken`](Outbox::taken).
+    pub(crate) fn pop_response(&mut self) -> Option<Entry> {
+        self.responses.pop()
     }
 
-    /// The next stream with output to write, oldest first.
-    pub(crate) fn next_stream(&mut self, is_current: impl Fn(Entry) -> bool) -> Option<usize> {
-        while let Some(entry) = self.streams.pop_front() {
-            if let Some(key) = self.take(entry, &is_current) {
-                return Some(key);
-            }
-        }
-        None
+    /// The next entry of a stream with output to write, oldest first; as
+    /// [`pop_response`](Outbox::pop_response).
+    pub(crate) fn pop_stream(&mut self) -> Option<Entry> {
+        self.streams.pop_front()
     }
 
-    /// An entry off a list: its key, unmarked, if it is still current.
-    fn take(&mut self, entry: Entry, is_current: impl Fn(Entry) -> bool) -> Option<usize> {
-        if !is_current(entry) {
-            return None;
-        }
-        self.marked[entry.0] = false;
-        Some(entry.0)
+    /// The connection of `mark` was taken off its list to be written.
+    pub(crate) fn taken(&self, mark: &mut OutboxMark) {
+        mark.0 = false;
     }
 
     /// Writes `key` before anything else happens.
@@ -97,14 +92,6 @@ impl Outbox {
     pub(crate) fn next_urgent(&mut self) -> Option<usize> {
         self.urgent.pop()
     }
-
-    /// The connection at `key` is gone: the next one there starts unmarked
-    /// (its entries, of an older generation, are skipped).
-    pub(crate) fn forget(&mut self, key: usize) {
-        if let Some(marked) = self.marked.get_mut(key) {
-            *marked = false;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -114,29 +101,22 @@ mod tests {
     #[test]
     fn a_connection_is_listed_once_and_answers_go_first() {
         let mut out = Outbox::default();
-        let all = |_: Entry| true;
-        out.mark(3, 1, true);
-        out.mark(3, 1, true);
-        out.mark(5, 1, true);
-        out.mark(7, 1, false);
-        assert!(out.is_marked(3) && out.has_streams());
-        assert_eq!(out.next_response(all), Some(7));
-        assert_eq!(out.next_response(all), None);
-        assert_eq!(out.next_stream(all), Some(3), "oldest first");
-        assert!(!out.is_marked(3));
-        assert_eq!(out.next_stream(all), Some(5));
-        assert_eq!(out.next_stream(all), None);
-    }
-
-    #[test]
-    fn an_entry_of_a_removed_connection_is_skipped() {
-        let mut out = Outbox::default();
-        out.mark(2, 1, true);
-        out.forget(2);
-        out.mark(2, 2, true); // the slot's next connection
-        let generation_2 = |(_, g): Entry| g == 2;
-        assert_eq!(out.next_stream(generation_2), Some(2));
-        assert_eq!(out.next_stream(generation_2), None);
+        let (mut three, mut five, mut seven) = Default::default();
+        out.mark(&mut three, 3, 1, true);
+        out.mark(&mut three, 3, 1, true);
+        out.mark(&mut five, 5, 1, true);
+        out.mark(&mut seven, 7, 1, false);
+        assert!(out.is_marked(&three) && out.has_streams());
+        assert_eq!(out.pop_response(), Some((7, 1)));
+        assert_eq!(out.pop_response(), None);
+        assert_eq!(out.pop_stream(), Some((3, 1)), "oldest first, once");
+        out.taken(&mut three);
+        assert!(!out.is_marked(&three));
+        assert_eq!(out.pop_stream(), Some((5, 1)));
+        assert_eq!(out.pop_stream(), None);
+        // Taken off, it can be listed again.
+        out.mark(&mut three, 3, 1, true);
+        assert_eq!(out.pop_stream(), Some((3, 1)));
     }
 
     #[test]
