@@ -174,46 +174,15 @@ fn churn_of_20000_abrupt_disconnects_leaves_no_trace() {
             .iter()
             .all(|m| m.received.windows(11).any(|w| w == b"event: seid"))
     };
-    // Warm up once so one-time growth (slab, index tables, allocator arenas)
-    // is in the baseline, then measure it.
-    let mut warm = Crowd::new();
-    warm.connect(hub.addr, BATCH, request);
-    assert!(warm.run_until(DEADLINE, ready));
-    drop(warm);
-    // One kept-alive connection asks for the metrics, so it is in both the
-    // baseline and the final count.
-    let mut watcher = hub.connect();
-    let mut settled = || {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            watcher.get("/metrics");
-            let text = String::from_utf8(watcher.read_response().1).unwrap();
-            if text.contains("\nsseloop_connections 1\n") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "connections never went back down"
-            );
-        }
-    };
-    settled();
-    let fds_before = fd_count(pid);
-    let rss_before = status_kib(pid, "VmRSS");
-
-    let (mut good, _) = hub.subscribe("/events");
-    let mut publisher = hub.connect();
-    let mut health = hub.connect();
-    let mut events = 0;
-    let mut worst_health = Duration::ZERO;
-    for batch in 0..BATCHES {
+    // One batch: BATCH subscribers, a broadcast while they are connected
+    // (so some leave mid-frame), then each one gone abruptly.
+    let churn = |publisher: &mut util::Client, batch: usize| {
         let mut crowd = Crowd::new();
         crowd.connect(hub.addr, BATCH, request);
         assert!(
             crowd.run_until(DEADLINE, ready),
             "batch {batch} did not subscribe"
         );
-        // Broadcast while they are connected, so some leave mid-frame.
         let body = "x".repeat(2000);
         publisher.send(
             format!(
@@ -223,7 +192,6 @@ fn churn_of_20000_abrupt_disconnects_leaves_no_trace() {
             .as_bytes(),
         );
         assert_eq!(publisher.read_response().0.status, 200);
-        events += 1;
         for (i, member) in crowd.members.iter_mut().enumerate() {
             let Some(stream) = member.stream.take() else {
                 continue;
@@ -240,10 +208,61 @@ fn churn_of_20000_abrupt_disconnects_leaves_no_trace() {
             }
             drop(stream);
         }
+    };
+    // One kept-alive connection asks for the metrics; `settled(n)` waits
+    // (a read with a deadline each time) until the hub holds `n`
+    // connections, so each batch is gone before the next comes, and the
+    // connections at once (what the slab and the loop's lists grow to) are
+    // one batch's, however slow the machine.
+    let mut watcher = hub.connect();
+    let mut settled = |n: usize| {
+        let deadline = Instant::now() + DEADLINE;
+        let want = format!("\nsseloop_connections {n}\n");
+        loop {
+            watcher.get("/metrics");
+            let text = String::from_utf8(watcher.read_response().1).unwrap();
+            if text.contains(&want) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "connections never went back down to {n}"
+            );
+        }
+    };
+    // Warm up with two whole batches, so one-time growth (slab, index
+    // tables, a batch's queues) is in the baseline; then 20 more must add
+    // nothing to it. A leak grows with the connections; a high-water mark
+    // does not.
+    let mut warm_publisher = hub.connect();
+    for batch in 0..2 {
+        churn(&mut warm_publisher, batch);
+        settled(2);
+    }
+    drop(warm_publisher);
+    settled(1);
+    let fds_before = fd_count(pid);
+
+    let (mut good, _) = hub.subscribe("/events");
+    let mut publisher = hub.connect();
+    let mut health = hub.connect();
+    settled(4);
+    // RSS at the start, after the first half of the batches, and at the end.
+    let mut rss = vec![status_kib(pid, "VmRSS")];
+    let mut events = 0;
+    let mut worst_health = Duration::ZERO;
+    for batch in 0..BATCHES {
+        churn(&mut publisher, batch);
+        events += 1;
         let started = Instant::now();
         health.get("/health");
         assert_eq!(health.read_response().0.status, 200, "/health during churn");
         worst_health = worst_health.max(started.elapsed());
+        // The watcher, the good subscriber, the publisher and /health.
+        settled(4);
+        if batch + 1 == BATCHES / 2 || batch + 1 == BATCHES {
+            rss.push(status_kib(pid, "VmRSS"));
+        }
     }
     for _ in 0..events {
         assert_eq!(
@@ -253,12 +272,11 @@ fn churn_of_20000_abrupt_disconnects_leaves_no_trace() {
         );
     }
     drop((good, publisher, health));
-    settled();
+    settled(1);
     let fds_after = fd_count(pid);
-    let rss_after = status_kib(pid, "VmRSS");
     eprintln!(
-        "churn: {} connections dropped; fds {fds_before} → {fds_after}; RSS {rss_before} → {rss_after} KiB; slowest /health {worst_health:?}",
-        BATCH * BATCHES
+        "churn: {} connections dropped; fds {fds_before} → {fds_after}; RSS {} → {} → {} KiB; slowest /health {worst_health:?}",
+        BATCH * BATCHES, rss[0], rss[1], rss[2]
     );
     assert_eq!(fds_after, fds_before, "file descriptors leaked");
     // A loop stalled by the churn would take seconds; a busy machine, some
@@ -267,9 +285,16 @@ fn churn_of_20000_abrupt_disconnects_leaves_no_trace() {
         worst_health < Duration::from_secs(1),
         "/health took {worst_health:?} during the churn"
     );
+    // A leak grows with the connections, so it shows in both halves (10 000
+    // connections each): 100 B a connection is about 1 MiB a half. The
+    // allocator sometimes keeps a freed region of its arena resident under
+    // load (a one-off step of about 4 MiB, seen at the base commit too), so
+    // one half may step; both may not.
+    let halves = [rss[1].saturating_sub(rss[0]), rss[2].saturating_sub(rss[1])];
+    let limit = 512 + rss[0] / 40;
     assert!(
-        rss_after <= rss_before + rss_before / 10 + 512,
-        "RSS grew: {rss_before} → {rss_after} KiB"
+        halves.iter().min().is_some_and(|&grew| grew <= limit),
+        "RSS grew in both halves of the churn: {rss:?} KiB (limit {limit} KiB a half)"
     );
 }
 
