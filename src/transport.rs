@@ -5,9 +5,9 @@
 //! Both kinds answer the same three things the loop asks: read what the
 //! client sent (plaintext), write a connection's queue, and end the write
 //! side. On the plain path the queue goes to the socket in one `write` or
-//! `writev`, as before. On the TLS path the queue's bytes are encrypted by
-//! the session (one record per write pass, up to TLS's 16 KiB a record)
-//! and the records go to the socket; what the socket refused stays in the
+//! `writev`. On the TLS path the queue's bytes are copied into one write
+//! into the session, which encrypts them as one record (up to 16 KiB a
+//! record), and the records go to the socket; what the socket refused stays in the
 //! session, is reported as [`Flushed::held`], and counts against the
 //! client's queue cap like the queue itself, so a slow TLS client cannot
 //! hide its backlog in its session.
