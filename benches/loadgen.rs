@@ -229,8 +229,6 @@ fn tls_session() -> Option<Box<rustls::ClientConnection>> {
 struct Link {
     tcp: TcpStream,
     tls: Option<Box<rustls::ClientConnection>>,
-    /// The socket said EOF.
-    eof: bool,
 }
 
 impl Link {
@@ -271,17 +269,11 @@ impl Read for Link {
             match tls.reader().read(buf) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The socket's EOF (rustls remembers it) without close_notify.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
-            if self.eof {
-                return Ok(0);
-            }
-            match tls.read_tls(&mut self.tcp) {
-                Ok(0) => self.eof = true,
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
+            tls.read_tls(&mut self.tcp)?;
             tls.process_new_packets().map_err(io::Error::other)?;
             self.send_tls()?;
         }
@@ -331,7 +323,6 @@ fn connect(poll: &Poll, addr: SocketAddr, index: usize, sources: u8) -> io::Resu
     let mut stream = Link {
         tcp: TcpStream::from_std(socket.into()),
         tls: tls_session(),
-        eof: false,
     };
     poll.registry().register(
         &mut stream,

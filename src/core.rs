@@ -508,8 +508,7 @@ impl Core {
     /// Takes an ended stream off the seid and topic indexes (it can no
     /// longer be addressed) and notes it for `on_close`.
     fn forget_stream(&mut self, stream: Stream, reason: CloseReason) {
-        let seid = stream.seid.clone();
-        self.directory.forget(stream);
+        let seid = self.directory.forget(stream);
         self.stats.streams_closed += 1;
         match reason {
             CloseReason::Idle => self.stats.evicted_idle += 1,

@@ -8,7 +8,7 @@
 use crate::timer::{TimerKey, TimerWheel};
 
 /// Milliseconds per timer-wheel tick.
-pub(crate) const TICK_MS: u64 = 10;
+const TICK_MS: u64 = 10;
 
 /// A connection's timer, if one is set: the wheel's key and the deadline
 /// (ms). Opaque to everything but [`Deadlines`].

@@ -3,6 +3,8 @@
 //! and joins topics, and removed together, from the [`Stream`] its
 //! connection hands back when it ends.
 
+use std::rc::Rc;
+
 use crate::conn::Stream;
 use crate::seid::SeidIndex;
 use crate::topic::{Membership, Topics};
@@ -15,13 +17,14 @@ pub(crate) struct Directory {
 }
 
 impl Directory {
-    /// Takes an ended stream off both indexes: its seid is free, and no
-    /// topic holds it.
-    pub(crate) fn forget(&mut self, stream: Stream) {
+    /// Takes an ended stream off both indexes: its seid (answered) is
+    /// free, and no topic holds it.
+    pub(crate) fn forget(&mut self, stream: Stream) -> Rc<str> {
         self.seids.release(&stream.seid);
         for membership in stream.topics {
             self.topics.leave(membership);
         }
+        stream.seid
     }
 
     /// Subscribes connection `key` (of `generation`) to `topic`, unless one

@@ -171,11 +171,7 @@ mod tls {
             let mut session =
                 ServerConnection::new(self.config.clone()).map_err(io::Error::other)?;
             session.set_buffer_limit(Some(HELD_LIMIT));
-            Ok(TlsStream {
-                socket,
-                session,
-                eof: false,
-            })
+            Ok(TlsStream { socket, session })
         }
     }
 
@@ -183,8 +179,6 @@ mod tls {
     pub(crate) struct TlsStream {
         pub(super) socket: TcpStream,
         pub(super) session: ServerConnection,
-        /// The socket said EOF: no more records will come.
-        eof: bool,
     }
 
     impl TlsStream {
@@ -198,16 +192,13 @@ mod tls {
                     Ok(n) => return Ok(Got::Bytes { n, more: true }),
                     // Not an error: no plaintext is decrypted yet.
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    // The client closed TCP without close_notify: as EOF
-                    // (a request cut short is never complete anyway).
+                    // The socket said EOF (rustls remembers it) without a
+                    // close_notify: as EOF (a request cut short is never
+                    // complete anyway).
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Got::Eof),
                     Err(e) => return Err(e),
                 }
-                if self.eof {
-                    return Ok(Got::Eof);
-                }
                 match self.session.read_tls(&mut self.socket) {
-                    Ok(0) => self.eof = true,
                     Ok(_) => {}
                     // Not an error: the socket has nothing more for now.
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Got::Nothing),

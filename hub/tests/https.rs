@@ -10,7 +10,8 @@ mod util;
 use std::path::PathBuf;
 
 use hub_process::HubProcess;
-use util::tls::{peer_common_name, TestCa};
+use rustls::pki_types::CertificateDer;
+use util::tls::TestCa;
 use util::{EventStream, DEADLINE};
 
 /// A directory of this test's own under the target's tmp dir.
@@ -26,15 +27,16 @@ fn start_https(ca: &TestCa, flags: &[String]) -> HubProcess {
     HubProcess::start(&args).with_tls(ca.client_config(&[]))
 }
 
-/// The common name of the certificate a new HTTPS connection is shown
-/// (by a client of its own: one that resumed an earlier session would be
-/// shown no certificate, and report the earlier one's).
-fn served_name(hub: &HubProcess, ca: &TestCa) -> String {
+/// The certificate a new HTTPS connection is shown (by a client of its
+/// own: one that resumed an earlier session would be shown no certificate,
+/// and report the earlier one's).
+fn served(hub: &HubProcess, ca: &TestCa) -> CertificateDer<'static> {
     let mut client = util::Client::connect_tls(hub.addr, ca.client_config(&[]), "localhost");
     client.send(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
     let (head, _) = client.read_response();
     assert_eq!(head.status, 200);
-    peer_common_name(client.tls.as_ref().unwrap())
+    let tls = client.tls.as_ref().unwrap();
+    tls.peer_certificates().expect("a handshake done")[0].clone()
 }
 
 fn sighup(hub: &HubProcess) {
@@ -95,25 +97,26 @@ fn a_stream_over_https_is_replayed_from_its_last_event_id() {
 fn a_certificate_reload_keeps_open_streams_and_serves_the_new_one() {
     let ca = TestCa::new();
     let dir = scratch("reload");
-    let flags = ca.leaf("first").write_flags(&dir);
+    let (first, second) = (ca.leaf("first"), ca.leaf("second"));
+    let flags = first.write_flags(&dir);
     let hub = start_https(&ca, &flags);
-    assert_eq!(served_name(&hub, &ca), "first");
+    assert_eq!(served(&hub, &ca), first.cert);
     let (mut open, _) = hub.subscribe("/events?topic=t");
 
     // A broken pair (another certificate's key) is refused, and the
     // certificate served until now stays.
     let other = ca.leaf("other");
-    std::fs::write(dir.join("cert.pem"), ca.leaf("second").cert_pem).unwrap();
+    std::fs::write(dir.join("cert.pem"), &second.cert_pem).unwrap();
     std::fs::write(dir.join("key.pem"), &other.key_pem).unwrap();
     sighup(&hub);
     let line = hub.stderr_line_with("not reloaded");
     assert!(line.contains("is not the key of the certificate"), "{line}");
-    assert_eq!(served_name(&hub, &ca), "first");
+    assert_eq!(served(&hub, &ca), first.cert);
 
-    ca.leaf("second").write_flags(&dir);
+    second.write_flags(&dir);
     sighup(&hub);
     hub.stderr_line_with("TLS certificate reloaded");
-    assert_eq!(served_name(&hub, &ca), "second");
+    assert_eq!(served(&hub, &ca), second.cert);
     // The stream opened before both reloads goes on.
     hub.publish("?topic=t", "after the reload");
     assert_eq!(open.next().data, "after the reload");

@@ -60,28 +60,10 @@ impl KeyServer {
     /// The server over TLS, with a certificate for `localhost` made here
     /// and signed by a CA made here; answers it and the CA's PEM.
     fn start_tls(keys: &[Value]) -> (Self, String) {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap();
+        let ca = util::tls::TestCa::new();
+        let config = ca.leaf("key server").server_config();
         let server = Self::start_with(keys, Duration::ZERO, Some(Arc::new(config)));
-        (server, ca.pem())
+        (server, ca.pem)
     }
 
     fn start_with(

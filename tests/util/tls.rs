@@ -106,18 +106,3 @@ impl TestCa {
         Arc::new(config)
     }
 }
-
-/// The common name of the certificate a TLS client was shown.
-pub fn peer_common_name(tls: &rustls::ClientConnection) -> String {
-    let cert = &tls.peer_certificates().expect("a handshake done")[0];
-    // The CN's value sits in the DER as a UTF8String after its OID
-    // (2.5.4.3); the test's names are short ASCII, so finding it is enough.
-    let der = cert.as_ref();
-    let oid = [0x55, 0x04, 0x03];
-    let at = der
-        .windows(3)
-        .rposition(|w| w == oid)
-        .expect("a common name");
-    let len = der[at + 4] as usize;
-    String::from_utf8_lossy(&der[at + 5..at + 5 + len]).into_owned()
-}
